@@ -1,0 +1,32 @@
+# Everything runs inside .venv/ in the repo root, created from pyproject.toml.
+PY := .venv/bin/python
+export HF_HUB_OFFLINE := 1
+export HF_DATASETS_OFFLINE := 1
+export TOKENIZERS_PARALLELISM := false
+
+.PHONY: setup demo test lint bench clean
+
+.venv/.installed: pyproject.toml
+	python3 -m venv .venv
+	$(PY) -m pip install --quiet --upgrade pip
+	# The local CPU wheel first, so the torch range in pyproject pulls nothing more.
+	$(PY) -m pip install --quiet torch==2.13.0
+	$(PY) -m pip install --quiet -e ".[dev]"
+	touch $@
+
+setup: .venv/.installed
+
+demo: setup
+	.venv/bin/svit demo --output out/svit
+
+test: setup
+	$(PY) -m pytest -q
+
+lint: setup
+	.venv/bin/ruff check . && .venv/bin/ruff format --check .
+
+bench: setup
+	$(PY) bench/build.py
+
+clean:
+	rm -rf out .pytest_cache

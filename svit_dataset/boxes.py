@@ -1,0 +1,127 @@
+"""The one home of box arithmetic.
+
+Convention (DESIGN.md): a box is `[x1, y1, x2, y2]`, floats in [0, 1], normalized to the ORIGINAL
+image, top-left and bottom-right corners, written with 3 decimals in canonical output.
+
+LLaVA-1.5 pads every image to a square of side max(w, h), centred (`expand2square`), so a model
+trained on LLaVA-1.5 data sees boxes in that padded frame. Only this module converts between the
+two frames; the processor and the LLaVA-1.5 export both call it.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+
+Box = tuple[float, float, float, float]
+
+_NUMBER = r"-?\d+(?:\.\d*)?(?:[eE][-+]?\d+)?"
+# Tolerant box literal: what data and models really write (spaces optional, signs, exponents).
+BOX_PATTERN = re.compile(rf"\[\s*({_NUMBER})\s*,\s*({_NUMBER})\s*,\s*({_NUMBER})\s*,\s*({_NUMBER})\s*\]")
+# Upstream's tools/expand_to_square.py regex, verbatim in meaning: unsigned, exactly ", " between.
+UPSTREAM_BOX_PATTERN = re.compile(r"\[[0-9.]+, [0-9.]+, [0-9.]+, [0-9.]+\]")
+
+
+def format_box(box: Sequence[float], decimals: int = 3) -> str:
+    """Canonical text of a box: `[0.125, 0.300, 0.450, 0.812]`."""
+    return "[" + ", ".join(f"{v:.{decimals}f}" for v in box) + "]"
+
+
+def parse_box(text: str) -> Box:
+    """Parse one box literal; raises ValueError when `text` is not one."""
+    match = BOX_PATTERN.fullmatch(text.strip())
+    if match is None:
+        raise ValueError(f"not a box literal: {text!r}; expected '[x1, y1, x2, y2]'")
+    return tuple(float(v) for v in match.groups())  # type: ignore[return-value]
+
+
+def find_boxes(text: str) -> list[Box]:
+    """Every box literal in `text`, in order."""
+    return [tuple(float(v) for v in m.groups()) for m in BOX_PATTERN.finditer(text)]  # type: ignore[misc]
+
+
+def is_valid_box(box: Sequence[float]) -> bool:
+    """Inside [0, 1] with ordered corners (a zero-width box is allowed: it happens at 3 decimals)."""
+    x1, y1, x2, y2 = box
+    return 0.0 <= x1 <= x2 <= 1.0 and 0.0 <= y1 <= y2 <= 1.0
+
+
+def clamp_box(box: Sequence[float]) -> Box:
+    """Clamp to [0, 1] and order the corners."""
+    x1, y1, x2, y2 = (min(1.0, max(0.0, float(v))) for v in box)
+    return (min(x1, x2), min(y1, y2), max(x1, x2), max(y1, y2))
+
+
+def to_pixels(box: Sequence[float], width: int, height: int) -> Box:
+    """Normalized box to pixel coordinates of a `width` x `height` image (floats, unrounded)."""
+    x1, y1, x2, y2 = box
+    return (x1 * width, y1 * height, x2 * width, y2 * height)
+
+
+def from_pixels(box: Sequence[float], width: int, height: int) -> Box:
+    """Pixel box to normalized coordinates of a `width` x `height` image."""
+    x1, y1, x2, y2 = box
+    return (x1 / width, y1 / height, x2 / width, y2 / height)
+
+
+def xywh_to_xyxy(x: float, y: float, w: float, h: float) -> Box:
+    """Visual Genome / COCO `x, y, w, h` to corners."""
+    return (x, y, x + w, y + h)
+
+
+def square_padding(width: int, height: int) -> tuple[int, int, int]:
+    """(side, left, top) of LLaVA-1.5's centred padded square; integer offsets as in `expand2square`."""
+    side = max(width, height)
+    return side, (side - width) // 2, (side - height) // 2
+
+
+def to_padded_square(box: Sequence[float], width: int, height: int) -> Box:
+    """Original-image box to LLaVA-1.5's padded-square frame (exact floats, no rounding)."""
+    side, left, top = square_padding(width, height)
+    x1, y1, x2, y2 = to_pixels(box, width, height)
+    return ((x1 + left) / side, (y1 + top) / side, (x2 + left) / side, (y2 + top) / side)
+
+
+def from_padded_square(box: Sequence[float], width: int, height: int) -> Box:
+    """Padded-square box back to the original-image frame: the inverse of `to_padded_square`."""
+    side, left, top = square_padding(width, height)
+    x1, y1, x2, y2 = (v * side for v in box)
+    return from_pixels((x1 - left, y1 - top, x2 - left, y2 - top), width, height)
+
+
+def upstream_expand_to_square(box: Sequence[float], width: int, height: int) -> list[float]:
+    """Upstream's conversion of one box, bit for bit: pixels by Python `round`, integer offset, 3 decimals.
+
+    Rounding to whole pixels first is upstream's choice; keeping it makes our LLaVA-1.5 export equal
+    to the released SVIT-mix-665K.
+    """
+    x1, y1, x2, y2 = (
+        round(box[0] * width),
+        round(box[1] * height),
+        round(box[2] * width),
+        round(box[3] * height),
+    )
+    if width > height:
+        shift = (width - height) // 2
+        y1, y2 = y1 + shift, y2 + shift
+    elif height > width:
+        shift = (height - width) // 2
+        x1, x2 = x1 + shift, x2 + shift
+    side = max(width, height)
+    return [round(v / side, 3) for v in (x1, y1, x2, y2)]
+
+
+def upstream_expand_to_square_text(text: str, width: int, height: int) -> str:
+    """Rewrite every upstream-style box in `text` into the padded frame, written as Python's `str(list)`.
+
+    Boxes upstream's regex does not match are left unchanged, as upstream does.
+    """
+
+    def convert(match: re.Match[str]) -> str:
+        try:
+            box = [float(v) for v in match.group(0)[1:-1].split(", ")]
+        except ValueError:  # e.g. "[1.2.3, ...]": upstream's regex admits it, float() does not
+            return match.group(0)
+        return str(upstream_expand_to_square(box, width, height))
+
+    return UPSTREAM_BOX_PATTERN.sub(convert, text)

@@ -1,0 +1,197 @@
+"""The SVIT dataset builder: released files (or generated ones in the same format) to canonical samples.
+
+One `BuilderConfig` per subset; splits `train` and `test` (held-out images). The Hub-layout export
+(`svit_dataset.hub_layout`) runs this builder with `file_format="parquet"` and ships the shards, so
+`load_dataset("svit", name)` needs no loading script.
+
+    builder = SvitBuilder(config_name="referring_qa", data_dir="release/", dataset_name="svit")
+    builder.download_and_prepare(out_dir, file_format="parquet")
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import logging
+from collections import defaultdict
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import datasets
+import orjson
+
+from svit_dataset.quality import (
+    DUPLICATE_SAMPLE,
+    MALFORMED_RECORD,
+    MISSING_IMAGE,
+    SPEAKER_ROLES,
+    QualityReport,
+    check_turns,
+)
+from svit_dataset.release import MalformedTally, ReleaseConversation, iter_conversations, release_file
+from svit_dataset.schema import SAMPLE_FEATURES, TASKS, sample_id
+from svit_dataset.vg import ImageIndex, in_seeded_test_split, read_test_ids
+
+logger = logging.getLogger(__name__)
+
+TRAIN, TEST = "train", "test"
+SPLITS = (TRAIN, TEST)
+
+# Subsets of the released data: config name -> tasks it holds. Names are final (Hub configs).
+SUBSETS: dict[str, tuple[str, ...]] = {task: (task,) for task in TASKS} | {"full": TASKS}
+DEFAULT_CONFIG = "full"
+
+_CITATION = """@article{zhao2023svit,
+  title={SVIT: Scaling up Visual Instruction Tuning},
+  author={Zhao, Bo and Wu, Boya and He, Muyang and Huang, Tiejun},
+  journal={arXiv preprint arXiv:2307.04087},
+  year={2023}
+}"""
+
+
+@dataclasses.dataclass
+class SvitConfig(datasets.BuilderConfig):
+    """Where the inputs are and how to split them; `tasks` is what the subset holds."""
+
+    tasks: tuple[str, ...] = TASKS
+    images_dir: str | None = None  # folder with VG_100K/ and VG_100K_2/: image bytes are embedded
+    image_data: str | None = None  # VG image_data.json: sizes (and folders) without the images
+    test_ids: str | None = None  # held-out image ids, one a line; else a seeded share of images
+    test_fraction: float = 0.1
+    split_seed: int = 0
+    max_bad_fraction: float = 0.001  # share of malformed records per file that fails the build
+
+
+def _content_digest(image_id: int, messages: list[dict]) -> bytes:
+    return hashlib.blake2b(orjson.dumps([image_id, messages]), digest_size=16).digest()
+
+
+class SvitBuilder(datasets.GeneratorBasedBuilder):
+    """Canonical SVIT samples (svit_dataset.schema) from files in the released format."""
+
+    BUILDER_CONFIG_CLASS = SvitConfig
+    BUILDER_CONFIGS = [SvitConfig(name=name, tasks=tasks) for name, tasks in SUBSETS.items()]
+    DEFAULT_CONFIG_NAME = DEFAULT_CONFIG
+    DEFAULT_WRITER_BATCH_SIZE = 1000
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("dataset_name", "svit")
+        super().__init__(*args, **kwargs)
+        # (task, split) -> report; filled while generating, read by the export after prepare.
+        self.reports: dict[tuple[str, str], QualityReport] = defaultdict(QualityReport)
+
+    def _info(self) -> datasets.DatasetInfo:
+        return datasets.DatasetInfo(
+            description="SVIT: 4.2M visual instruction samples over Visual Genome images, in four tasks.",
+            features=SAMPLE_FEATURES,
+            homepage="https://huggingface.co/datasets/BAAI/SVIT",
+            license="cc-by-4.0",
+            citation=_CITATION,
+        )
+
+    def _split_generators(self, dl_manager):
+        if not self.config.data_dir:
+            raise datasets.exceptions.DatasetGenerationError(
+                "SvitBuilder needs data_dir: the folder holding the released <task>.json files"
+            )
+        files = {task: str(release_file(self.config.data_dir, task)) for task in self.config.tasks}
+        return [
+            datasets.SplitGenerator(name=split, gen_kwargs={"files": files, "split": split})
+            for split in SPLITS
+        ]
+
+    def _in_split(self, split: str):
+        """image_id -> bool for `split`."""
+        if self.config.test_ids:
+            held_out = read_test_ids(self.config.test_ids)
+            is_test = held_out.__contains__
+        else:
+            cache: dict[int, bool] = {}
+
+            def is_test(image_id: int) -> bool:
+                if image_id not in cache:
+                    cache[image_id] = in_seeded_test_split(
+                        image_id, self.config.split_seed, self.config.test_fraction
+                    )
+                return cache[image_id]
+
+        return is_test if split == TEST else (lambda image_id: not is_test(image_id))
+
+    def _generate_examples(self, files: dict[str, str], split: str):
+        images = ImageIndex(self.config.images_dir, self.config.image_data)
+        for row in iter_samples(
+            files,
+            images,
+            self._in_split(split),
+            self.reports,
+            split,
+            self.config.max_bad_fraction,
+            embed_images=True,
+        ):
+            yield row["id"], row
+
+
+def iter_samples(
+    files: dict[str, str | Path],
+    images: ImageIndex,
+    wanted_image: Callable[[int], bool] | None,
+    reports: dict[tuple[str, str], QualityReport],
+    split: str,
+    max_bad_fraction: float,
+    embed_images: bool,
+) -> Iterator[dict]:
+    """Canonical samples from released-format files (task -> path), through the quality gates.
+
+    Drops are counted in `reports[(task, split)]`. A record without a usable image id belongs to no
+    split, so it is counted once, in `train` (or whatever `split` is when `wanted_image` is None).
+    """
+    for task, path in files.items():
+        path = Path(path)
+        report = reports[(task, split)]
+        tally = MalformedTally(path, max_bad_fraction)
+        seen: set[bytes] = set()
+        next_index: dict[int, int] = defaultdict(int)
+        for item in iter_conversations(path, tally, wanted_image=wanted_image):
+            if not isinstance(item, ReleaseConversation):
+                if split == TRAIN or wanted_image is None:
+                    report.drop(MALFORMED_RECORD, f"{path.name} record {item[0]}: {item[1]}")
+                continue
+            row = _to_sample(item, task, images, report, seen, next_index, embed_images)
+            if row is not None:
+                report.kept += 1
+                yield row
+        logger.info("%s/%s: kept %d, dropped %s", task, split, report.kept, dict(report.dropped))
+
+
+def _to_sample(conv, task, images: ImageIndex, report, seen, next_index, embed_images) -> dict | None:
+    reason = check_turns(conv.turns)
+    if reason:
+        report.drop(reason, f"{conv.where} (image {conv.image_id})")
+        return None
+    messages = [{"role": SPEAKER_ROLES[speaker], "content": text.strip()} for speaker, text in conv.turns]
+    digest = _content_digest(conv.image_id, messages)
+    if digest in seen:
+        report.drop(DUPLICATE_SAMPLE, f"{conv.where} (image {conv.image_id})")
+        return None
+    info = images.info(conv.image_id)
+    if info is None:
+        report.drop(MISSING_IMAGE, f"{conv.where} (image {conv.image_id})")
+        return None
+    seen.add(digest)
+    # Numbered per image and task; a repeated record of the same image continues the numbering.
+    index = next_index[conv.image_id]
+    next_index[conv.image_id] += 1
+    embedded = (
+        [{"bytes": images.read_bytes(info), "path": info.path}] if embed_images and images.images_dir else []
+    )
+    return {
+        "id": sample_id(conv.image_id, task, index),
+        "image_id": conv.image_id,
+        "task": task,
+        "messages": messages,
+        "images": embedded,
+        "image_path": info.path,
+        "width": info.width,
+        "height": info.height,
+        "topic": conv.topic,
+    }

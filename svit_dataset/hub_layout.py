@@ -1,0 +1,246 @@
+"""Write (and push) a Hub dataset repo: Parquet shards per config and split, plus README.md.
+
+    OUT/
+      README.md                      YAML `configs:` + `dataset_info:` + card (hub_cards)
+      build_report.json              what was kept and dropped, by reason
+      data/<task>/<split>-00000-of-00001.parquet
+
+The `full` config points at the four task folders instead of copying them. The build happens in a
+hidden sibling folder and is renamed into place at the end, so an interrupted build never leaves a
+folder that loads; shards stay `*.parquet.partial` until the build is complete.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import time
+from pathlib import Path
+
+from datasets import DatasetInfo
+
+from hub_cards.dataset_card import ConfigEntry, render_dataset_card
+from svit_dataset.builder import DEFAULT_CONFIG, SPLITS, SUBSETS, SvitBuilder
+from svit_dataset.errors import SvitInputError
+from svit_dataset.quality import format_report_table
+from svit_dataset.schema import SAMPLE_FEATURES
+
+logger = logging.getLogger(__name__)
+
+REPORT_FILE = "build_report.json"
+_PARTIAL = ".partial"
+
+
+def resolve_configs(names: list[str] | str | None) -> list[str]:
+    """Validated config names, in registry order; None or "all" means every subset."""
+    if names is None or names == "all":
+        return list(SUBSETS)
+    if isinstance(names, str):
+        names = [n.strip() for n in names.split(",") if n.strip()]
+    unknown = [n for n in names if n not in SUBSETS]
+    if unknown:
+        raise SvitInputError(
+            f"--configs: unknown config(s) {', '.join(unknown)}; known: {', '.join(SUBSETS)}"
+        )
+    return [n for n in SUBSETS if n in names]
+
+
+def build_hub_dataset(
+    input_dir: str | Path,
+    output_dir: str | Path,
+    configs: list[str] | str | None = None,
+    *,
+    images_dir: str | Path | None = None,
+    image_data: str | Path | None = None,
+    test_ids: str | Path | None = None,
+    test_fraction: float = 0.1,
+    split_seed: int = 0,
+    max_bad_fraction: float = 0.001,
+    max_shard_size: str | int = "500MB",
+    overwrite: bool = False,
+) -> dict:
+    """Build the requested configs from released-format files into a Hub-layout folder; returns the report."""
+    names = resolve_configs(configs)
+    output_dir = Path(output_dir).absolute()
+    if output_dir.exists() and not overwrite:
+        raise SvitInputError(f"--output {output_dir}: already exists; pass --overwrite to replace it")
+    output_dir.parent.mkdir(parents=True, exist_ok=True)
+    _remove_stale_staging(output_dir)
+    staging = output_dir.parent / f".{output_dir.name}.building-{os.getpid()}"
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir()
+
+    inputs = {
+        "input": str(input_dir),
+        "images": str(images_dir) if images_dir else None,
+        "image_data": str(image_data) if image_data else None,
+        "test_ids": str(test_ids) if test_ids else None,
+        "test_fraction": None if test_ids else test_fraction,
+        "split_seed": None if test_ids else split_seed,
+    }
+    started = time.time()
+    try:
+        tasks = [t for t in SUBSETS["full"] if any(t in SUBSETS[n] for n in names)]
+        entries: dict[str, ConfigEntry] = {}
+        quality: dict[str, dict] = {}
+        for task in tasks:
+            builder = SvitBuilder(
+                config_name=task,
+                data_dir=str(input_dir),
+                cache_dir=str(staging / "_cache"),
+                images_dir=str(images_dir) if images_dir else None,
+                image_data=str(image_data) if image_data else None,
+                test_ids=str(test_ids) if test_ids else None,
+                test_fraction=test_fraction,
+                split_seed=split_seed,
+                max_bad_fraction=max_bad_fraction,
+            )
+            entries[task] = _prepare_config(builder, staging, max_shard_size)
+            quality[task] = {split: builder.reports[(task, split)].to_dict() for split in SPLITS}
+        if "full" in names:
+            entries["full"] = _union_entry("full", [entries[t] for t in SUBSETS["full"]])
+        listed = [entries[n] for n in names]
+        for entry in listed:
+            entry.description = _describe(entry.name)
+        default = DEFAULT_CONFIG if DEFAULT_CONFIG in names else names[0]
+
+        report = {
+            "inputs": inputs,
+            "configs": {e.name: e.num_examples for e in listed},
+            "quality": quality,
+            "seconds": round(time.time() - started, 2),
+        }
+        quality_rows = [
+            (task, split, rep) for task, by_split in quality.items() for split, rep in by_split.items()
+        ]
+        card = render_dataset_card(
+            listed,
+            default,
+            DatasetInfo(features=SAMPLE_FEATURES)._to_yaml_dict()["features"],
+            quality_rows,
+            source=f"released-format files in `{Path(input_dir).name}/`",
+        )
+        _finalize(staging, card, report)
+        _swap_into_place(staging, output_dir)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    logger.info("built %s in %.1fs", output_dir, report["seconds"])
+    return report
+
+
+def _prepare_config(builder: SvitBuilder, staging: Path, max_shard_size) -> ConfigEntry:
+    """Run the builder to Parquet and move its shards to data/<config>/<split>-i-of-n.parquet.partial."""
+    name = builder.config.name
+    prepared = staging / "_prepare" / name
+    builder.download_and_prepare(str(prepared), file_format="parquet", max_shard_size=max_shard_size)
+    target = staging / "data" / name
+    target.mkdir(parents=True)
+    entry = ConfigEntry(name, {}, {}, {})
+    for split in SPLITS:
+        shards = sorted(prepared.glob(f"{builder.dataset_name}-{split}-*.parquet")) or sorted(
+            prepared.glob(f"{builder.dataset_name}-{split}.parquet")
+        )
+        for i, shard in enumerate(shards):
+            shard.rename(target / f"{split}-{i:05d}-of-{len(shards):05d}.parquet{_PARTIAL}")
+        info = builder.info.splits[split]
+        entry.data_files[split] = [f"data/{name}/{split}-*.parquet"]
+        entry.num_examples[split] = info.num_examples
+        entry.num_bytes[split] = sum(p.stat().st_size for p in target.glob(f"{split}-*"))
+    shutil.rmtree(prepared)
+    return entry
+
+
+def _union_entry(name: str, parts: list[ConfigEntry]) -> ConfigEntry:
+    """A config made of other configs' shards (no copy)."""
+    entry = ConfigEntry(name, {}, {}, {})
+    for split in SPLITS:
+        entry.data_files[split] = [p for part in parts for p in part.data_files[split]]
+        entry.num_examples[split] = sum(part.num_examples[split] for part in parts)
+        entry.num_bytes[split] = sum(part.num_bytes[split] for part in parts)
+    return entry
+
+
+def _describe(name: str) -> str:
+    tasks = SUBSETS[name]
+    return "all four tasks" if len(tasks) > 1 else f"the {tasks[0].replace('_', ' ')} task"
+
+
+def _finalize(staging: Path, card: str, report: dict) -> None:
+    """Complete the staging folder: shards get their real names, then the report and the card last."""
+    shutil.rmtree(staging / "_cache", ignore_errors=True)
+    shutil.rmtree(staging / "_prepare", ignore_errors=True)
+    for partial in staging.glob(f"data/*/*{_PARTIAL}"):
+        partial.rename(partial.with_name(partial.name[: -len(_PARTIAL)]))
+    (staging / REPORT_FILE).write_text(json.dumps(report, indent=2) + "\n")
+    (staging / "README.md").write_text(card)
+
+
+def _swap_into_place(staging: Path, output_dir: Path) -> None:
+    """Rename the finished build to `output_dir`, replacing an older build only once this one is whole."""
+    old = None
+    if output_dir.exists():
+        old = output_dir.parent / f".{output_dir.name}.old-{os.getpid()}"
+        output_dir.rename(old)
+    staging.rename(output_dir)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def _remove_stale_staging(output_dir: Path) -> None:
+    """Remove staging folders of builds whose process is gone (killed midway)."""
+    for path in output_dir.parent.glob(f".{output_dir.name}.building-*"):
+        pid = path.name.rsplit("-", 1)[-1]
+        if pid.isdigit() and not _alive(int(pid)):
+            logger.info("removing %s left by an interrupted build", path)
+            shutil.rmtree(path, ignore_errors=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def read_report(output_dir: str | Path) -> dict:
+    return json.loads((Path(output_dir) / REPORT_FILE).read_text())
+
+
+def report_table(report: dict) -> str:
+    rows = [
+        (task, split, rep) for task, by_split in report["quality"].items() for split, rep in by_split.items()
+    ]
+    return format_report_table(rows)
+
+
+def push_hub_dataset(
+    folder: str | Path,
+    repo_id: str,
+    *,
+    private: bool = False,
+    token: str | None = None,
+    endpoint: str | None = None,
+    commit_message: str = "Upload SVIT dataset built with svit",
+) -> str:
+    """Upload a built folder as a Hub dataset repo; the token comes from the argument, HF_TOKEN or the login."""
+    from huggingface_hub import HfApi
+
+    folder = Path(folder)
+    if not (folder / "README.md").is_file():
+        raise SvitInputError(f"{folder}: no README.md; pass a folder written by `svit build`")
+    api = HfApi(endpoint=endpoint, token=token)
+    api.create_repo(repo_id, repo_type="dataset", private=private, exist_ok=True)
+    info = api.upload_folder(
+        repo_id=repo_id,
+        repo_type="dataset",
+        folder_path=str(folder),
+        commit_message=commit_message,
+        allow_patterns=["README.md", REPORT_FILE, "data/**"],
+    )
+    return str(getattr(info, "commit_url", info))

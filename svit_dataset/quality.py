@@ -1,0 +1,119 @@
+"""Quality gates: why a released conversation is not turned into a sample, and the build report.
+
+Each gate is a small pure check returning a reason code. Every drop is counted in a `QualityReport`
+with a few examples, so nothing is lost silently.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from collections import Counter
+from collections.abc import Iterable, Sequence
+
+from svit_dataset.boxes import find_boxes, is_valid_box
+from svit_dataset.grounding import tags_balanced
+from svit_dataset.schema import ASSISTANT, USER
+
+# Reason codes, in the order the gates run. A conversation is dropped for the first that fires.
+MALFORMED_RECORD = "malformed_record"
+UNKNOWN_SPEAKER = "unknown_speaker"
+EMPTY_TURN = "empty_turn"
+UNPAIRED_TURNS = "unpaired_turns"
+FAILED_GENERATION = "failed_generation"
+UNBALANCED_GROUNDING_TAGS = "unbalanced_grounding_tags"
+BAD_BOX = "bad_box"
+DUPLICATE_SAMPLE = "duplicate_sample"
+MISSING_IMAGE = "missing_image"
+
+REASONS: tuple[str, ...] = (
+    MALFORMED_RECORD,
+    UNKNOWN_SPEAKER,
+    EMPTY_TURN,
+    UNPAIRED_TURNS,
+    FAILED_GENERATION,
+    UNBALANCED_GROUNDING_TAGS,
+    BAD_BOX,
+    DUPLICATE_SAMPLE,
+    MISSING_IMAGE,
+)
+
+# Upstream speakers are user/gpt; LLaVA's human/gpt and chat-style user/assistant mean the same.
+SPEAKER_ROLES = {"user": USER, "human": USER, "gpt": ASSISTANT, "assistant": ASSISTANT}
+
+# Failed generations answer the prompt instead of the task (upstream issue #5: "It seems like your
+# message is empty..."). Matched on content, so failures beyond upstream's list of ids are caught too.
+FAILED_GENERATION_PATTERN = re.compile(
+    r"your message (?:is|was|seems) empty"
+    r"|you (?:haven't|have not|didn't|did not) (?:provide|include|share)"
+    r"|please provide (?:the |some |more )?(?:captions?|objects?|regions?|information|details|image|description)"
+    r"|as an ai (?:language )?model"
+    r"|i'?m sorry,? but (?:i|there)",
+    re.IGNORECASE,
+)
+
+
+def check_turns(turns: Sequence[tuple[str, str]]) -> str | None:
+    """Reason code for a conversation of (speaker, text) turns, or None when it passes.
+
+    `speaker` is the raw label from the file; text has already been type-checked.
+    """
+    if any(speaker not in SPEAKER_ROLES for speaker, _ in turns):
+        return UNKNOWN_SPEAKER
+    if any(not text.strip() for _, text in turns):
+        return EMPTY_TURN
+    roles = [SPEAKER_ROLES[speaker] for speaker, _ in turns]
+    if (
+        not roles
+        or len(roles) % 2
+        or any(r != (USER if i % 2 == 0 else ASSISTANT) for i, r in enumerate(roles))
+    ):
+        return UNPAIRED_TURNS
+    answers = [text for role, (_, text) in zip(roles, turns, strict=True) if role == ASSISTANT]
+    if any(FAILED_GENERATION_PATTERN.search(a) for a in answers):
+        return FAILED_GENERATION
+    texts = [text for _, text in turns]
+    if not all(tags_balanced(t) for t in texts):
+        return UNBALANCED_GROUNDING_TAGS
+    if not all(is_valid_box(b) for t in texts for b in find_boxes(t)):
+        return BAD_BOX
+    return None
+
+
+@dataclasses.dataclass
+class QualityReport:
+    """Counts of kept and dropped samples for one (config, split), with a few examples per reason."""
+
+    kept: int = 0
+    dropped: Counter = dataclasses.field(default_factory=Counter)
+    examples: dict[str, list[str]] = dataclasses.field(default_factory=dict)
+    max_examples: int = 5
+
+    def drop(self, reason: str, where: str) -> None:
+        self.dropped[reason] += 1
+        shown = self.examples.setdefault(reason, [])
+        if len(shown) < self.max_examples:
+            shown.append(where)
+
+    @property
+    def seen(self) -> int:
+        return self.kept + sum(self.dropped.values())
+
+    def to_dict(self) -> dict:
+        return {
+            "seen": self.seen,
+            "kept": self.kept,
+            "dropped": dict(sorted(self.dropped.items())),
+            "examples": {k: v for k, v in sorted(self.examples.items())},
+        }
+
+
+def format_report_table(reports: Iterable[tuple[str, str, dict]]) -> str:
+    """A plain-text table of (config, split, report dict) rows for the console."""
+    rows = [("config", "split", "seen", "kept", "dropped (reason: n)")]
+    for config, split, rep in reports:
+        dropped = ", ".join(f"{k}: {v}" for k, v in rep["dropped"].items()) or "-"
+        rows.append((config, split, str(rep["seen"]), str(rep["kept"]), dropped))
+    widths = [max(len(r[i]) for r in rows) for i in range(4)]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(r[:4], widths, strict=True)) + "  " + r[4] for r in rows]
+    return "\n".join(lines)
