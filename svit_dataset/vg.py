@@ -103,3 +103,18 @@ def in_seeded_test_split(image_id: int, seed: int, fraction: float) -> bool:
     """
     digest = hashlib.blake2b(f"{seed}:{image_id}".encode(), digest_size=8).digest()
     return int.from_bytes(digest, "big") < fraction * 2**64
+
+
+def attach_images(dataset, images_dir: str | Path):
+    """Fill `images` from `image_path` under `images_dir`, lazily (datasets decodes on access).
+
+    For builds made without `--images`: the Parquet stays small and images are read at training time.
+    """
+    root = Path(images_dir)
+    if not root.is_dir():
+        raise SvitInputError(f"attach_images: {root} is not a folder; pass the folder holding VG_100K/")
+
+    def with_image(row: dict) -> dict:
+        return {"images": [{"path": str(root / row["image_path"]), "bytes": None}]}
+
+    return dataset.map(with_image, features=dataset.features)
