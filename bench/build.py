@@ -39,7 +39,9 @@ def stream_parse(paths: list[Path]) -> int:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--scale", type=float, default=1.0, help="share of the paper's 108,077 images")
     parser.add_argument("--corpus", default=None, help="corpus folder (written if missing)")
     parser.add_argument("--out", default="bench/out")
@@ -52,7 +54,11 @@ def main() -> None:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     corpus = Path(args.corpus or out / f"corpus-{args.scale:g}")
-    results: dict = {"scale": args.scale, "ijson_backend": ijson.backend, "start_rss_mb": round(current_rss_mb(), 1)}
+    results: dict = {
+        "scale": args.scale,
+        "ijson_backend": ijson.backend,
+        "start_rss_mb": round(current_rss_mb(), 1),
+    }
     if not all((corpus / f"{t}.json").is_file() for t in TASKS):
         with measure(results, "write_corpus"):
             results["corpus"] = write_corpus(CorpusSpec(scale=args.scale), corpus)
@@ -63,10 +69,14 @@ def main() -> None:
         results["records"] = stream_parse(paths)
     target = out / "hub" / "svit"
     with measure(results, "svit_build"):
-        report = build_hub_dataset(corpus, target, "all", image_data=corpus / "image_data.json", overwrite=True)
+        report = build_hub_dataset(
+            corpus, target, "all", image_data=corpus / "image_data.json", overwrite=True
+        )
     results["rows"] = report["configs"]
     results["output_mb"] = round(sum(p.stat().st_size for p in target.rglob("*.parquet")) / 2**20, 1)
-    results["build_over_parse"] = round(results["svit_build"]["seconds"] / results["stream_parse"]["seconds"], 2)
+    results["build_over_parse"] = round(
+        results["svit_build"]["seconds"] / results["stream_parse"]["seconds"], 2
+    )
     shutil.rmtree(out / "hub")
 
     (out / "build.json").write_text(json.dumps(results, indent=2) + "\n")

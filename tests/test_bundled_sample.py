@@ -59,7 +59,9 @@ def test_stock_sft_trainer_trains_on_a_loaded_config(hub_folder, monkeypatch, tm
 def test_build_without_images_then_attach_them(tmp_path):
     from svit_dataset.vg import attach_images
 
-    build_hub_dataset(bundled.RELEASE_DIR, tmp_path / "svit", ["detail_description"], image_data=bundled.IMAGE_DATA)
+    build_hub_dataset(
+        bundled.RELEASE_DIR, tmp_path / "svit", ["detail_description"], image_data=bundled.IMAGE_DATA
+    )
     dataset = datasets.load_dataset(str(tmp_path / "svit"), "detail_description", split="train")
     assert dataset[0]["images"] == [] and dataset[0]["width"] > 0
     with_images = attach_images(dataset, bundled.IMAGES_DIR)

@@ -11,7 +11,9 @@ from tests.release_factory import conversation, qa, record, write_release
 
 
 def write_image_data(path, sizes):
-    path.write_text(json.dumps([{"image_id": i, "width": w, "height": h, "url": ""} for i, (w, h) in sizes.items()]))
+    path.write_text(
+        json.dumps([{"image_id": i, "width": w, "height": h, "url": ""} for i, (w, h) in sizes.items()])
+    )
     return path
 
 
@@ -19,21 +21,31 @@ def test_export_record_form_and_boxes(tmp_path):
     referring = record(
         7,
         conversation(
-            qa("Where are the <st>men<ed> [0.1, 0.2, 0.3, 0.4], [0.5, 0.5, 0.6, 0.7]?", "At <st>left<ed> [0.0, 0.0, 1.0, 1.0]."),
+            qa(
+                "Where are the <st>men<ed> [0.1, 0.2, 0.3, 0.4], [0.5, 0.5, 0.6, 0.7]?",
+                "At <st>left<ed> [0.0, 0.0, 1.0, 1.0].",
+            ),
             qa("And the <st>dog<ed> [0.25, 0.5, 0.75, 1.0]?", "Next to them."),
         ),
     )
     plain = record(8, conversation(qa("What is this?", "A red ball.")))
-    write_release(tmp_path / "rel", {"referring_qa": [referring], "conversation": [plain]}, fill_missing=False)
+    write_release(
+        tmp_path / "rel", {"referring_qa": [referring], "conversation": [plain]}, fill_missing=False
+    )
     sizes = write_image_data(tmp_path / "image_data.json", {7: (640, 480), 8: (100, 137)})
     out = tmp_path / "llava.json"
-    result = export_llava(tmp_path / "rel", out, image_data=sizes, tasks=["conversation", "referring_qa"], seed=3)
+    result = export_llava(
+        tmp_path / "rel", out, image_data=sizes, tasks=["conversation", "referring_qa"], seed=3
+    )
     data = json.loads(out.read_text())
     assert result["written"] == 2
     assert data[0] == {
         "id": "8-conversation-0",
         "image": "VG_100K/8.jpg",
-        "conversations": [{"from": "human", "value": "<image>\nWhat is this?"}, {"from": "gpt", "value": "A red ball."}],
+        "conversations": [
+            {"from": "human", "value": "<image>\nWhat is this?"},
+            {"from": "gpt", "value": "A red ball."},
+        ],
     }
     turns = data[1]["conversations"]
     assert [t["from"] for t in turns] == ["human", "gpt", "human", "gpt"]
@@ -50,10 +62,20 @@ def test_export_record_form_and_boxes(tmp_path):
 
 def test_suffixes_are_seeded():
     sample = {
-        "id": "1-referring_qa-0", "image_path": "VG_100K/1.jpg", "task": "referring_qa", "width": 10, "height": 10,
-        "messages": [{"role": "user", "content": f"Q{i}?"} if i % 2 == 0 else {"role": "assistant", "content": "A."} for i in range(40)],
+        "id": "1-referring_qa-0",
+        "image_path": "VG_100K/1.jpg",
+        "task": "referring_qa",
+        "width": 10,
+        "height": 10,
+        "messages": [
+            {"role": "user", "content": f"Q{i}?"} if i % 2 == 0 else {"role": "assistant", "content": "A."}
+            for i in range(40)
+        ],
     }
-    picks = lambda seed: [t["value"] for t in to_llava_record(sample, random.Random(seed))["conversations"][::2]]  # noqa: E731
+
+    def picks(seed):
+        return [t["value"] for t in to_llava_record(sample, random.Random(seed))["conversations"][::2]]
+
     assert picks(1) == picks(1)
     assert picks(1) != picks(2)
     assert len({p.split("? ", 1)[1] for p in picks(1)}) == 3  # all three suffixes are used
@@ -71,6 +93,8 @@ def test_export_counts_images_without_size_and_excludes_test_ids(tmp_path):
     sizes = write_image_data(tmp_path / "image_data.json", {1: (10, 20), 2: (30, 30)})
     test_ids = tmp_path / "test.txt"
     test_ids.write_text("2\n")
-    result = export_llava(tmp_path / "rel", tmp_path / "x.json", image_data=sizes, tasks=["conversation"], exclude_ids=test_ids)
+    result = export_llava(
+        tmp_path / "rel", tmp_path / "x.json", image_data=sizes, tasks=["conversation"], exclude_ids=test_ids
+    )
     assert [r["id"] for r in json.loads((tmp_path / "x.json").read_text())] == ["1-conversation-0"]
     assert result["quality"]["conversation"]["dropped"] == {"missing_image": 1}

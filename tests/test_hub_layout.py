@@ -18,7 +18,10 @@ from tests.release_factory import conversation, qa, record, write_release
 
 def crafted_release(folder, images=40):
     records = [
-        record(i, conversation(qa(f"What is in picture {i}?", f"A <st>ball<ed> [0.1, 0.2, 0.3, 0.4] number {i}.")))
+        record(
+            i,
+            conversation(qa(f"What is in picture {i}?", f"A <st>ball<ed> [0.1, 0.2, 0.3, 0.4] number {i}.")),
+        )
         for i in range(1, images + 1)
     ]
     return write_release(folder, {task: records for task in SUBSETS["full"]})
@@ -48,8 +51,12 @@ def test_every_config_loads_by_name_from_parent_and_by_path(tmp_path, monkeypatc
 
 def test_seeded_split_without_a_list_is_stable_and_about_ten_percent(tmp_path):
     crafted_release(tmp_path / "rel", images=400)
-    first = build_hub_dataset(tmp_path / "rel", tmp_path / "a", ["conversation", "referring_qa"], split_seed=5)
-    again = build_hub_dataset(tmp_path / "rel", tmp_path / "b", ["conversation", "referring_qa"], split_seed=5)
+    first = build_hub_dataset(
+        tmp_path / "rel", tmp_path / "a", ["conversation", "referring_qa"], split_seed=5
+    )
+    again = build_hub_dataset(
+        tmp_path / "rel", tmp_path / "b", ["conversation", "referring_qa"], split_seed=5
+    )
     build_hub_dataset(tmp_path / "rel", tmp_path / "c", ["conversation"], split_seed=6)
     assert first["configs"] == again["configs"]
     assert 20 <= first["configs"]["conversation"]["test"] <= 60
@@ -68,21 +75,37 @@ def test_existing_output_needs_overwrite_and_unknown_configs_are_named(tmp_path)
     with pytest.raises(SvitInputError, match="unknown config\\(s\\) core_15k; known: conversation"):
         build_hub_dataset(tmp_path / "rel", tmp_path / "svit", "core_15k", overwrite=True)
     report = build_hub_dataset(tmp_path / "rel", tmp_path / "svit", ["detail_description"], overwrite=True)
-    assert list(read_report(tmp_path / "svit")["configs"]) == list(report["configs"]) == ["detail_description"]
+    assert (
+        list(read_report(tmp_path / "svit")["configs"]) == list(report["configs"]) == ["detail_description"]
+    )
     assert sum(report["configs"]["detail_description"].values()) == 3
 
 
 def test_killed_build_leaves_nothing_loadable_and_a_rerun_succeeds(tmp_path):
     # Large enough that the build is still running when it is killed.
-    records = [record(i, *[conversation(qa(f"Question {k} about {i}?", "An answer " * 20)) for k in range(3)]) for i in range(5000)]
+    records = [
+        record(i, *[conversation(qa(f"Question {k} about {i}?", "An answer " * 20)) for k in range(3)])
+        for i in range(5000)
+    ]
     write_release(tmp_path / "rel", {task: records for task in SUBSETS["full"]})
     out = tmp_path / "hub" / "svit"
-    cmd = [sys.executable, "-m", "svit_cli.main", "build", "--input", str(tmp_path / "rel"), "--output", str(out)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "svit_cli.main",
+        "build",
+        "--input",
+        str(tmp_path / "rel"),
+        "--output",
+        str(out),
+    ]
     env = os.environ | {"HF_HUB_OFFLINE": "1", "HF_DATASETS_CACHE": str(tmp_path / "cache")}
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 60
     # Kill once shards of the second task are being written: well into the build.
-    while time.time() < deadline and not list((tmp_path / "hub").glob(".svit.building-*/data/complex_reasoning")):
+    while time.time() < deadline and not list(
+        (tmp_path / "hub").glob(".svit.building-*/data/complex_reasoning")
+    ):
         if proc.poll() is not None:
             pytest.fail("the build finished before it could be killed; make the input larger")
         time.sleep(0.05)
@@ -96,5 +119,8 @@ def test_killed_build_leaves_nothing_loadable_and_a_rerun_succeeds(tmp_path):
             datasets.load_dataset(str(leftover), "conversation")
     assert subprocess.run(cmd, env=env, capture_output=True).returncode == 0
     assert [p.name for p in (tmp_path / "hub").iterdir()] == ["svit"]  # the stale staging folder is gone
-    assert json.loads((out / "build_report.json").read_text())["configs"]["full"]["train"] > 50000 * 5000 // 20000
+    assert (
+        json.loads((out / "build_report.json").read_text())["configs"]["full"]["train"]
+        > 50000 * 5000 // 20000
+    )
     assert datasets.load_dataset(str(out), "conversation", split="test").num_rows > 1000
