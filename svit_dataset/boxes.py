@@ -125,3 +125,17 @@ def upstream_expand_to_square_text(text: str, width: int, height: int) -> str:
         return str(upstream_expand_to_square(box, width, height))
 
     return UPSTREAM_BOX_PATTERN.sub(convert, text)
+
+
+def normalize_xywh(x: float, y: float, w: float, h: float, width: int, height: int) -> Box:
+    """A Visual Genome / COCO pixel box (`x, y, w, h`) as a normalized `[x1, y1, x2, y2]`, clamped to the image."""
+    return clamp_box(from_pixels(xywh_to_xyxy(x, y, w, h), width, height))
+
+
+def iou(a: Sequence[float], b: Sequence[float]) -> float:
+    """Intersection over union of two `[x1, y1, x2, y2]` boxes in the same frame (0 when both are empty)."""
+    ix = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
+    iy = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+    inter = ix * iy
+    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
+    return inter / union if union > 0 else 0.0

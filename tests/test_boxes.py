@@ -74,3 +74,15 @@ def test_parse_format_find_and_validity():
     assert not is_valid_box((0.7, 0.1, 0.2, 0.5))  # x2 < x1
     assert not is_valid_box((0.1, 0.1, 1.2, 0.5))  # outside [0, 1]
     assert not is_valid_box((-0.1, 0.1, 0.2, 0.5))
+
+
+def test_iou_and_vg_normalization():
+    from svit_dataset.boxes import iou, normalize_xywh
+
+    assert iou((0, 0, 1, 1), (0, 0, 1, 1)) == 1.0
+    assert iou((0, 0, 0.5, 1), (0.5, 0, 1, 1)) == 0.0
+    assert iou((0, 0, 0.5, 0.5), (0.25, 0.25, 0.75, 0.75)) == pytest.approx(0.0625 / 0.4375)
+    assert iou((0.2, 0.2, 0.2, 0.2), (0.2, 0.2, 0.2, 0.2)) == 0.0
+    # VG pixel x, y, w, h on a 200 x 100 image; a box spilling past the edge is clamped
+    assert normalize_xywh(20, 10, 50, 40, 200, 100) == (0.1, 0.1, 0.35, 0.5)
+    assert normalize_xywh(180, 90, 50, 40, 200, 100) == (0.9, 0.9, 1.0, 1.0)
