@@ -1,64 +1,21 @@
-"""The `svit` command. Each subcommand parses its arguments and calls one library function."""
+"""The `svit` command. Each subcommand parses its arguments and calls one library function.
+
+Command groups live in their own modules, each with `register(subparsers)`.
+"""
 
 from __future__ import annotations
 
 import argparse
-import json
+import importlib
 import logging
 import sys
 
 from svit_dataset.errors import SvitError
 
-
-def _build(args) -> None:
-    from svit_dataset.hub_layout import build_hub_dataset, push_hub_dataset, report_table
-
-    report = build_hub_dataset(
-        args.input,
-        args.output,
-        args.configs,
-        images_dir=args.images,
-        image_data=args.image_data,
-        test_ids=args.test_ids,
-        test_fraction=args.test_fraction,
-        split_seed=args.split_seed,
-        max_bad_fraction=args.max_bad_fraction,
-        max_shard_size=args.max_shard_size,
-        overwrite=args.overwrite,
-    )
-    print(report_table(report))
-    print(json.dumps(report["configs"], indent=1))
-    if args.push_to_hub:
-        print(push_hub_dataset(args.output, args.push_to_hub, private=args.private))
-
-
-def _push(args) -> None:
-    from svit_dataset.hub_layout import push_hub_dataset
-
-    print(push_hub_dataset(args.folder, args.repo_id, private=args.private))
-
-
-def _export_llava(args) -> None:
-    from svit_dataset.export_llava import export_llava
-
-    result = export_llava(
-        args.input,
-        args.output,
-        images_dir=args.images,
-        image_data=args.image_data,
-        tasks=args.tasks.split(","),
-        exclude_ids=args.exclude_ids,
-        seed=args.seed,
-        image_prefix=args.image_prefix,
-        max_bad_fraction=args.max_bad_fraction,
-    )
-    print(json.dumps(result, indent=1))
-
-
-def _demo(args) -> None:
-    from svit_dataset.demo import run_data_demo
-
-    run_data_demo(args.output)
+# One module per command group; each adds its subcommands with `register(subparsers)`.
+COMMAND_MODULES = [
+    "svit_cli.data",
+]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -67,61 +24,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = parser.add_subparsers(dest="command", required=True)
-
-    build = sub.add_parser(
-        "build", help="released-format files -> Hub dataset folder (Parquet + README configs)"
-    )
-    build.add_argument("--input", required=True, help="folder with <task>.json in the released SVIT format")
-    build.add_argument(
-        "--output", required=True, help="output folder (name it `svit` to load_dataset('svit', ...))"
-    )
-    build.add_argument("--configs", default="all", help="comma-separated config names, or 'all'")
-    build.add_argument(
-        "--images", help="Visual Genome folder holding VG_100K/ and VG_100K_2/: embeds image bytes"
-    )
-    build.add_argument("--image-data", help="Visual Genome image_data.json: image sizes without the images")
-    build.add_argument(
-        "--test-ids", help="held-out image ids, one a line (default: a seeded share of images)"
-    )
-    build.add_argument("--test-fraction", type=float, default=0.1)
-    build.add_argument("--split-seed", type=int, default=0)
-    build.add_argument(
-        "--max-bad-fraction", type=float, default=0.001, help="malformed records per file that fail it"
-    )
-    build.add_argument("--max-shard-size", default="500MB")
-    build.add_argument("--overwrite", action="store_true", help="replace --output if it exists")
-    build.add_argument("--push-to-hub", metavar="ORG/NAME", help="upload the result as a Hub dataset repo")
-    build.add_argument("--private", action="store_true")
-    build.set_defaults(func=_build)
-
-    push = sub.add_parser(
-        "push", help="upload a built folder to the Hub (token: HF_TOKEN or `hf auth login`)"
-    )
-    push.add_argument("folder")
-    push.add_argument("repo_id", metavar="ORG/NAME")
-    push.add_argument("--private", action="store_true")
-    push.set_defaults(func=_push)
-
-    export = sub.add_parser("export", help="export to other training formats")
-    export_sub = export.add_subparsers(dest="format", required=True)
-    llava = export_sub.add_parser("llava", help="LLaVA-1.5 training JSON (upstream's format/llava-v1.5)")
-    llava.add_argument("--input", required=True, help="folder with <task>.json in the released SVIT format")
-    llava.add_argument("--output", required=True, help="output .json file")
-    llava.add_argument("--images", help="Visual Genome folder (image sizes are read from the files)")
-    llava.add_argument("--image-data", help="Visual Genome image_data.json (image sizes)")
-    llava.add_argument(
-        "--tasks",
-        default=",".join(("conversation", "complex_reasoning", "referring_qa", "detail_description")),
-    )
-    llava.add_argument("--exclude-ids", help="image ids to leave out (e.g. the held-out test list)")
-    llava.add_argument("--image-prefix", default="", help="prefix of the `image` paths, e.g. 'vg/'")
-    llava.add_argument("--seed", type=int, default=0, help="seed of the referring-question suffixes")
-    llava.add_argument("--max-bad-fraction", type=float, default=0.001)
-    llava.set_defaults(func=_export_llava)
-
-    demo = sub.add_parser("demo", help="the main job on the bundled sample")
-    demo.add_argument("--output", default="out/svit")
-    demo.set_defaults(func=_demo)
+    for name in COMMAND_MODULES:
+        importlib.import_module(name).register(sub)
     return parser
 
 

@@ -16,6 +16,7 @@ logger = logging.getLogger(__name__)
 def run_data_demo(output_dir: str | Path, print_fn=print) -> dict:
     """Build the bundled sample into `output_dir` (a Hub-layout folder) and load every config from it."""
     output_dir = Path(output_dir)
+    datasets.disable_progress_bars()  # a few dozen rows: the summary below says more than the bars
     report = build_hub_dataset(
         bundled.RELEASE_DIR,
         output_dir,
