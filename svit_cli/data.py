@@ -24,13 +24,13 @@ def _build(args) -> None:
     print(report_table(report))
     print(json.dumps(report["configs"], indent=1))
     if args.push_to_hub:
-        print(push_hub_dataset(args.output, args.push_to_hub, private=args.private))
+        print(push_hub_dataset(args.output, args.push_to_hub, private=args.private or None))
 
 
 def _push(args) -> None:
     from svit_dataset.hub_layout import push_hub_dataset
 
-    print(push_hub_dataset(args.folder, args.repo_id, private=args.private))
+    print(push_hub_dataset(args.folder, args.repo_id, private=args.private or None))
 
 
 def _export_llava(args) -> None:

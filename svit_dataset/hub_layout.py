@@ -223,12 +223,15 @@ def push_hub_dataset(
     folder: str | Path,
     repo_id: str,
     *,
-    private: bool = False,
+    private: bool | None = None,
     token: str | None = None,
     endpoint: str | None = None,
     commit_message: str = "Upload SVIT dataset built with svit",
 ) -> str:
-    """Upload a built folder as a Hub dataset repo; the token comes from the argument, HF_TOKEN or the login."""
+    """Upload a built folder as a Hub dataset repo; the token comes from the argument, HF_TOKEN or the login.
+
+    `private=None` keeps the Hub's default visibility (an organisation may default to private).
+    """
     from huggingface_hub import HfApi
 
     folder = Path(folder)

@@ -73,9 +73,9 @@ class Repo:
 
 
 class HubError(Exception):
-    def __init__(self, status: int, message: str, code: str | None = None):
+    def __init__(self, status: int, message: str, code: str | None = None, **extra):
         super().__init__(message)
-        self.status, self.message, self.code = status, message, code
+        self.status, self.message, self.code, self.extra = status, message, code, extra
 
 
 def git_blob_oid(data: bytes) -> str:
@@ -112,7 +112,9 @@ class FakeHub:
         return folder
 
     # ------------------------------------------------------------------ request dispatch
-    def handle(self, method: str, path: str, query: dict, headers: dict, body: bytes) -> tuple[int, dict, bytes]:
+    def handle(
+        self, method: str, path: str, query: dict, headers: dict, body: bytes
+    ) -> tuple[int, dict, bytes]:
         with self._lock:
             self.requests.append(RecordedRequest(method, path, query, headers, body))
         try:
@@ -123,7 +125,11 @@ class FakeHub:
             extra = {"X-Error-Message": e.message}
             if e.code:
                 extra["X-Error-Code"] = e.code
-            return e.status, {"Content-Type": "application/json", **extra}, json.dumps({"error": e.message}).encode()
+            return (
+                e.status,
+                {"Content-Type": "application/json", **extra},
+                json.dumps({"error": e.message, **e.extra}).encode(),
+            )
 
     def _route(self, method, path, query, headers, body):
         if method == "POST" and path == "/api/repos/create":
@@ -132,10 +138,14 @@ class FakeHub:
             return self._validate_yaml(_json(body))
         if method == "PUT" and (m := re.fullmatch(r"/_fake_lfs/([0-9a-f]{64})", path)):
             return self._lfs_put(m[1], body)
-        if method == "POST" and (m := re.fullmatch(r"/(?:(datasets|spaces)/)?([^/]+/[^/]+)\.git/info/lfs/objects/batch", path)):
+        if method == "POST" and (
+            m := re.fullmatch(r"/(?:(datasets|spaces)/)?([^/]+/[^/]+)\.git/info/lfs/objects/batch", path)
+        ):
             repo = self._get_repo(REPO_TYPES[m[1] or "models"], m[2], headers, write=True)
             return self._lfs_batch(repo, _json(body))
-        m = re.fullmatch(r"/api/(models|datasets|spaces)/([^/]+/[^/]+)(?:/(preupload|commit|revision)/(.+))?", path)
+        m = re.fullmatch(
+            r"/api/(models|datasets|spaces)/([^/]+/[^/]+)(?:/(preupload|commit|revision)/(.+))?", path
+        )
         if m:
             repo_type, repo_id, action, revision = REPO_TYPES[m[1]], m[2], m[3], m[4] or "main"
             if revision != "main":
@@ -163,7 +173,9 @@ class FakeHub:
 
     def _get_repo(self, repo_type: str, repo_id: str, headers: dict, *, write: bool) -> Repo:
         repo = self.repos.get((repo_type, repo_id))
-        authed = self._bearer(headers) is not None and (self.token is None or self._bearer(headers) == self.token)
+        authed = self._bearer(headers) is not None and (
+            self.token is None or self._bearer(headers) == self.token
+        )
         if repo is None or (repo.private and not authed):
             raise HubError(404, f"Repository Not Found for url: {repo_type}s/{repo_id}", "RepoNotFound")
         if write:
@@ -181,7 +193,8 @@ class FakeHub:
             raise HubError(400, f"bad create payload: {payload}")
         key = (repo_type, f"{org}/{name}")
         if key in self.repos:
-            raise HubError(409, f"You already created this {repo_type} repo")
+            # huggingface_hub reads "url" from this answer too when exist_ok=True
+            raise HubError(409, f"You already created this {repo_type} repo", url=self._url(self.repos[key]))
         repo = self.repos[key] = Repo(key[1], repo_type, private=payload.get("visibility") == "private")
         return 200, {"url": self._url(repo), "name": key[1], "id": key[1]}
 

@@ -1,0 +1,103 @@
+"""`push_hub_dataset` talks to a real-protocol Hub: the loopback fake in tests/fake_hub.py."""
+
+import json
+
+import datasets
+import pytest
+from huggingface_hub.errors import HfHubHTTPError
+
+from svit_dataset import bundled
+from svit_dataset.errors import SvitInputError
+from svit_dataset.hub_layout import REPORT_FILE, build_hub_dataset, push_hub_dataset
+from tests.fake_hub import fake_hub
+
+TOKEN = "hf_test_" + "x" * 30
+REPO = "my-org/svit"
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory):
+    """A one-config Hub folder from the bundled sample, plus a stray file that must not be pushed."""
+    folder = tmp_path_factory.mktemp("built") / "svit"
+    report = build_hub_dataset(bundled.RELEASE_DIR, folder, ["referring_qa"], image_data=bundled.IMAGE_DATA)
+    (folder / "notes.txt").write_text("not part of the dataset\n")
+    local = {p.relative_to(folder).as_posix(): p.read_bytes() for p in folder.rglob("*") if p.is_file()}
+    expected = {k: v for k, v in local.items() if k in ("README.md", REPORT_FILE) or k.startswith("data/")}
+    assert any(k.endswith(".parquet") for k in expected)
+    return folder, report, expected
+
+
+def test_push_creates_a_dataset_repo_with_every_file(built, tmp_path):
+    folder, report, expected = built
+    with fake_hub() as hub:
+        url = push_hub_dataset(folder, REPO, token=TOKEN, endpoint=hub.endpoint)
+
+    repo = hub.repo(REPO)
+    assert list(hub.repos) == [("dataset", REPO)] and not repo.private
+    create = next(r for r in hub.requests if r.path == "/api/repos/create")
+    assert json.loads(create.body) == {
+        "name": "svit",
+        "organization": "my-org",
+        "type": "dataset",
+        "visibility": "public",
+    }
+
+    files = hub.files(REPO)
+    assert set(files) == set(expected)  # README.md, build_report.json, data/**; not notes.txt
+    assert all(files[path] == data for path, data in expected.items())
+    assert len(repo.commits) == 1
+    assert repo.commits[0].summary == "Upload SVIT dataset built with svit"
+    # "regular" upload mode: every file travelled base64-encoded inside the NDJSON commit
+    assert {op["key"] for op in repo.commits[0].operations} == {"file"}
+    assert url == f"{hub.endpoint}/datasets/{REPO}/commit/{repo.head}"
+
+    # The token went in the Authorization header of every call, and nowhere else.
+    assert hub.unhandled == []
+    assert [r.path.rsplit("/", 2)[-2] for r in hub.requests if r.path.startswith("/api/datasets/")] == [
+        "preupload",
+        "commit",
+    ]
+    assert all(r.headers.get("authorization") == f"Bearer {TOKEN}" for r in hub.requests)
+    for r in hub.requests:
+        others = {k: v for k, v in r.headers.items() if k != "authorization"}
+        assert TOKEN not in json.dumps(others) + r.path + json.dumps(r.query)
+    assert not any(TOKEN.encode() in data for data in files.values())
+    assert not any(TOKEN in c.summary + c.description for c in repo.commits)
+
+    # What the Hub holds loads like the local build.
+    checkout = hub.materialize(REPO, tmp_path / "checkout")
+    pushed = datasets.load_dataset(str(checkout), "referring_qa", cache_dir=str(tmp_path / "cache"))
+    assert {s: pushed[s].num_rows for s in pushed} == report["configs"]["referring_qa"]
+    local = datasets.load_dataset(str(folder), "referring_qa", cache_dir=str(tmp_path / "cache_local"))
+    assert {s: local[s].num_rows for s in local} == report["configs"]["referring_qa"]
+
+
+def test_push_again_is_a_no_op_and_lfs_path_works(built):
+    folder, _, expected = built
+    with fake_hub(lfs_patterns=("*.parquet",), token=TOKEN) as hub:
+        first = push_hub_dataset(folder, REPO, token=TOKEN, endpoint=hub.endpoint, private=True)
+        second = push_hub_dataset(folder, REPO, token=TOKEN, endpoint=hub.endpoint, private=True)
+
+    repo = hub.repo(REPO)
+    assert repo.private and hub.files(REPO) == expected
+    assert repo.lfs == {k for k in expected if k.endswith(".parquet")}
+    assert len(repo.commits) == 1 and first == second  # unchanged files: no second commit
+    assert hub.unhandled == []
+    # LFS content goes to the storage URL the batch answer named, without the token (as with S3 on the real Hub).
+    puts = [r for r in hub.requests if r.method == "PUT"]
+    assert len(puts) == len(repo.lfs) and all("authorization" not in r.headers for r in puts)
+    assert all(r.headers.get("authorization") == f"Bearer {TOKEN}" for r in hub.requests if r.method != "PUT")
+
+
+def test_push_with_a_wrong_token_fails(built):
+    folder, _, _ = built
+    with fake_hub(token=TOKEN) as hub, pytest.raises(HfHubHTTPError) as err:
+        push_hub_dataset(folder, REPO, token="hf_wrong_" + "y" * 30, endpoint=hub.endpoint)
+    assert err.value.response.status_code == 401
+    assert hub.repos == {}
+
+
+def test_push_needs_a_built_folder(tmp_path):
+    (tmp_path / "data").mkdir()
+    with pytest.raises(SvitInputError, match="no README.md"):
+        push_hub_dataset(tmp_path, REPO, token=TOKEN, endpoint="http://127.0.0.1:9")
