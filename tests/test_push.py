@@ -35,12 +35,8 @@ def test_push_creates_a_dataset_repo_with_every_file(built, tmp_path):
     repo = hub.repo(REPO)
     assert list(hub.repos) == [("dataset", REPO)] and not repo.private
     create = next(r for r in hub.requests if r.path == "/api/repos/create")
-    assert json.loads(create.body) == {
-        "name": "svit",
-        "organization": "my-org",
-        "type": "dataset",
-        "visibility": "public",
-    }
+    # No visibility sent: the Hub's default (an organisation's, possibly private) applies.
+    assert json.loads(create.body) == {"name": "svit", "organization": "my-org", "type": "dataset"}
 
     files = hub.files(REPO)
     assert set(files) == set(expected)  # README.md, build_report.json, data/**; not notes.txt
