@@ -19,6 +19,7 @@ def _build(args) -> None:
         split_seed=args.split_seed,
         max_bad_fraction=args.max_bad_fraction,
         max_shard_size=args.max_shard_size,
+        num_proc=args.num_proc,
         overwrite=args.overwrite,
     )
     print(report_table(report))
@@ -79,6 +80,9 @@ def register(sub) -> None:
         "--max-bad-fraction", type=float, default=0.001, help="malformed records per file that fail it"
     )
     build.add_argument("--max-shard-size", default="500MB")
+    build.add_argument(
+        "--num-proc", type=int, help="processes (default: one per task up to the CPUs for large inputs)"
+    )
     build.add_argument("--overwrite", action="store_true", help="replace --output if it exists")
     build.add_argument("--push-to-hub", metavar="ORG/NAME", help="upload the result as a Hub dataset repo")
     build.add_argument("--private", action="store_true")

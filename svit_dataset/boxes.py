@@ -46,6 +46,15 @@ def is_valid_box(box: Sequence[float]) -> bool:
     return 0.0 <= x1 <= x2 <= 1.0 and 0.0 <= y1 <= y2 <= 1.0
 
 
+def all_boxes_valid(text: str) -> bool:
+    """Whether every box literal in `text` is valid (see `is_valid_box`); the quality gates' hot path."""
+    for x1, y1, x2, y2 in BOX_PATTERN.findall(text):
+        x1, y1, x2, y2 = float(x1), float(y1), float(x2), float(y2)
+        if not (0.0 <= x1 <= x2 <= 1.0 and 0.0 <= y1 <= y2 <= 1.0):
+            return False
+    return True
+
+
 def clamp_box(box: Sequence[float]) -> Box:
     """Clamp to [0, 1] and order the corners."""
     x1, y1, x2, y2 = (min(1.0, max(0.0, float(v))) for v in box)
@@ -139,3 +148,28 @@ def iou(a: Sequence[float], b: Sequence[float]) -> float:
     inter = ix * iy
     union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
     return inter / union if union > 0 else 0.0
+
+
+def move_boxes_in_text(
+    text: str, width: int, height: int, *, to_padded: bool, decimals: int = 3
+) -> tuple[str, list[tuple[tuple[int, int], tuple[int, int]]]]:
+    """Rewrite every box literal of `text` into LLaVA-1.5's padded square (`to_padded`) or back out of it.
+
+    Exact arithmetic (`to_padded_square` / `from_padded_square`), written with `decimals` decimals. Returns
+    the new text and, for each box, its `(start, end)` span in `text` and in the new text: callers that
+    hold character offsets into `text` (an assistant mask, say) shift them with it.
+    """
+    convert = to_padded_square if to_padded else from_padded_square
+    pieces: list[str] = []
+    spans: list[tuple[tuple[int, int], tuple[int, int]]] = []
+    last = gained = 0
+    for match in BOX_PATTERN.finditer(text):
+        start, end = match.span()
+        box = convert(tuple(float(v) for v in match.groups()), width, height)
+        written = format_box(box, decimals)
+        pieces += [text[last:start], written]
+        spans.append(((start, end), (start + gained, start + gained + len(written))))
+        gained += len(written) - (end - start)
+        last = end
+    pieces.append(text[last:])
+    return "".join(pieces), spans

@@ -47,3 +47,112 @@ def grounded_phrases(text: str) -> list[tuple[str, list[Box]]]:
         boxes = [tuple(float(v) for v in m.groups()) for m in BOX_PATTERN.finditer(boxes_text)]
         out.append((match.group("phrase"), boxes))
     return out
+
+
+# --- Tolerant parsing of model output -----------------------------------------------------------------------
+
+# One or more boxes, with the whitespace before them (it goes with the boxes when they leave the text);
+# consecutive boxes are separated by a comma, or by spaces alone.
+_BOX_GROUP = re.compile(r"\s*" + BOX_PATTERN.pattern + r"(?:\s*,?\s*" + BOX_PATTERN.pattern + r")*")
+_GROUNDING_EVENT = re.compile(r"(?P<tag><st>|<ed>)|(?P<boxes>" + _BOX_GROUP.pattern + r")")
+
+Span = tuple[int, int]
+
+
+class GroundedEntity(tuple):
+    """`(phrase, (start, end), boxes)`: one grounded entity, the shape of Kosmos-2's `post_process_generation`.
+
+    A plain 3-tuple for unpacking and equality; `clamped` is True when a box of it was written out of range
+    or with swapped corners and was repaired.
+    """
+
+    def __new__(cls, phrase: str, span: Span, boxes: list[Box], clamped: bool = False):
+        entity = super().__new__(cls, (phrase, tuple(span), list(boxes)))
+        entity.clamped = clamped
+        return entity
+
+    @property
+    def phrase(self) -> str:
+        return self[0]
+
+    @property
+    def span(self) -> Span:
+        return self[1]
+
+    @property
+    def boxes(self) -> list[Box]:
+        return self[2]
+
+    def __repr__(self) -> str:
+        flag = ", clamped=True" if self.clamped else ""
+        return f"GroundedEntity({self[0]!r}, {self[1]!r}, {self[2]!r}{flag})"
+
+
+def _stripped_span(text: str, start: int, end: int) -> Span:
+    while start < end and text[start].isspace():
+        start += 1
+    while end > start and text[end - 1].isspace():
+        end -= 1
+    return start, end
+
+
+def parse_grounded_text(text: str) -> tuple[str, list[tuple[str, Span, list[Box]]]]:
+    """`(clean_text, [(phrase, (start, end), boxes), ...])` of grounded text as models really write it.
+
+    `clean_text` is `text` without `<st>`/`<ed>` and without the boxes (and the whitespace before them);
+    spans index `clean_text`; boxes are the numbers as written (no clamping, no frame change). Rules, in the
+    order text is read:
+
+    - `<st>phrase<ed>` followed by boxes (a space or none before `[`, several boxes): one entity; with no
+      boxes right after `<ed>`, an entity with an empty box list.
+    - `<st>phrase` followed by boxes without `<ed>`: the boxes close the phrase.
+    - A second `<st>` before `<ed>` (nesting): the inner one starts the phrase, the outer one is dropped.
+      An `<st>` never closed, and an `<ed>` never opened, are dropped (their text stays).
+    - Boxes attached to no phrase: an entity with phrase `""` and an empty span where the boxes were.
+    - Bracketed text that is not four numbers stays in the clean text as is.
+    """
+    pieces: list[str] = []
+    length = 0
+    found: list[tuple[Span, list[Box]]] = []
+    open_at: int | None = None  # clean-text offset of an `<st>` not yet closed
+    closed: Span | None = None  # a phrase closed by `<ed>`, waiting for boxes
+
+    def flush_closed() -> None:
+        nonlocal closed
+        if closed is not None:
+            found.append((closed, []))
+            closed = None
+
+    last = 0
+    for match in _GROUNDING_EVENT.finditer(text):
+        plain = text[last : match.start()]
+        if plain:
+            flush_closed()
+            pieces.append(plain)
+            length += len(plain)
+        last = match.end()
+        if match.group("tag") == START_TAG:
+            flush_closed()
+            open_at = length
+        elif match.group("tag") == END_TAG:
+            flush_closed()
+            if open_at is not None:
+                closed, open_at = (open_at, length), None
+        else:
+            boxes = [tuple(float(v) for v in m.groups()) for m in BOX_PATTERN.finditer(match.group("boxes"))]
+            if closed is not None:
+                found.append((closed, boxes))
+                closed = None
+            elif open_at is not None:
+                found.append(((open_at, length), boxes))
+                open_at = None
+            else:
+                found.append(((length, length), boxes))
+    flush_closed()
+    pieces.append(text[last:])
+    clean = "".join(pieces)
+    entities = []
+    for (start, end), boxes in found:
+        start, end = _stripped_span(clean, start, end)
+        entities.append((clean[start:end], (start, end), boxes))
+    return clean, entities  # type: ignore[return-value]

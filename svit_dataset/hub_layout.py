@@ -14,9 +14,11 @@ from __future__ import annotations
 
 import json
 import logging
+import multiprocessing
 import os
 import shutil
 import time
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 from datasets import DatasetInfo
@@ -25,6 +27,7 @@ from hub_cards.dataset_card import ConfigEntry, render_dataset_card
 from svit_dataset.builder import DEFAULT_CONFIG, SPLITS, SUBSETS, SvitBuilder
 from svit_dataset.errors import SvitInputError
 from svit_dataset.quality import format_report_table
+from svit_dataset.release import release_file
 from svit_dataset.schema import SAMPLE_FEATURES
 
 logger = logging.getLogger(__name__)
@@ -60,6 +63,7 @@ def build_hub_dataset(
     max_bad_fraction: float = 0.001,
     max_shard_size: str | int = "500MB",
     overwrite: bool = False,
+    num_proc: int | None = None,
 ) -> dict:
     """Build the requested configs from released-format files into a Hub-layout folder; returns the report."""
     names = resolve_configs(configs)
@@ -85,20 +89,27 @@ def build_hub_dataset(
         tasks = [t for t in SUBSETS["full"] if any(t in SUBSETS[n] for n in names)]
         entries: dict[str, ConfigEntry] = {}
         quality: dict[str, dict] = {}
-        for task in tasks:
-            builder = SvitBuilder(
-                config_name=task,
-                data_dir=str(input_dir),
-                cache_dir=str(staging / "_cache"),
-                images_dir=str(images_dir) if images_dir else None,
-                image_data=str(image_data) if image_data else None,
-                test_ids=str(test_ids) if test_ids else None,
-                test_fraction=test_fraction,
-                split_seed=split_seed,
-                max_bad_fraction=max_bad_fraction,
-            )
-            entries[task] = _prepare_config(builder, staging, max_shard_size)
-            quality[task] = {split: builder.reports[(task, split)].to_dict() for split in SPLITS}
+        builder_kwargs = {
+            "data_dir": str(input_dir),
+            "cache_dir": str(staging / "_cache"),
+            "images_dir": str(images_dir) if images_dir else None,
+            "image_data": str(image_data) if image_data else None,
+            "test_ids": str(test_ids) if test_ids else None,
+            "test_fraction": test_fraction,
+            "split_seed": split_seed,
+            "max_bad_fraction": max_bad_fraction,
+        }
+        jobs = [(task, builder_kwargs, staging, max_shard_size) for task in tasks]
+        workers = _worker_count(num_proc, input_dir, tasks)
+        if workers > 1:
+            # One process per task config: the work is CPU-bound Python, and the tasks are independent.
+            context = multiprocessing.get_context("spawn")  # never fork a process that may hold torch threads
+            with ProcessPoolExecutor(workers, mp_context=context) as pool:
+                results = list(pool.map(_build_task_config, *zip(*jobs, strict=True)))
+        else:
+            results = [_build_task_config(*job) for job in jobs]
+        for task, (entry, task_quality) in zip(tasks, results, strict=True):
+            entries[task], quality[task] = entry, task_quality
         if "full" in names:
             entries["full"] = _union_entry("full", [entries[t] for t in SUBSETS["full"]])
         listed = [entries[n] for n in names]
@@ -129,6 +140,28 @@ def build_hub_dataset(
         raise
     logger.info("built %s in %.1fs", output_dir, report["seconds"])
     return report
+
+
+def _worker_count(num_proc: int | None, input_dir, tasks: list[str]) -> int:
+    """Processes for the task configs: one per task up to the CPUs, and none for small inputs."""
+    if num_proc is not None:
+        return max(1, min(num_proc, len(tasks)))
+    size = sum(release_file(input_dir, t).stat().st_size for t in tasks)
+    # Below ~50 MB a worker's start-up (importing datasets) costs more than it saves.
+    return min(len(tasks), os.cpu_count() or 1) if size > 50 * 2**20 else 1
+
+
+def _build_task_config(
+    task: str, builder_kwargs: dict, staging: Path, max_shard_size
+) -> tuple[ConfigEntry, dict]:
+    """Build one task config's shards into `staging`; returns its config entry and quality report."""
+    import datasets
+
+    if multiprocessing.parent_process() is not None:
+        datasets.disable_progress_bars()  # bars from several processes interleave into noise
+    builder = SvitBuilder(config_name=task, **builder_kwargs)
+    entry = _prepare_config(builder, staging, max_shard_size)
+    return entry, {split: builder.reports[(task, split)].to_dict() for split in SPLITS}
 
 
 def _prepare_config(builder: SvitBuilder, staging: Path, max_shard_size) -> ConfigEntry:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 from collections.abc import Iterator
+from itertools import chain
 from pathlib import Path
 from typing import Any
 
@@ -72,38 +73,47 @@ def iter_records(path: Path) -> Iterator[tuple[int, Any]]:
             ) from None
 
 
-def parse_record(record: Any) -> tuple[int, list[tuple[str, tuple[tuple[str, str], ...]]]]:
-    """(image_id, [(topic, turns), ...]) of one record; raises MalformedRecord on wrong types."""
+def record_image_id(record: Any) -> int:
+    """The image id of a record; raises MalformedRecord when there is none."""
     if not isinstance(record, dict):
         raise MalformedRecord(f"record is a {type(record).__name__}, expected an object")
     image_id = record.get("image_id")
-    if isinstance(image_id, bool) or not isinstance(image_id, (int, str)):
-        raise MalformedRecord(f"image_id is {image_id!r}, expected an integer")
-    try:
-        image_id = int(image_id)
-    except ValueError:
-        raise MalformedRecord(f"image_id is {image_id!r}, expected an integer") from None
+    if isinstance(image_id, int) and not isinstance(image_id, bool):
+        return image_id
+    if isinstance(image_id, str) and image_id.strip().isdigit():
+        return int(image_id)
+    raise MalformedRecord(f"image_id is {image_id!r}, expected an integer")
+
+
+def record_conversations(record: dict) -> list[tuple[str, tuple[tuple[str, str], ...]]]:
+    """[(topic, turns), ...] of a record whose image id was read; raises MalformedRecord on wrong types."""
     conversations = record.get("conversations")
     if not isinstance(conversations, list):
         raise MalformedRecord(f"conversations is {type(conversations).__name__}, expected a list")
     parsed = []
     for k, conversation in enumerate(conversations):
-        if not isinstance(conversation, dict) or not isinstance(conversation.get("content"), list):
-            raise MalformedRecord(f"conversations[{k}] has no 'content' list")
+        try:
+            content = conversation["content"]
+            turns = tuple([(turn["from"], turn["value"]) for turn in content])
+        except (KeyError, TypeError):
+            raise MalformedRecord(
+                f"conversations[{k}] needs a 'content' list of {{'from', 'value'}} turns"
+            ) from None
+        if not isinstance(content, list) or not set(map(type, chain.from_iterable(turns))) <= {str}:
+            raise MalformedRecord(
+                f"conversations[{k}].content needs a list of turns with string 'from' and 'value'"
+            )
         topic = conversation.get("topic") or ""
         if not isinstance(topic, str):
             raise MalformedRecord(f"conversations[{k}].topic is not a string")
-        turns = []
-        for t, turn in enumerate(conversation["content"]):
-            if not (
-                isinstance(turn, dict)
-                and isinstance(turn.get("from"), str)
-                and isinstance(turn.get("value"), str)
-            ):
-                raise MalformedRecord(f"conversations[{k}].content[{t}] needs string 'from' and 'value'")
-            turns.append((turn["from"], turn["value"]))
-        parsed.append((topic, tuple(turns)))
-    return image_id, parsed
+        parsed.append((topic, turns))
+    return parsed
+
+
+def parse_record(record: Any) -> tuple[int, list[tuple[str, tuple[tuple[str, str], ...]]]]:
+    """(image_id, [(topic, turns), ...]) of one record; raises MalformedRecord on wrong types."""
+    image_id = record_image_id(record)
+    return image_id, record_conversations(record)
 
 
 @dataclasses.dataclass
@@ -143,12 +153,14 @@ def iter_conversations(
     for index, record in iter_records(path):
         tally.records += 1
         try:
-            image_id, conversations = parse_record(record)
+            image_id = record_image_id(record)
+            # The image decides the split: skip the other split's records before reading their turns.
+            if wanted_image is not None and not wanted_image(image_id):
+                continue
+            conversations = record_conversations(record)
         except MalformedRecord as err:
             tally.add(index, str(err))
             yield index, str(err)
-            continue
-        if wanted_image is not None and not wanted_image(image_id):
             continue
         for k, (topic, turns) in enumerate(conversations):
             yield ReleaseConversation(image_id, turns, topic, f"{name} record {index} conversation {k}")

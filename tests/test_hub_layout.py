@@ -124,3 +124,14 @@ def test_killed_build_leaves_nothing_loadable_and_a_rerun_succeeds(tmp_path):
         > 50000 * 5000 // 20000
     )
     assert datasets.load_dataset(str(out), "conversation", split="test").num_rows > 1000
+
+
+def test_worker_processes_give_the_same_dataset(tmp_path):
+    crafted_release(tmp_path / "rel", images=60)
+    one = build_hub_dataset(tmp_path / "rel", tmp_path / "one", "all", num_proc=1)
+    two = build_hub_dataset(tmp_path / "rel", tmp_path / "two", "all", num_proc=2)
+    assert one["configs"] == two["configs"] and one["quality"] == two["quality"]
+    for config in SUBSETS:
+        a = datasets.load_dataset(str(tmp_path / "one"), config, split="train")
+        b = datasets.load_dataset(str(tmp_path / "two"), config, split="train")
+        assert a.to_list() == b.to_list()

@@ -69,7 +69,7 @@ def test_wrong_types_are_counted_under_a_raised_threshold(tmp_path):
     assert [r["image_id"] for r in rows] == [1, 4]
     assert report.dropped == {"malformed_record": 2}
     assert (
-        "record 1: conversations[0].content[0] needs string 'from' and 'value'"
+        "record 1: conversations[0].content needs a list of turns with string 'from' and 'value'"
         in report.examples["malformed_record"][0]
     )
 
@@ -85,6 +85,8 @@ def test_wrong_types_are_counted_under_a_raised_threshold(tmp_path):
         ([{"from": "gpt", "value": "A ball."}, {"from": "user", "value": "What?"}], "unpaired_turns"),
         (GOOD + [{"from": "user", "value": "And?"}], "unpaired_turns"),
         ([], "unpaired_turns"),
+        ([{"from": "user", "value": "Q?"}, {"from": "human", "value": "Q2?"}], "unpaired_turns"),
+        (GOOD + qa("Q?", "A.")[::-1], "unpaired_turns"),
         (
             qa("Describe.", "It seems like your message is empty. Could you please provide the captions?"),
             "failed_generation",

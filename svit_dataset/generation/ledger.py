@@ -1,0 +1,165 @@
+"""The ledger: an append-only JSONL record of every finished request and item, so a run resumes.
+
+One line is written (one `write` on an `O_APPEND` file) as soon as a response is judged:
+
+    {"t": "attempt", "key": "1/referring_qa", "attempt": 1, "reason": "box_matches_nothing", "detail": "...", "usage": [p, c]}
+    {"t": "done",    "key": "1/referring_qa", "attempts": 2, "usage": [p, c], "record": {...release record...}}
+    {"t": "failed",  "key": "1/referring_qa", "attempts": 3, "usage": [p, c], "reason": "...", "detail": "..."}
+
+`usage` is the key's running total of (prompt, completion) tokens. A killed process loses at most
+the requests in flight, whose answers were never judged: on restart an item goes on at its next
+attempt, so a finished request is never sent again. A torn last line (killed mid-write) is cut off
+when the ledger is opened. Lines reach the OS at once (a SIGKILL loses nothing written); fsync runs
+at most every `fsync_every` seconds and on close, bounding what a power loss could take.
+
+Items that failed with `api_error` (the endpoint kept failing) are not final: a later run retries them.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import orjson
+
+from svit_dataset.errors import SvitFormatError
+
+logger = logging.getLogger(__name__)
+
+LEDGER_GLOB = "ledger*.jsonl"
+RETRY_ON_RESUME = frozenset({"api_error"})
+
+
+def ledger_name(shard: tuple[int, int] | None) -> str:
+    return "ledger.jsonl" if shard is None else f"ledger.shard-{shard[0]}-of-{shard[1]}.jsonl"
+
+
+def item_key(image_id: int, task: str) -> str:
+    return f"{image_id}/{task}"
+
+
+@dataclasses.dataclass
+class KeyState:
+    """Where one (image, task) stands: its last line's status, attempts, usage and place in the file."""
+
+    status: str  # "attempt", "done" or "failed"
+    attempts: int
+    usage: tuple[int, int]
+    reason: str = ""
+    detail: str = ""
+    offset: int = -1  # of the `done` line, to read its record back
+    length: int = 0
+
+    @property
+    def final(self) -> bool:
+        return self.status == "done" or (self.status == "failed" and self.reason not in RETRY_ON_RESUME)
+
+
+def scan(path: Path, repair: bool = False) -> dict[str, KeyState]:
+    """The state of every key in a ledger file. With `repair`, a torn last line is cut off."""
+    states: dict[str, KeyState] = {}
+    if not path.exists():
+        return states
+    with open(path, "rb") as f:
+        data_end = 0
+        offset = 0
+        for raw in f:
+            if not raw.endswith(b"\n"):
+                break  # torn last line: the process died mid-write; the request was not finished
+            try:
+                line = orjson.loads(raw)
+                key, kind = line["key"], line["t"]
+                state = KeyState(
+                    kind, int(line.get("attempts", line.get("attempt", 0))), tuple(line["usage"])
+                )
+            except (orjson.JSONDecodeError, KeyError, TypeError, ValueError):
+                raise SvitFormatError(
+                    f"{path}: line at byte {offset} is not a ledger line; the file was edited or damaged. "
+                    "Move it away to start over (finished work in it would be generated again)."
+                ) from None
+            if kind == "failed":
+                state.reason, state.detail = line.get("reason", ""), line.get("detail", "")
+            elif kind == "done":
+                state.offset, state.length = offset, len(raw)
+            previous = states.get(key)
+            if previous is not None and previous.status == "done":
+                logger.warning("%s: %s finished twice; the first is kept", path.name, key)
+            else:
+                states[key] = state
+            offset += len(raw)
+            data_end = offset
+    if repair and data_end < path.stat().st_size:
+        logger.warning("%s: cutting a torn last line (%d bytes)", path.name, path.stat().st_size - data_end)
+        with open(path, "r+b") as f:
+            f.truncate(data_end)
+    return states
+
+
+def read_record(path: Path, state: KeyState) -> dict:
+    with open(path, "rb") as f:
+        f.seek(state.offset)
+        return orjson.loads(f.read(state.length))["record"]
+
+
+class Ledger:
+    """This process's ledger file, opened for appending after a scan of what it already holds."""
+
+    def __init__(self, path: Path, fsync_every: float = 1.0):
+        self.path = path
+        self.states = scan(path, repair=True)
+        self._fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        self._fsync_every = fsync_every
+        self._last_sync = time.monotonic()
+
+    def is_final(self, key: str) -> bool:
+        state = self.states.get(key)
+        return state is not None and state.final
+
+    def resume_point(self, key: str) -> tuple[int, tuple[int, int]]:
+        """(finished attempts, usage so far) of a key that is not final."""
+        state = self.states.get(key)
+        return (state.attempts, state.usage) if state else (0, (0, 0))
+
+    def append(self, line: dict) -> None:
+        data = orjson.dumps(line) + b"\n"
+        os.write(self._fd, data)
+        key = line["key"]
+        kind = line["t"]
+        state = KeyState(kind, line.get("attempts", line.get("attempt", 0)), tuple(line["usage"]))
+        if kind == "failed":
+            state.reason, state.detail = line.get("reason", ""), line.get("detail", "")
+        self.states[key] = state
+        now = time.monotonic()
+        if now - self._last_sync >= self._fsync_every:
+            os.fsync(self._fd)
+            self._last_sync = now
+
+    def close(self) -> None:
+        if self._fd >= 0:
+            os.fsync(self._fd)
+            os.close(self._fd)
+            self._fd = -1
+
+
+def ledger_files(output_dir: Path) -> list[Path]:
+    return sorted(output_dir.glob(LEDGER_GLOB))
+
+
+def merged_states(output_dir: Path) -> Iterator[tuple[Path, str, KeyState]]:
+    """(file, key, state) across every ledger of a folder (shards); a final state wins over others."""
+    best: dict[str, tuple[Path, KeyState]] = {}
+    for path in ledger_files(output_dir):
+        for key, state in scan(path).items():
+            held = best.get(key)
+            if held is None or (state.final and not held[1].final):
+                best[key] = (path, state)
+            elif held[1].status == "done" and state.status == "done":
+                logger.warning(
+                    "%s is done in both %s and %s; the first is kept", key, held[0].name, path.name
+                )
+    for key, (path, state) in best.items():
+        yield path, key, state

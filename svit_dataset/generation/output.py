@@ -1,0 +1,159 @@
+"""What a run writes: release-format records with provenance, the task files, the failure report, cost.
+
+Output folder (`svit build --input OUT` reads it like upstream's `data/`):
+
+    OUT/<task>.json            one JSON list per task, upstream's record shape, sorted by image id
+    OUT/failures.json          every item that did not make it: image, task, reason, detail, attempts
+    OUT/generation_summary.json  counts, failures by reason, tokens, estimated cost, this session's rates
+    OUT/run.json               the settings that shape the output (a resumed run must match them)
+    OUT/ledger*.jsonl          the resume ledger(s), one per shard
+
+Provenance rides along in each record under `"provenance"` (the release reader ignores unknown
+keys): model asked and model answering, prompt version, sampling parameters and seed, attempts,
+token usage over all attempts, and what the token budget trimmed. It holds no time stamps, so a
+resumed run writes the same bytes as an uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from collections import Counter
+from pathlib import Path
+
+from svit_dataset.errors import SvitFormatError, SvitInputError
+from svit_dataset.generation.ledger import merged_states, read_record
+from svit_dataset.generation.parse import ParsedResponse
+from svit_dataset.schema import DETAIL_DESCRIPTION, TASKS
+
+logger = logging.getLogger(__name__)
+
+FAILURES_FILE = "failures.json"
+SUMMARY_FILE = "generation_summary.json"
+DEFAULT_PRICES = Path(__file__).parent / "prices.json"
+
+
+def release_record(
+    image_id: int, task: str, parsed: ParsedResponse, instruction: str, provenance: dict
+) -> dict:
+    """Upstream's record shape: `{"image_id", "conversations": [{"content": [{"from", "value"}...]}]}`."""
+    conversations = []
+    for conversation in parsed.conversations:
+        content = []
+        for question, answer in conversation.pairs:
+            content.append({"from": "user", "value": instruction if task == DETAIL_DESCRIPTION else question})
+            content.append({"from": "gpt", "value": answer})
+        item: dict = {"content": content}
+        if conversation.topic:
+            item["topic"] = conversation.topic
+        conversations.append(item)
+    return {"image_id": image_id, "conversations": conversations, "provenance": provenance}
+
+
+def write_json_atomic(path: Path, obj) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(obj, indent=1, ensure_ascii=False) + "\n")
+    os.replace(tmp, path)
+
+
+def collect_outputs(output_dir: str | Path, tasks: tuple[str, ...] = TASKS) -> dict:
+    """(Re)write `<task>.json` and `failures.json` from every ledger in `output_dir`; returns counts.
+
+    Records are read back one at a time by their offset in the ledger, so memory holds only the index.
+    """
+    output_dir = Path(output_dir)
+    done: dict[str, list[tuple[int, Path, object]]] = {t: [] for t in TASKS}
+    failures = []
+    pending = 0
+    usage = [0, 0]
+    for path, key, state in merged_states(output_dir):
+        image_id, task = key.split("/", 1)
+        usage[0] += state.usage[0]
+        usage[1] += state.usage[1]
+        if state.status == "done":
+            done.setdefault(task, []).append((int(image_id), path, state))
+        elif state.status == "failed":
+            failures.append(
+                {
+                    "image_id": int(image_id),
+                    "task": task,
+                    "reason": state.reason,
+                    "detail": state.detail,
+                    "attempts": state.attempts,
+                    "retried_on_resume": not state.final,
+                }
+            )
+        else:
+            pending += 1
+    counts = {}
+    for task in TASKS:
+        items = sorted(done.get(task, []), key=lambda x: x[0])
+        if not items and task not in tasks and not (output_dir / f"{task}.json").exists():
+            continue
+        _write_task_file(output_dir / f"{task}.json", items)
+        counts[task] = len(items)
+    failures.sort(key=lambda f: (f["image_id"], TASKS.index(f["task"]) if f["task"] in TASKS else 99))
+    write_json_atomic(output_dir / FAILURES_FILE, failures)
+    return {
+        "done": counts,
+        "failed": len(failures),
+        "failed_by_reason": dict(sorted(Counter(f["reason"] for f in failures).items())),
+        "pending": pending,
+        "prompt_tokens": usage[0],
+        "completion_tokens": usage[1],
+    }
+
+
+def _write_task_file(path: Path, items: list) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with open(tmp, "w", encoding="utf-8") as f:
+        f.write("[")
+        for k, (_, ledger_path, state) in enumerate(items):
+            f.write(",\n" if k else "\n")
+            f.write(json.dumps(read_record(ledger_path, state), ensure_ascii=False))
+        f.write("\n]\n")
+    os.replace(tmp, path)
+
+
+# --- price table ----------------------------------------------------------------------------------
+
+
+def load_prices(path: str | Path | None = None) -> dict[str, dict[str, float]]:
+    """The default table, overridden by the entries of `path` (same shape: {"models": {name: {input, output}}})."""
+    table = dict(_read_prices(DEFAULT_PRICES))
+    if path:
+        table.update(_read_prices(Path(path)))
+    return table
+
+
+def _read_prices(path: Path) -> dict[str, dict[str, float]]:
+    if not path.is_file():
+        raise SvitInputError(f"--prices {path}: not found")
+    try:
+        models = json.loads(path.read_text())["models"]
+        return {
+            str(name): {"input": float(p["input"]), "output": float(p["output"])}
+            for name, p in models.items()
+        }
+    except (ValueError, KeyError, TypeError, AttributeError):
+        raise SvitFormatError(
+            f'--prices {path}: expected {{"models": {{"<model>": {{"input": USD per 1M, "output": USD per 1M}}}}}}'
+        ) from None
+
+
+def price_for(model: str, table: dict[str, dict[str, float]]) -> tuple[str, dict[str, float]] | None:
+    """(matched name, price) by exact name, else the longest table name that `model` starts with."""
+    if model in table:
+        return model, table[model]
+    matches = [name for name in table if model.startswith(name)]
+    if not matches:
+        return None
+    name = max(matches, key=len)
+    return name, table[name]
+
+
+def cost_usd(prompt_tokens: int, completion_tokens: int, price: dict[str, float] | None) -> float | None:
+    if price is None:
+        return None
+    return round((prompt_tokens * price["input"] + completion_tokens * price["output"]) / 1e6, 4)

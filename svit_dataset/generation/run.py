@@ -1,0 +1,561 @@
+"""The generation run: scenes in, release-format files out, resumable, shardable.
+
+    source (VG + COCO, or scenes JSONL) -> select images (--shard i/n, --max-images)
+      -> per image and task: prompt (token budget) -> LLM -> judge -> regenerate up to --max-attempts
+      -> ledger line -> at the end: <task>.json, failures.json, generation_summary.json
+
+`plan_generation` is `--dry-run`: the same selection and prompts, counted and priced, nothing called.
+
+Determinism: attempt k of an item is sent with `seed = H(run seed, image, task, k)`, and the
+detail-description instruction is picked by (run seed, image). Endpoints that honour `seed` (vLLM,
+SGLang, OpenAI best-effort) answer a resumed request as they would have the first time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import hashlib
+import json
+import logging
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import orjson
+from tqdm.auto import tqdm
+
+from svit_dataset.errors import SvitInputError
+from svit_dataset.generation.annotations import (
+    Scene,
+    iter_scenes_jsonl,
+    iter_vg_scenes,
+    select_images,
+)
+from svit_dataset.generation.client import (
+    ChatClient,
+    ClientSettings,
+    ClientStats,
+    FatalAPIError,
+    RequestFailed,
+    redact,
+)
+from svit_dataset.generation.ledger import Ledger, item_key, ledger_files, ledger_name, scan
+from svit_dataset.generation.output import (
+    SUMMARY_FILE,
+    collect_outputs,
+    cost_usd,
+    load_prices,
+    price_for,
+    release_record,
+    write_json_atomic,
+)
+from svit_dataset.generation.prompts import (
+    EXPECTED_COMPLETION_TOKENS,
+    Prompt,
+    PromptOverBudget,
+    PromptTemplates,
+    build_prompt,
+    detail_instruction,
+    load_templates,
+)
+from svit_dataset.generation.verify import DEFAULT_IOU_THRESHOLD, judge_response
+from svit_dataset.schema import DETAIL_DESCRIPTION, TASKS
+
+logger = logging.getLogger(__name__)
+
+RUN_FILE = "run.json"
+PROMPT_OVER_BUDGET = "prompt_over_budget"
+
+
+@dataclasses.dataclass
+class SceneSource:
+    """Visual Genome annotations (+ COCO captions), or a scenes JSONL file: exactly one."""
+
+    annotations: str | Path | None = None
+    coco_captions: tuple[str | Path, ...] = ()
+    scenes: str | Path | None = None
+
+    def __post_init__(self):
+        if (self.annotations is None) == (self.scenes is None):
+            raise SvitInputError("pass either --annotations VG_DIR or --scenes FILE.jsonl (exactly one)")
+        if self.scenes is not None and self.coco_captions:
+            raise SvitInputError("--coco-captions goes with --annotations; scenes JSONL carry their captions")
+
+    def select(
+        self, wanted: Callable[[int], bool] | None, max_images: int | None
+    ) -> tuple[list[int], Iterator[Scene]]:
+        """(selected image ids in order, their scenes streamed in that order)."""
+        if self.annotations is not None:
+            images = select_images(self.annotations, wanted, max_images)
+            scenes = iter_vg_scenes(self.annotations, self.coco_captions, images=images)
+            return [m.image_id for m in images], scenes
+        ids = []
+        with open(self.scenes, "rb") as f:  # a cheap first pass for the count (progress bar, dry run)
+            for line in f:
+                if not line.strip():
+                    continue
+                try:
+                    image_id = orjson.loads(line).get("image_id")
+                except (orjson.JSONDecodeError, AttributeError):
+                    continue  # counted as malformed by the real pass
+                if isinstance(image_id, int) and (wanted is None or wanted(image_id)):
+                    ids.append(image_id)
+                    if max_images is not None and len(ids) >= max_images:
+                        break
+        chosen = set(ids)
+        scenes = (s for s in iter_scenes_jsonl(self.scenes) if s.image_id in chosen)
+        return ids, _first(scenes, len(ids))
+
+
+def _first(it: Iterator[Scene], n: int) -> Iterator[Scene]:
+    for k, scene in enumerate(it):
+        if k >= n:
+            return
+        yield scene
+
+
+def parse_shard(text: str | None) -> tuple[int, int] | None:
+    """`"i/n"` (0 <= i < n) -> (i, n)."""
+    if text is None:
+        return None
+    try:
+        i, n = (int(v) for v in text.split("/"))
+    except ValueError:
+        raise SvitInputError(
+            f"--shard {text!r}: expected i/n, e.g. 0/4 (shards are numbered 0..n-1)"
+        ) from None
+    if n < 1 or not 0 <= i < n:
+        raise SvitInputError(f"--shard {text!r}: need n >= 1 and 0 <= i < n (shards are numbered 0..n-1)")
+    return i, n
+
+
+def in_shard(image_id: int, shard: tuple[int, int]) -> bool:
+    """A hash of the image id, not its position: every machine agrees without seeing the others' lists."""
+    digest = hashlib.blake2b(str(image_id).encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big") % shard[1] == shard[0]
+
+
+def derive_seed(run_seed: int, image_id: int, task: str, attempt: int) -> int:
+    digest = hashlib.blake2b(f"{run_seed}:{image_id}:{task}:{attempt}".encode(), digest_size=4).digest()
+    return int.from_bytes(digest, "big") & 0x7FFFFFFF
+
+
+@dataclasses.dataclass
+class GenerationConfig:
+    output_dir: str | Path
+    client: ClientSettings
+    tasks: tuple[str, ...] = TASKS
+    concurrency: int = 16
+    max_images: int | None = None
+    shard: tuple[int, int] | None = None
+    templates_dir: str | Path | None = None
+    max_prompt_tokens: int = 6000
+    max_attempts: int = 3
+    iou_threshold: float = DEFAULT_IOU_THRESHOLD
+    seed: int = 0
+    prices: str | Path | None = None
+    price_override: dict[str, float] | None = None  # {"input": USD/1M, "output": USD/1M}
+    max_consecutive_api_failures: int = 50
+    progress: bool = True
+
+    def __post_init__(self):
+        self.output_dir = Path(self.output_dir)
+        unknown = [t for t in self.tasks if t not in TASKS]
+        if unknown or not self.tasks:
+            raise SvitInputError(
+                f"--tasks: unknown {', '.join(unknown) or '(none given)'}; known: {', '.join(TASKS)}"
+            )
+        self.tasks = tuple(t for t in TASKS if t in self.tasks)
+        for name in ("concurrency", "max_attempts", "max_prompt_tokens"):
+            if getattr(self, name) < 1:
+                raise SvitInputError(f"--{name.replace('_', '-')} must be at least 1")
+        if self.max_images is not None and self.max_images < 1:
+            raise SvitInputError("--max-images must be at least 1")
+        if not 0.0 < self.iou_threshold <= 1.0:
+            raise SvitInputError("--iou-threshold must be in (0, 1]")
+
+    def identity(self, templates: PromptTemplates) -> dict:
+        """The settings that shape the output; a resumed run must match them."""
+        return {
+            "model": self.client.model,
+            "prompt_version": templates.version,
+            "params": self.client.request_params(),
+            "seed": self.seed,
+            "max_attempts": self.max_attempts,
+            "iou_threshold": self.iou_threshold,
+            "max_prompt_tokens": self.max_prompt_tokens,
+        }
+
+    def wanted(self) -> Callable[[int], bool] | None:
+        shard = self.shard
+        return None if shard is None else (lambda image_id: in_shard(image_id, shard))
+
+    def price(self) -> tuple[str, dict[str, float]] | None:
+        if self.price_override is not None:
+            return "--price-input/--price-output", self.price_override
+        return price_for(self.client.model, load_prices(self.prices))
+
+
+def _check_run_identity(output_dir: Path, identity: dict) -> None:
+    path = output_dir / RUN_FILE
+    if path.exists():
+        held = json.loads(path.read_text()).get("identity", {})
+        changed = sorted(k for k in set(held) | set(identity) if held.get(k) != identity.get(k))
+        if changed:
+            diffs = "; ".join(f"{k}: {held.get(k)!r} -> {identity.get(k)!r}" for k in changed)
+            raise SvitInputError(
+                f"--output {output_dir} holds a run with other settings ({diffs}). Resume with the same "
+                "settings, or pass another --output for a new run."
+            )
+        return
+    write_json_atomic(path, {"identity": identity})
+
+
+def _public_url(url: str | None) -> str:
+    if not url:
+        return "api.openai.com"
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.hostname}{':' + str(parts.port) if parts.port else ''}{parts.path}"
+
+
+def _final_elsewhere(output_dir: Path, own: Path) -> set[str]:
+    """Keys finished in other ledgers of the folder (other shards, an earlier unsharded run)."""
+    keys: set[str] = set()
+    for path in ledger_files(output_dir):
+        if path != own:
+            keys.update(k for k, s in scan(path).items() if s.final)
+    return keys
+
+
+@dataclasses.dataclass
+class _Work:
+    scene: Scene
+    task: str
+    prompt: Prompt | None  # None: over the token budget
+    detail: str = ""
+
+
+class _Run:
+    """The async part: workers take items from a bounded queue, ask, judge, and write the ledger."""
+
+    def __init__(self, config: GenerationConfig, templates: PromptTemplates, ledger: Ledger, bar):
+        self.config = config
+        self.templates = templates
+        self.ledger = ledger
+        self.bar = bar
+        self.stats = ClientStats()
+        self.finished = Counter()
+        self.consecutive_api_failures = 0
+        self.identity = config.identity(templates)
+        self.run_id = hashlib.blake2b(
+            json.dumps(self.identity, sort_keys=True).encode(), digest_size=6
+        ).hexdigest()
+        self._last_postfix = 0.0
+
+    async def run(self, work: Iterator[_Work]) -> None:
+        queue: asyncio.Queue = asyncio.Queue(maxsize=2 * self.config.concurrency)
+        async with ChatClient(self.config.client, self.stats) as client:
+
+            async def produce():
+                for item in work:
+                    await queue.put(item)
+                for _ in range(self.config.concurrency):
+                    await queue.put(None)
+
+            async def consume():
+                while (item := await queue.get()) is not None:
+                    await self.process(client, item)
+
+            tasks = [asyncio.create_task(produce())]
+            tasks += [asyncio.create_task(consume()) for _ in range(self.config.concurrency)]
+            try:
+                done, pending = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
+            finally:
+                for t in tasks:
+                    t.cancel()
+                await asyncio.gather(*tasks, return_exceptions=True)
+            for t in done:
+                if t.exception() is not None:
+                    raise t.exception()
+
+    def _finish(self, key: str, line: dict) -> None:
+        self.ledger.append({"key": key, **line})
+        self.finished[line["t"] if line["t"] == "done" else line.get("reason", "failed")] += 1
+        self.bar.update(1)
+        now = time.monotonic()
+        if now - self._last_postfix > 0.5:
+            self._last_postfix = now
+            self.bar.set_postfix(
+                tok=f"{(self.stats.prompt_tokens + self.stats.completion_tokens) / 1000:.0f}k",
+                failed=sum(v for k, v in self.finished.items() if k != "done"),
+                retries=sum(self.stats.retries.values()),
+                refresh=False,
+            )
+
+    async def process(self, client: ChatClient, item: _Work) -> None:
+        config = self.config
+        scene, task, prompt = item.scene, item.task, item.prompt
+        key = item_key(scene.image_id, task)
+        attempts, usage = self.ledger.resume_point(key)
+        if prompt is None:
+            self._finish(
+                key,
+                {
+                    "t": "failed",
+                    "attempts": 0,
+                    "usage": list(usage),
+                    "reason": PROMPT_OVER_BUDGET,
+                    "detail": item.detail,
+                },
+            )
+            return
+        reason, detail = "", ""
+        while attempts < config.max_attempts:
+            seed = derive_seed(config.seed, scene.image_id, task, attempts)
+            try:
+                result = await client.complete(
+                    prompt.messages,
+                    seed=seed,
+                    request_id=f"svit-{self.run_id}-{scene.image_id}-{task}-{attempts}",
+                    estimated_tokens=prompt.prompt_tokens + EXPECTED_COMPLETION_TOKENS[task],
+                )
+            except RequestFailed as err:
+                self._finish(
+                    key,
+                    {
+                        "t": "failed",
+                        "attempts": attempts,
+                        "usage": list(usage),
+                        "reason": err.kind,
+                        "detail": err.detail,
+                    },
+                )
+                self._count_api_failure(err)
+                return
+            self.consecutive_api_failures = 0
+            attempts += 1
+            usage = (usage[0] + result.prompt_tokens, usage[1] + result.completion_tokens)
+            reason, detail, shaped = judge_response(
+                task, result.text, result.finish_reason, prompt.scene, config.iou_threshold
+            )
+            if shaped is not None:
+                provenance = {
+                    "model": config.client.model,
+                    "response_model": result.response_model,
+                    "prompt_version": self.templates.version,
+                    "params": {**config.client.request_params(), "seed": seed},
+                    "attempts": attempts,
+                    "usage": {"prompt_tokens": usage[0], "completion_tokens": usage[1]},
+                }
+                if prompt.trimmed:
+                    provenance["trimmed"] = prompt.trimmed
+                instruction = (
+                    detail_instruction(self.templates, scene.image_id, config.seed)
+                    if task == DETAIL_DESCRIPTION
+                    else ""
+                )
+                record = release_record(scene.image_id, task, shaped, instruction, provenance)
+                self._finish(key, {"t": "done", "attempts": attempts, "usage": list(usage), "record": record})
+                return
+            logger.debug("%s attempt %d: %s (%s)", key, attempts, reason, detail)
+            self.ledger.append(
+                {
+                    "t": "attempt",
+                    "key": key,
+                    "attempt": attempts,
+                    "usage": list(usage),
+                    "reason": reason,
+                    "detail": detail,
+                }
+            )
+        self._finish(
+            key,
+            {"t": "failed", "attempts": attempts, "usage": list(usage), "reason": reason, "detail": detail},
+        )
+
+    def _count_api_failure(self, err: RequestFailed) -> None:
+        if err.kind != "api_error":
+            return
+        self.consecutive_api_failures += 1
+        if self.consecutive_api_failures >= self.config.max_consecutive_api_failures:
+            raise FatalAPIError(
+                f"{self.consecutive_api_failures} items in a row failed after all retries (last: {err.detail}). "
+                "The endpoint looks down; run the same command again later to resume."
+            )
+
+
+def _work_items(
+    scenes: Iterator[Scene], config: GenerationConfig, templates: PromptTemplates, skip: Callable[[str], bool]
+) -> Iterator[_Work]:
+    for scene in scenes:
+        for task in config.tasks:
+            if skip(item_key(scene.image_id, task)):
+                continue
+            try:
+                prompt = build_prompt(scene, task, templates, config.max_prompt_tokens)
+            except PromptOverBudget as err:
+                yield _Work(scene, task, None, str(err))
+                continue
+            yield _Work(scene, task, prompt)
+
+
+def _quiet_http_logs() -> None:
+    # httpx logs every request at INFO: 400K lines. Keep them for -v (DEBUG) runs only.
+    if logging.getLogger().getEffectiveLevel() > logging.DEBUG:
+        for name in ("httpx", "httpx2"):
+            if logging.getLogger(name).level == logging.NOTSET:
+                logging.getLogger(name).setLevel(logging.WARNING)
+
+
+def generate(source: SceneSource, config: GenerationConfig) -> dict:
+    """Run (or resume) a generation into `config.output_dir`; returns the summary it also writes."""
+    started = time.monotonic()
+    _quiet_http_logs()
+    output_dir = config.output_dir
+    output_dir.mkdir(parents=True, exist_ok=True)
+    templates = load_templates(config.templates_dir, config.tasks)
+    identity = config.identity(templates)
+    _check_run_identity(output_dir, identity)
+    price = config.price()
+    image_ids, scenes = source.select(config.wanted(), config.max_images)
+    ledger = Ledger(output_dir / ledger_name(config.shard))
+    elsewhere = _final_elsewhere(output_dir, ledger.path)
+
+    def skip(key: str) -> bool:
+        return ledger.is_final(key) or key in elsewhere
+
+    total = len(image_ids) * len(config.tasks)
+    resumed = sum(skip(item_key(i, t)) for i in image_ids for t in config.tasks)
+    logger.info(
+        "generating %d items (%d images x %d tasks; %d already finished) with %s at %s, concurrency %d",
+        total - resumed,
+        len(image_ids),
+        len(config.tasks),
+        resumed,
+        config.client.model,
+        redact(_public_url(config.client.base_url)),
+        config.concurrency,
+    )
+    bar = tqdm(
+        total=total,
+        initial=resumed,
+        unit="item",
+        desc="generate",
+        disable=not config.progress,
+        mininterval=0.5,
+    )
+    runner = _Run(config, templates, ledger, bar)
+    error: BaseException | None = None
+    try:
+        asyncio.run(runner.run(_work_items(scenes, config, templates, skip)))
+    except BaseException as err:  # noqa: BLE001 - the summary is written whatever stopped the run
+        error = err
+        raise
+    finally:
+        bar.close()
+        ledger.close()
+        summary = _summarize(config, templates, runner, price, total, time.monotonic() - started, error)
+        write_json_atomic(output_dir / SUMMARY_FILE, summary)
+    return summary
+
+
+def _summarize(config, templates, runner: _Run, price, selected: int, seconds: float, error) -> dict:
+    collected = collect_outputs(config.output_dir, config.tasks)
+    stats = runner.stats
+    return {
+        "model": config.client.model,
+        "prompt_version": templates.version,
+        "tasks": list(config.tasks),
+        "shard": f"{config.shard[0]}/{config.shard[1]}" if config.shard else None,
+        "items": {
+            "selected": selected,
+            "done": sum(collected["done"].values()),
+            "failed": collected["failed"],
+            "pending": collected["pending"],
+        },
+        "done_by_task": collected["done"],
+        "failed_by_reason": collected["failed_by_reason"],
+        "tokens": {"prompt": collected["prompt_tokens"], "completion": collected["completion_tokens"]},
+        "cost_usd": cost_usd(
+            collected["prompt_tokens"], collected["completion_tokens"], price[1] if price else None
+        ),
+        "price_usd_per_1m": {"matched": price[0], **price[1]} if price else None,
+        "session": {
+            "seconds": round(seconds, 2),
+            "items_finished": sum(runner.finished.values()),
+            "requests_sent": stats.requests,
+            "responses": stats.ok,
+            "retries": dict(sorted(stats.retries.items())),
+            "requests_per_second": round(stats.requests / seconds, 2) if seconds > 0 else None,
+            "stopped_by": redact(f"{type(error).__name__}: {error}") if error else None,
+        },
+    }
+
+
+def plan_generation(source: SceneSource, config: GenerationConfig) -> dict:
+    """`--dry-run`: render every prompt of the selection; count requests, tokens and cost; call nothing."""
+    templates = load_templates(config.templates_dir, config.tasks)
+    image_ids, scenes = source.select(config.wanted(), config.max_images)
+    finished: set[str] = set()
+    if config.output_dir.is_dir():
+        for path in ledger_files(config.output_dir):
+            finished.update(k for k, s in scan(path).items() if s.final)
+    per_task = {t: Counter() for t in config.tasks}
+    for item in _work_items(scenes, config, templates, finished.__contains__):
+        counts = per_task[item.task]
+        if item.prompt is None:
+            counts["over_budget"] += 1
+            continue
+        counts["requests"] += 1
+        counts["prompt_tokens"] += item.prompt.prompt_tokens
+        counts["completion_tokens"] += EXPECTED_COMPLETION_TOKENS[item.task]
+        counts["trimmed"] += bool(item.prompt.trimmed)
+    total = Counter()
+    for counts in per_task.values():
+        total.update(counts)
+    price = config.price()
+    return {
+        "model": config.client.model,
+        "prompt_version": templates.version,
+        "images": len(image_ids),
+        "already_finished": len(finished),
+        "requests": total["requests"],
+        "over_budget": total["over_budget"],
+        "trimmed": total["trimmed"],
+        "prompt_tokens": total["prompt_tokens"],
+        "completion_tokens": total["completion_tokens"],
+        "cost_usd": cost_usd(total["prompt_tokens"], total["completion_tokens"], price[1] if price else None),
+        "price_usd_per_1m": {"matched": price[0], **price[1]} if price else None,
+        "per_task": {t: dict(c) for t, c in per_task.items()},
+    }
+
+
+def format_plan(plan: dict) -> str:
+    """The dry run's report for the console."""
+    price = plan["price_usd_per_1m"]
+    cost = (
+        f"~${plan['cost_usd']:,.2f} at {price['matched']} prices (${price['input']}/1M in, ${price['output']}/1M out)"
+        if price
+        else "unknown: no price for this model (pass --prices FILE or --price-input/--price-output)"
+    )
+    lines = [
+        f"dry run: {plan['images']} images, prompt version {plan['prompt_version']}, model {plan['model']}",
+        f"  requests (first attempts): {plan['requests']:,}"
+        + (
+            f"   already finished in --output: {plan['already_finished']:,}"
+            if plan["already_finished"]
+            else ""
+        ),
+        f"  prompt tokens (estimated): {plan['prompt_tokens']:,}   completion tokens (expected): {plan['completion_tokens']:,}",
+        f"  prompts trimmed to the budget: {plan['trimmed']:,}   over budget (would fail): {plan['over_budget']:,}",
+        f"  cost: {cost}",
+        "  regenerations (source mentions, short or invalid answers) add to this; nothing was sent.",
+    ]
+    for task, counts in plan["per_task"].items():
+        lines.append(
+            f"  {task:20s} requests {counts.get('requests', 0):>8,}  prompt tokens {counts.get('prompt_tokens', 0):>12,}"
+        )
+    return "\n".join(lines)

@@ -1,0 +1,123 @@
+"""Checks on a parsed response before it is kept (paper section 3.3, plus grounded-box checks).
+
+- Failed generations: the model answered the prompt instead of the task ("It seems like your
+  message is empty..."); the pattern is the quality gates' own.
+- Source mentions: text that says where its facts came from ("according to the captions", "the
+  bounding box", "region descriptions"...). The paper found these by keywords and regenerated them.
+- Referring QAs (beyond the paper): tags balanced; every `<st>phrase<ed>` carries at least one box;
+  every pair refers to at least one box (the prompt asks it); every box is valid and overlaps some
+  object or region box that the prompt showed with IoU >= `iou_threshold`. An invented box fails.
+
+Each check returns a reason code and a short detail, or None; `judge_response` runs them all, with
+the parser's shape check, in a fixed order. Pure functions.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+
+from svit_dataset.boxes import Box, find_boxes, iou, is_valid_box
+from svit_dataset.generation.annotations import Scene
+from svit_dataset.generation.parse import ParsedResponse, check_shape, parse_response
+from svit_dataset.grounding import grounded_phrases, tags_balanced
+from svit_dataset.quality import FAILED_GENERATION_PATTERN
+from svit_dataset.schema import REFERRING_QA
+
+TRUNCATED = "truncated"
+FAILED_GENERATION = "failed_generation"
+SOURCE_MENTION = "source_mention"
+UNBALANCED_TAGS = "unbalanced_grounding_tags"
+UNGROUNDED = "ungrounded_pair"
+BAD_BOX = "bad_box"
+BOX_MATCHES_NOTHING = "box_matches_nothing"
+
+DEFAULT_IOU_THRESHOLD = 0.5
+
+# Words that give the source away. "description" alone is too common in real answers ("the
+# description on the sign"), so it counts only with a word that points at the input.
+SOURCE_MENTION_PATTERN = re.compile(
+    r"\bcaptions?\b"
+    r"|\bbounding[- ]box(?:es)?\b"
+    r"|\bregion descriptions?\b"
+    r"|\b(?:given|provided|above|these|those|the image'?s?) (?:descriptions?|annotations?|coordinates|information|data)\b"
+    r"|\b(?:based on|according to|from|in) the (?:descriptions?|annotations?|(?:listed |given )?objects list|provided \w+)\b"
+    r'|"(?:captions|objects|regions)"',
+    re.IGNORECASE,
+)
+
+
+def find_failed_generation(text: str) -> str | None:
+    match = FAILED_GENERATION_PATTERN.search(text)
+    return match.group(0) if match else None
+
+
+def find_source_mention(parsed: ParsedResponse) -> str | None:
+    """The first source-giving phrase in any question, answer or topic, or None."""
+    for conversation in parsed.conversations:
+        for text in (conversation.topic, *(t for pair in conversation.pairs for t in pair)):
+            match = SOURCE_MENTION_PATTERN.search(text)
+            if match:
+                return match.group(0)
+    return None
+
+
+def reference_boxes(scene: Scene) -> list[Box]:
+    """The boxes a referring answer may cite: every object and region box shown in the prompt."""
+    return [box for _, box in scene.objects] + [box for _, box in scene.regions]
+
+
+def best_iou(box: Sequence[float], references: Sequence[Box]) -> float:
+    return max((iou(box, ref) for ref in references), default=0.0)
+
+
+def check_grounding(parsed: ParsedResponse, scene: Scene, iou_threshold: float) -> tuple[str, str] | None:
+    """(reason, detail) for the first grounding fault of a referring response, or None."""
+    references = reference_boxes(scene)
+    for conversation in parsed.conversations:
+        for k, (question, answer) in enumerate(conversation.pairs):
+            pair_boxes = 0
+            for text in (question, answer):
+                if not tags_balanced(text):
+                    return UNBALANCED_TAGS, f"pair {k}: {text[:80]!r}"
+                for phrase, boxes in grounded_phrases(text):
+                    if not boxes:
+                        return UNGROUNDED, f"pair {k}: <st>{phrase}<ed> has no box"
+                for box in find_boxes(text):
+                    pair_boxes += 1
+                    if not is_valid_box(box):
+                        return BAD_BOX, f"pair {k}: {list(box)}"
+                    score = best_iou(box, references)
+                    if score < iou_threshold:
+                        return BOX_MATCHES_NOTHING, f"pair {k}: {list(box)} (best IoU {score:.2f})"
+            if pair_boxes == 0:
+                return UNGROUNDED, f"pair {k} refers to no object"
+    return None
+
+
+def judge_response(
+    task: str, text: str, finish_reason: str, scene: Scene, iou_threshold: float
+) -> tuple[str | None, str, ParsedResponse | None]:
+    """(reason, detail, None) why a response must be regenerated, or (None, "", the shaped response).
+
+    Order: cut off by the token limit, failed generation, wrong shape (too few pairs, empty
+    turns), source mention, grounding. The first that fires is the reason.
+    """
+    if finish_reason == "length":
+        return TRUNCATED, "the response hit the max-tokens limit", None
+    failed = find_failed_generation(text)
+    if failed:
+        return FAILED_GENERATION, failed, None
+    parsed = parse_response(task, text)
+    problem, shaped = check_shape(task, parsed)
+    if problem:
+        shape = f"{parsed.pairs} pair(s) in {len(parsed.conversations)} conversation(s), {parsed.stray} stray label(s)"
+        return problem, shape, None
+    mention = find_source_mention(shaped)
+    if mention:
+        return SOURCE_MENTION, mention, None
+    if task == REFERRING_QA:
+        fault = check_grounding(shaped, scene, iou_threshold)
+        if fault:
+            return fault[0], fault[1], None
+    return None, "", shaped
