@@ -22,7 +22,7 @@ from svit_dataset.boxes import upstream_expand_to_square_text
 from svit_dataset.builder import iter_samples
 from svit_dataset.errors import SvitInputError
 from svit_dataset.grounding import strip_tags
-from svit_dataset.quality import MISSING_IMAGE, QualityReport
+from svit_dataset.quality import QualityReport
 from svit_dataset.release import release_file
 from svit_dataset.schema import ASSISTANT, REFERRING_QA, TASKS, USER
 from svit_dataset.vg import ImageIndex, read_test_ids
@@ -71,7 +71,7 @@ def export_llava(
             "export needs image sizes to move boxes: pass --images VG_DIR or --image-data FILE"
         )
     files = {task: release_file(input_dir, task) for task in tasks}
-    images = ImageIndex(images_dir, image_data)
+    images = ImageIndex(images_dir, image_data, require_size=True)
     excluded = read_test_ids(exclude_ids) if exclude_ids else set()
     reports: dict = defaultdict(QualityReport)
     rng = random.Random(seed)
@@ -92,12 +92,6 @@ def export_llava(
                 embed_images=False,
             )
             for sample in tqdm(samples, desc="export llava", unit=" samples", mininterval=2):
-                if sample["width"] is None or sample["height"] is None:
-                    reports[(sample["task"], "export")].kept -= 1
-                    reports[(sample["task"], "export")].drop(
-                        MISSING_IMAGE, f"{sample['id']}: image size unknown"
-                    )
-                    continue
                 out.write(",\n" if written else "\n")
                 out.write(json.dumps(to_llava_record(sample, rng, image_prefix), ensure_ascii=False))
                 written += 1

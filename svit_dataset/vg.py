@@ -51,8 +51,14 @@ def read_image_data(path: str | Path) -> dict[int, ImageInfo]:
 class ImageIndex:
     """Where an image lives and how large it is, from the images folder and/or `image_data.json`."""
 
-    def __init__(self, images_dir: str | Path | None = None, image_data: str | Path | None = None):
+    def __init__(
+        self,
+        images_dir: str | Path | None = None,
+        image_data: str | Path | None = None,
+        require_size: bool = False,
+    ):
         self.images_dir = Path(images_dir) if images_dir else None
+        self.require_size = require_size  # an image of unknown size counts as missing (e.g. to move boxes)
         if self.images_dir is not None and not self.images_dir.is_dir():
             raise SvitInputError(
                 f"--images {self.images_dir}: not a folder; pass the folder holding VG_100K/"
@@ -60,9 +66,12 @@ class ImageIndex:
         self.metadata = read_image_data(image_data) if image_data else {}
 
     def info(self, image_id: int) -> ImageInfo | None:
-        """Info of an image; None when images were given and this one is not among them."""
+        """Info of an image; None when images were given and this one is not among them, or when its
+        size is unknown and `require_size` is set."""
         known = self.metadata.get(image_id)
         if self.images_dir is None:
+            if known is None and self.require_size:
+                return None
             return known or ImageInfo(f"{VG_FOLDERS[0]}/{image_id}.jpg", None, None)
         for folder in VG_FOLDERS:
             rel = f"{folder}/{image_id}.jpg"
