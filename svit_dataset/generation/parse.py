@@ -24,10 +24,9 @@ _LABEL = re.compile(
     re.IGNORECASE | re.MULTILINE,
 )
 _CONVERSATION_HEADER = re.compile(
-    r"^[ \t]*[#*]*[ \t]*conversation[ \t]*\d+\b.*$", re.IGNORECASE | re.MULTILINE
+    r"^[ \t]*[#*]*[ \t]*(?:[Cc]onversation|CONVERSATION)[ \t]*\d+.*$", re.MULTILINE
 )
 _DETAIL_LABEL = re.compile(r"^\s*\**\s*(?:detail(?:ed)? )?description\s*\**\s*:\s*\**\s*", re.IGNORECASE)
-_TRAILING_EMPHASIS = re.compile(r"[ \t]*\*+[ \t]*$")
 
 # Parse problems: why a response cannot be used as it is.
 MALFORMED = "malformed"
@@ -51,14 +50,15 @@ class ParsedResponse:
 
 
 def _clean(text: str) -> str:
-    return _TRAILING_EMPHASIS.sub("", text.strip()).strip()
+    return text.strip().rstrip("*").rstrip()
 
 
 def _segments(text: str) -> list[tuple[str, str]]:
     """(label, text) for every labelled segment; `conversation` marks a header line."""
     marks = [(m.start(), m.end(), m.group("label").lower()) for m in _LABEL.finditer(text)]
-    marks += [(m.start(), m.end(), "conversation") for m in _CONVERSATION_HEADER.finditer(text)]
-    marks.sort()
+    if "onversation" in text or "ONVERSATION" in text:
+        marks += [(m.start(), m.end(), "conversation") for m in _CONVERSATION_HEADER.finditer(text)]
+        marks.sort()
     out = []
     for k, (_, end, label) in enumerate(marks):
         stop = marks[k + 1][0] if k + 1 < len(marks) else len(text)
