@@ -16,6 +16,7 @@ from svit_dataset.errors import SvitError
 COMMAND_MODULES = [
     "svit_cli.data",
     "svit_cli.generate",
+    "svit_cli.model",
 ]
 
 

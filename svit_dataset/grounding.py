@@ -83,6 +83,9 @@ class GroundedEntity(tuple):
     def boxes(self) -> list[Box]:
         return self[2]
 
+    def __reduce__(self):
+        return (type(self), (*self, self.clamped))
+
     def __repr__(self) -> str:
         flag = ", clamped=True" if self.clamped else ""
         return f"GroundedEntity({self[0]!r}, {self[1]!r}, {self[2]!r}{flag})"

@@ -1,4 +1,8 @@
-"""Stock TRL `SFTTrainer` trains the tiny LLaVA on rows of the SVIT sample schema, unchanged."""
+"""Stock TRL `SFTTrainer` trains the tiny SVIT-LLaVA on rows of the SVIT sample schema, unchanged.
+
+The processor pads images (LLaVA-1.5's `pad` mode), so the trained assistant text carries each box moved into
+its image's padded square.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +14,7 @@ import pytest
 import torch
 from PIL import Image, ImageDraw
 
+from svit_dataset.boxes import move_boxes_in_text
 from svit_dataset.schema import (
     ASSISTANT,
     COMPLEX_REASONING,
@@ -21,7 +26,13 @@ from svit_dataset.schema import (
     sample_id,
     vg_image_path,
 )
-from tests.tiny_llava import CHAT_TEMPLATE, VICUNA_SYSTEM, build_tiny_llava, corpus_from_rows, train_few_steps
+from tests.tiny_llava import (
+    CHAT_TEMPLATE,
+    VICUNA_SYSTEM,
+    build_tiny_svit_llava,
+    corpus_from_rows,
+    train_few_steps,
+)
 
 MAX_STEPS = 3
 
@@ -111,7 +122,7 @@ def dataset() -> datasets.Dataset:
 @pytest.fixture(scope="module")
 def trained(dataset, tmp_path_factory):
     """Train once for the module: (trainer, parameters before, vision tower calls during training)."""
-    model, processor = build_tiny_llava(corpus_from_rows(dataset.select_columns(["messages"])), seed=0)
+    model, processor = build_tiny_svit_llava(corpus_from_rows(dataset.select_columns(["messages"])), seed=0)
     before = {name: param.detach().clone() for name, param in model.named_parameters()}
     vision_calls = []
     hook = model.model.vision_tower.register_forward_hook(
@@ -133,12 +144,12 @@ def test_dataset_has_the_schema(dataset):
 
 def test_fixture_is_deterministic_and_vicuna_formatted(dataset):
     corpus = corpus_from_rows(dataset)
-    model_a, processor_a = build_tiny_llava(corpus, seed=3)
-    model_b, processor_b = build_tiny_llava(corpus, seed=3)
+    model_a, processor_a = build_tiny_svit_llava(corpus, seed=3)
+    model_b, processor_b = build_tiny_svit_llava(corpus, seed=3)
     assert processor_a.tokenizer.get_vocab() == processor_b.tokenizer.get_vocab()
     state_b = model_b.state_dict()
     assert all(torch.equal(value, state_b[name]) for name, value in model_a.state_dict().items())
-    assert processor_a.chat_template == processor_a.tokenizer.chat_template == CHAT_TEMPLATE
+    assert processor_a.chat_template["default"] == processor_a.tokenizer.chat_template == CHAT_TEMPLATE
 
     messages = dataset[1]["messages"]
     text = processor_a.tokenizer.apply_chat_template(messages, tokenize=False)
@@ -179,8 +190,14 @@ def test_assistant_only_labels(trained, dataset):
     assert batch["pixel_values"].shape == (2, 3, 28, 28)
     assert ((batch["input_ids"] == processor.image_token_id).sum(dim=1) == 4).all()
 
+    # What the model is trained to write: each assistant turn with its boxes in the image's padded square.
     assistant_turns = {
-        tuple(m["content"] for m in row["messages"] if m["role"] == ASSISTANT) for row in dataset
+        tuple(
+            move_boxes_in_text(m["content"], row["width"], row["height"], to_padded=True)[0]
+            for m in row["messages"]
+            if m["role"] == ASSISTANT
+        )
+        for row in dataset
     }
     for input_ids, labels in zip(batch["input_ids"], batch["labels"], strict=True):
         trained_positions = (labels != -100).nonzero().flatten().tolist()

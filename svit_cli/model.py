@@ -1,0 +1,94 @@
+"""`svit model build | convert | export-llava | demo`: the SVIT-LLaVA checkpoint commands."""
+
+from __future__ import annotations
+
+
+def _dtype(name: str | None):
+    if name is None:
+        return None
+    import torch
+
+    return getattr(torch, name)
+
+
+def _build(args) -> None:
+    from svit_model.building import build
+
+    build(args.vision, args.llm, args.output, pad=not args.no_pad, seed=args.seed, dtype=_dtype(args.dtype))
+    print(f"SVIT-LLaVA written to {args.output}")
+
+
+def _convert(args) -> None:
+    from svit_model.convert import convert_upstream_checkpoint
+
+    convert_upstream_checkpoint(
+        args.input,
+        args.output,
+        base_model=args.base_model,
+        vision_tower=args.vision_tower,
+        dtype=_dtype(args.dtype),
+    )
+    print(f"SVIT-LLaVA written to {args.output}")
+
+
+def _export_llava(args) -> None:
+    from svit_model.export import export_llava_checkpoint
+
+    print(f"llava checkpoint written to {export_llava_checkpoint(args.input, args.output)}")
+
+
+def _demo(args) -> None:
+    from svit_model.demo import run_model_demo
+
+    run_model_demo(seed=args.seed, steps=args.steps, drawing=args.drawing)
+
+
+def register(sub) -> None:
+    model = sub.add_parser("model", help="SVIT-LLaVA checkpoints: build, convert, export, demo")
+    model_sub = model.add_subparsers(dest="model_command", required=True)
+
+    build = model_sub.add_parser("build", help="a fresh SVIT-LLaVA from a CLIP and an LLM checkpoint")
+    build.add_argument(
+        "--vision", required=True, help="CLIP checkpoint, e.g. openai/clip-vit-large-patch14-336"
+    )
+    build.add_argument("--llm", required=True, help="Llama-family LLM, e.g. lmsys/vicuna-7b-v1.5")
+    build.add_argument("--output", required=True, help="output folder")
+    build.add_argument(
+        "--no-pad", action="store_true", help="resize and center-crop instead of LLaVA-1.5's pad"
+    )
+    build.add_argument("--seed", type=int, default=0, help="seed of the projector's initialisation")
+    build.add_argument(
+        "--dtype", choices=["float32", "bfloat16", "float16"], help="default: the checkpoints'"
+    )
+    build.set_defaults(func=_build)
+
+    convert = model_sub.add_parser(
+        "convert", help="upstream LLaVA-1.5 / SVIT-v1.5 checkpoint (full or LoRA) -> ours"
+    )
+    convert.add_argument(
+        "--input", required=True, help="upstream folder (config.json + shards, or LoRA adapter)"
+    )
+    convert.add_argument("--output", required=True, help="output folder")
+    convert.add_argument("--base-model", help="LLM a LoRA adapter was trained on (default: the adapter's)")
+    convert.add_argument("--vision-tower", help="CLIP checkpoint (default: the config's mm_vision_tower)")
+    convert.add_argument(
+        "--dtype", choices=["float32", "bfloat16", "float16"], help="default: the checkpoint's"
+    )
+    convert.set_defaults(func=_convert)
+
+    export = model_sub.add_parser(
+        "export-llava", help="write a plain `llava` checkpoint (stock transformers, vLLM)"
+    )
+    export.add_argument("--input", required=True, help="SVIT-LLaVA checkpoint folder")
+    export.add_argument("--output", required=True, help="output folder")
+    export.set_defaults(func=_export_llava)
+
+    demo = model_sub.add_parser(
+        "demo", help="a tiny SVIT-LLaVA answers with grounded boxes on a bundled image"
+    )
+    demo.add_argument("--seed", type=int, default=0)
+    demo.add_argument(
+        "--steps", type=int, default=60, help="optimizer steps teaching the tiny model its answer"
+    )
+    demo.add_argument("--drawing", help="write the image with the parsed boxes drawn here (PNG)")
+    demo.set_defaults(func=_demo)
