@@ -20,6 +20,7 @@ class ConfigEntry:
     num_examples: dict[str, int]  # split -> rows
     num_bytes: dict[str, int]  # split -> bytes of the Parquet shards
     description: str = ""
+    features_yaml: list[dict] | None = None  # when it differs from the dataset's (e.g. mix_665k)
 
 
 def card_metadata(entries: list[ConfigEntry], default: str, features_yaml: list[dict]) -> dict:
@@ -38,7 +39,7 @@ def card_metadata(entries: list[ConfigEntry], default: str, features_yaml: list[
         infos.append(
             {
                 "config_name": entry.name,
-                "features": features_yaml,
+                "features": entry.features_yaml or features_yaml,
                 "splits": [
                     {"name": split, "num_bytes": entry.num_bytes.get(split, 0), "num_examples": n}
                     for split, n in entry.num_examples.items()
@@ -65,6 +66,7 @@ def render_dataset_card(
     quality_rows: list[tuple[str, str, dict]],
     source: str,
     repo_id: str = "svit",
+    recipes: dict[str, dict] | None = None,
 ) -> str:
     """README.md text: YAML front matter, then what the dataset is and how to load it."""
     header = yaml.dump(
@@ -104,6 +106,10 @@ def render_dataset_card(
         f'ds = load_dataset("{repo_id}", "{default}", split="train")',
         "```",
         "",
+    ]
+    if recipes:
+        lines += _recipe_section(recipes)
+    lines += [
         "## Quality gates",
         "",
         "Conversations dropped while reading, by reason (nothing is dropped without a count):",
@@ -131,6 +137,41 @@ def render_dataset_card(
         "",
     ]
     return "\n".join(lines)
+
+
+def _recipe_section(recipes: dict[str, dict]) -> list[str]:
+    """The data recipe (paper 4.2, 5.2): what each recipe config holds, from the build's reports."""
+    lines = [
+        "## Data recipe",
+        "",
+        "Recipe configs draw from the `train` split only; their `test` split is the held-out split of the",
+        "four tasks (mix_665k has `train` only). Informativeness = distinct concept key words of the",
+        "paper's table 4 a sample matches; balance drops random QAs answered 'Yes' (the rest of the",
+        "conversation stays). Full reports and figures: `recipes/`.",
+        "",
+        "| config | samples | Y:N before | Y:N after | mean informativeness | dropped |",
+        "|---|---|---|---|---|---|",
+    ]
+    for name, r in recipes.items():
+        if "size" not in r:
+            lines.append(
+                f"| `{name}` | {r['total']:,} | - | - | - | {r['llava_instruct_replaced']:,} LLaVA-Instruct "
+                f"records replaced by {r['core_150k']:,} core_150k samples |"
+            )
+            continue
+        dropped = ", ".join(f"{k.replace('_', ' ')}: {v:,}" for k, v in r["dropped"].items()) or "-"
+        lines.append(
+            f"| `{name}` | {r['total']:,} | {_num(r['yes_per_no_before'])} | {_num(r['yes_per_no_after'])} "
+            f"| {_num(r['mean_informativeness'])} | {dropped} |"
+        )
+    notes = [note for r in recipes.values() for note in r.get("notes", [])]
+    if notes:
+        lines += [""] + [f"- {note}" for note in dict.fromkeys(notes)]
+    return lines + [""]
+
+
+def _num(value) -> str:
+    return "-" if value is None else f"{value:.2f}"
 
 
 class _NoAliasDumper(yaml.SafeDumper):

@@ -5,8 +5,27 @@ from __future__ import annotations
 import json
 
 
+def _recipe_params(args):
+    from svit_dataset.recipes.select import RecipeParams, parse_split
+
+    options = {
+        "per_task": args.per_task,
+        "yes_per_no": args.yes_per_no,
+        "seed": args.recipe_seed,
+        "keep_fraction": args.keep_fraction,
+        "informativeness": args.informativeness,
+        "diversity_scope": args.diversity_scope,
+        "core_size": args.core_size,
+        "concepts": args.concepts,
+        "mix_image_prefix": args.mix_image_prefix,
+    }
+    if args.core_split:
+        options["core_split"] = parse_split(args.core_split)
+    return RecipeParams(**options)
+
+
 def _build(args) -> None:
-    from svit_dataset.hub_layout import build_hub_dataset, push_hub_dataset, report_table
+    from svit_dataset.hub_layout import build_hub_dataset, push_hub_dataset, recipe_table, report_table
 
     report = build_hub_dataset(
         args.input,
@@ -21,8 +40,14 @@ def _build(args) -> None:
         max_shard_size=args.max_shard_size,
         num_proc=args.num_proc,
         overwrite=args.overwrite,
+        recipe=_recipe_params(args),
+        llava_mix=args.llava_mix,
+        llava_instruct=args.llava_instruct,
+        mix_llava_json=args.mix_llava_json,
     )
     print(report_table(report))
+    if "recipes" in report:
+        print(recipe_table(args.output))
     print(json.dumps(report["configs"], indent=1))
     if args.push_to_hub:
         print(push_hub_dataset(args.output, args.push_to_hub, private=args.private or None))
@@ -66,7 +91,12 @@ def register(sub) -> None:
     build.add_argument(
         "--output", required=True, help="output folder (name it `svit` to load_dataset('svit', ...))"
     )
-    build.add_argument("--configs", default="all", help="comma-separated config names, or 'all'")
+    build.add_argument(
+        "--configs",
+        default="all",
+        help="comma-separated config names; 'all' = every subset, 'recipes' = svit_80k, svit_80k_d, "
+        "svit_80k_b, core_150k, mix_665k (e.g. --configs all,recipes)",
+    )
     build.add_argument(
         "--images", help="Visual Genome folder holding VG_100K/ and VG_100K_2/: embeds image bytes"
     )
@@ -84,6 +114,36 @@ def register(sub) -> None:
         "--num-proc", type=int, help="processes (default: one per task up to the CPUs for large inputs)"
     )
     build.add_argument("--overwrite", action="store_true", help="replace --output if it exists")
+    recipe = build.add_argument_group("recipe configs (defaults: the paper's)")
+    recipe.add_argument("--per-task", type=int, default=20_000, help="svit_80k*: samples per task")
+    recipe.add_argument("--yes-per-no", type=float, default=8.0, help="target Y:N of the balance step")
+    recipe.add_argument("--recipe-seed", type=int, default=0)
+    recipe.add_argument(
+        "--keep-fraction", type=float, default=0.5, help="diversity: share of the most informative kept"
+    )
+    recipe.add_argument(
+        "--informativeness",
+        choices=("keys", "concepts"),
+        default="keys",
+        help="score: distinct concept key words matched (default) or concepts covered",
+    )
+    recipe.add_argument(
+        "--diversity-scope",
+        choices=("task", "train"),
+        default="task",
+        help="cut the less informative part per task (default) or over SVIT-train as a whole",
+    )
+    recipe.add_argument("--core-size", type=int, default=157_712, help="core_150k: samples")
+    recipe.add_argument(
+        "--core-split", help="core_150k: task=weight,... (default: equal shares of the four tasks)"
+    )
+    recipe.add_argument("--concepts", help="your concept set: JSON/YAML {concept: [key words]}")
+    recipe.add_argument("--llava-mix", help="mix_665k: llava_v1_5_mix665k.json")
+    recipe.add_argument("--llava-instruct", help="mix_665k: llava_instruct_150k.json (to find its records)")
+    recipe.add_argument("--mix-llava-json", help="mix_665k: also write it as LLaVA-1.5 training JSON here")
+    recipe.add_argument(
+        "--mix-image-prefix", default="vg/", help="mix_665k: folder of VG images in LLaVA's layout"
+    )
     build.add_argument("--push-to-hub", metavar="ORG/NAME", help="upload the result as a Hub dataset repo")
     build.add_argument("--private", action="store_true")
     build.set_defaults(func=_build)

@@ -1,11 +1,14 @@
 """The SVIT dataset builder: released files (or generated ones in the same format) to canonical samples.
 
-One `BuilderConfig` per subset; splits `train` and `test` (held-out images). The Hub-layout export
-(`svit_dataset.hub_layout`) runs this builder with `file_format="parquet"` and ships the shards, so
-`load_dataset("svit", name)` needs no loading script.
+One `BuilderConfig` per subset and per recipe (svit_dataset.recipes); splits `train` and `test`
+(held-out images). The Hub-layout export (`svit_dataset.hub_layout`) runs this builder with
+`file_format="parquet"` for the task configs and ships the shards, so `load_dataset("svit", name)`
+needs no loading script; it computes the recipe configs from those shards (recipes/shards.py). The
+builder's own recipe path below gives the same rows, reading the released files twice.
 
     builder = SvitBuilder(config_name="referring_qa", data_dir="release/", dataset_name="svit")
     builder.download_and_prepare(out_dir, file_format="parquet")
+    SvitBuilder(config_name="core_150k", data_dir="release/", image_data="image_data.json")
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ from svit_dataset.quality import (
     QualityReport,
     check_turns,
 )
+from svit_dataset.recipes.select import CORE_150K, MIX_665K, RECIPE_NAMES, RecipeParams, drop_qa_pairs
 from svit_dataset.release import MalformedTally, ReleaseConversation, iter_conversations, release_file
 from svit_dataset.schema import SAMPLE_FEATURES, TASKS, sample_id
 from svit_dataset.vg import ImageIndex, in_seeded_test_split, read_test_ids
@@ -39,6 +43,9 @@ SPLITS = (TRAIN, TEST)
 
 # Subsets of the released data: config name -> tasks it holds. Names are final (Hub configs).
 SUBSETS: dict[str, tuple[str, ...]] = {task: (task,) for task in TASKS} | {"full": TASKS}
+# Recipe configs (paper 4.2, 5.2): drawn from the train split of all four tasks. Names are final.
+RECIPE_CONFIGS: dict[str, tuple[str, ...]] = {name: TASKS for name in RECIPE_NAMES}
+CONFIGS: dict[str, tuple[str, ...]] = SUBSETS | RECIPE_CONFIGS
 DEFAULT_CONFIG = "full"
 
 _CITATION = """@article{zhao2023svit,
@@ -60,6 +67,10 @@ class SvitConfig(datasets.BuilderConfig):
     test_fraction: float = 0.1
     split_seed: int = 0
     max_bad_fraction: float = 0.001  # share of malformed records per file that fails the build
+    # Recipe configs only: the recipe parameters, and for mix_665k the two LLaVA files.
+    recipe: RecipeParams = dataclasses.field(default_factory=RecipeParams)
+    llava_mix: str | None = None  # llava_v1_5_mix665k.json
+    llava_instruct: str | None = None  # llava_instruct_150k.json
 
 
 def _content_digest(image_id: int, messages: list[dict]) -> bytes:
@@ -83,7 +94,7 @@ class SvitBuilder(datasets.GeneratorBasedBuilder):
     """Canonical SVIT samples (svit_dataset.schema) from files in the released format."""
 
     BUILDER_CONFIG_CLASS = SvitConfig
-    BUILDER_CONFIGS = [SvitConfig(name=name, tasks=tasks) for name, tasks in SUBSETS.items()]
+    BUILDER_CONFIGS = [SvitConfig(name=name, tasks=tasks) for name, tasks in CONFIGS.items()]
     DEFAULT_CONFIG_NAME = DEFAULT_CONFIG
     DEFAULT_WRITER_BATCH_SIZE = 1000
 
@@ -93,11 +104,18 @@ class SvitBuilder(datasets.GeneratorBasedBuilder):
         # (task, split) -> report; filled while generating, read by the export after prepare.
         self.reports: dict[tuple[str, str], QualityReport] = defaultdict(QualityReport)
         self._images: ImageIndex | None = None
+        self.recipe_selection = None  # recipe configs: the Selection made while generating
 
     def _info(self) -> datasets.DatasetInfo:
+        if self.config.name == MIX_665K:
+            from svit_dataset.recipes.mix import MIX_FEATURES
+
+            features = MIX_FEATURES
+        else:
+            features = SAMPLE_FEATURES
         return datasets.DatasetInfo(
             description="SVIT: 4.2M visual instruction samples over Visual Genome images, in four tasks.",
-            features=_StorageFormFeatures(SAMPLE_FEATURES),
+            features=_StorageFormFeatures(features),
             homepage="https://huggingface.co/datasets/BAAI/SVIT",
             license="cc-by-4.0",
             citation=_CITATION,
@@ -109,9 +127,11 @@ class SvitBuilder(datasets.GeneratorBasedBuilder):
                 "SvitBuilder needs data_dir: the folder holding the released <task>.json files"
             )
         files = {task: str(release_file(self.config.data_dir, task)) for task in self.config.tasks}
+        # A recipe's test split is the held-out split of its tasks; the mix has none (LLaVA's has none).
+        splits = (TRAIN,) if self.config.name == MIX_665K else SPLITS
         return [
             datasets.SplitGenerator(name=split, gen_kwargs={"files": files, "split": split})
-            for split in SPLITS
+            for split in splits
         ]
 
     def _in_split(self, split: str):
@@ -135,6 +155,9 @@ class SvitBuilder(datasets.GeneratorBasedBuilder):
         if self._images is None:  # read image_data.json once, not once per split
             self._images = ImageIndex(self.config.images_dir, self.config.image_data)
         images = self._images
+        if self.config.name in RECIPE_CONFIGS and split == TRAIN:
+            yield from self._generate_recipe(files, images)
+            return
         for row in iter_samples(
             files,
             images,
@@ -145,6 +168,62 @@ class SvitBuilder(datasets.GeneratorBasedBuilder):
             embed_images=True,
         ):
             yield row["id"], row
+
+    def _generate_recipe(self, files: dict[str, str], images: ImageIndex):
+        """A recipe's train rows: features of every train sample (first read), the selection, then
+        the selected rows (second read), in the order of the Parquet path (recipes/shards.py)."""
+        from svit_dataset.recipes import mix
+        from svit_dataset.recipes.features import rows_as_batches, task_features
+        from svit_dataset.recipes.select import select
+        from svit_dataset.recipes.shards import concept_set_of
+
+        params, name = self.config.recipe, self.config.name
+        matcher = concept_set_of(params).matcher()
+        in_train = self._in_split(TRAIN)
+        scratch: dict = defaultdict(QualityReport)  # the first read's drops are counted by the second
+        features = {}
+        for task in TASKS:
+            rows = iter_samples(
+                {task: files[task]}, images, in_train, scratch, TRAIN, 1.0, embed_images=False
+            )
+            features[task] = task_features(task, rows_as_batches(rows), matcher, threads=1)
+        self.recipe_selection = selection = select(CORE_150K if name == MIX_665K else name, features, params)
+        if name == MIX_665K:
+            if not (self.config.llava_mix and self.config.llava_instruct):
+                raise datasets.exceptions.DatasetGenerationError(
+                    "mix_665k needs llava_mix= (llava_v1_5_mix665k.json) and llava_instruct= (llava_instruct_150k.json)"
+                )
+            self.mix_counts: dict = {}
+            kept = mix.kept_llava_records(
+                self.config.llava_mix,
+                self.config.llava_instruct,
+                self.mix_counts,
+                self.config.max_bad_fraction,
+            )
+            for record, row_id in kept:
+                yield row_id, mix.llava_row(record, row_id)
+        for task in TASKS:
+            chosen = set(selection.rows.get(task, ()).tolist()) if task in selection.rows else set()
+            dropped = selection.dropped_qas.get(task, {})
+            rows = iter_samples(
+                {task: files[task]},
+                images,
+                in_train,
+                self.reports,
+                TRAIN,
+                self.config.max_bad_fraction,
+                embed_images=name != MIX_665K,
+            )
+            for index, row in enumerate(rows):
+                if index not in chosen:
+                    continue
+                if index in dropped:
+                    row["messages"] = drop_qa_pairs(row["messages"], dropped[index])
+                if name == MIX_665K:
+                    for mix_row, _ in mix.core_rows([row], params.seed, params.mix_image_prefix):
+                        yield mix_row["id"], mix_row
+                else:
+                    yield row["id"], row
 
 
 def iter_samples(

@@ -2,10 +2,13 @@
 
     OUT/
       README.md                      YAML `configs:` + `dataset_info:` + card (hub_cards)
-      build_report.json              what was kept and dropped, by reason
+      build_report.json              what was kept and dropped, by reason; recipe summaries
       data/<task>/<split>-00000-of-00001.parquet
+      data/<recipe>/train-00000-of-00001.parquet   svit_80k ... mix_665k (svit_dataset.recipes)
+      recipes/<recipe>.json, recipes/train.json, recipes/yes_no.png, recipes/concepts.png
 
-The `full` config points at the four task folders instead of copying them. The build happens in a
+The `full` config points at the four task folders instead of copying them, and so do the `test`
+splits of the SVIT recipes (the held-out images of the four tasks). The build happens in a
 hidden sibling folder and is renamed into place at the end, so an interrupted build never leaves a
 folder that loads; shards stay `*.parquet.partial` until the build is complete.
 """
@@ -24,30 +27,51 @@ from pathlib import Path
 from datasets import DatasetInfo
 
 from hub_cards.dataset_card import ConfigEntry, render_dataset_card
-from svit_dataset.builder import DEFAULT_CONFIG, SPLITS, SUBSETS, SvitBuilder
+from svit_dataset.builder import (
+    CONFIGS,
+    DEFAULT_CONFIG,
+    RECIPE_CONFIGS,
+    SPLITS,
+    SUBSETS,
+    TEST,
+    TRAIN,
+    SvitBuilder,
+)
 from svit_dataset.errors import SvitInputError
 from svit_dataset.quality import format_report_table
+from svit_dataset.recipes.mix import MIX_FEATURES
+from svit_dataset.recipes.report import recipe_summary, write_reports
+from svit_dataset.recipes.select import MIX_665K, RecipeParams
+from svit_dataset.recipes.shards import build_recipes
 from svit_dataset.release import release_file
 from svit_dataset.schema import SAMPLE_FEATURES
 
 logger = logging.getLogger(__name__)
 
 REPORT_FILE = "build_report.json"
+RECIPES_DIR = "recipes"  # recipe reports and figures
 _PARTIAL = ".partial"
 
 
+# Names that stand for groups of configs in --configs.
+CONFIG_GROUPS = {"all": tuple(SUBSETS), "recipes": tuple(RECIPE_CONFIGS)}
+
+
 def resolve_configs(names: list[str] | str | None) -> list[str]:
-    """Validated config names, in registry order; None or "all" means every subset."""
-    if names is None or names == "all":
-        return list(SUBSETS)
+    """Validated config names, in registry order. None or "all" means every subset; "recipes" every
+    recipe config (svit_80k, svit_80k_d, svit_80k_b, core_150k, mix_665k); both may be listed."""
+    if names is None:
+        names = ["all"]
     if isinstance(names, str):
         names = [n.strip() for n in names.split(",") if n.strip()]
-    unknown = [n for n in names if n not in SUBSETS]
+    wanted = {m for n in names for m in CONFIG_GROUPS.get(n, (n,))}
+    unknown = [n for n in names if n not in CONFIGS and n not in CONFIG_GROUPS]
     if unknown:
         raise SvitInputError(
-            f"--configs: unknown config(s) {', '.join(unknown)}; known: {', '.join(SUBSETS)}"
+            f"--configs: unknown config(s) {', '.join(unknown)}; known: {', '.join(CONFIGS)} "
+            f"(or {' / '.join(CONFIG_GROUPS)})"
         )
-    return [n for n in SUBSETS if n in names]
+    return [n for n in CONFIGS if n in wanted]
 
 
 def build_hub_dataset(
@@ -64,9 +88,24 @@ def build_hub_dataset(
     max_shard_size: str | int = "500MB",
     overwrite: bool = False,
     num_proc: int | None = None,
+    recipe: RecipeParams | None = None,
+    llava_mix: str | Path | None = None,
+    llava_instruct: str | Path | None = None,
+    mix_llava_json: str | Path | None = None,
 ) -> dict:
-    """Build the requested configs from released-format files into a Hub-layout folder; returns the report."""
+    """Build the requested configs from released-format files into a Hub-layout folder; returns the report.
+
+    Recipe configs are computed from the task configs' train shards (built as well, even when not
+    listed: the recipes' test splits point at them); `recipe` holds their parameters (the paper's
+    by default), `llava_mix`/`llava_instruct` the two LLaVA files mix_665k needs, `mix_llava_json`
+    an optional path to also write mix_665k as LLaVA-1.5 training JSON.
+    """
     names = resolve_configs(configs)
+    recipe_names = [n for n in names if n in RECIPE_CONFIGS]
+    if MIX_665K in recipe_names and not (llava_mix and llava_instruct):
+        raise SvitInputError(
+            "mix_665k needs --llava-mix (llava_v1_5_mix665k.json) and --llava-instruct (llava_instruct_150k.json)"
+        )
     output_dir = Path(output_dir).absolute()
     if output_dir.exists() and not overwrite:
         raise SvitInputError(f"--output {output_dir}: already exists; pass --overwrite to replace it")
@@ -86,7 +125,7 @@ def build_hub_dataset(
     }
     started = time.time()
     try:
-        tasks = [t for t in SUBSETS["full"] if any(t in SUBSETS[n] for n in names)]
+        tasks = [t for t in SUBSETS["full"] if any(t in CONFIGS[n] for n in names)]
         entries: dict[str, ConfigEntry] = {}
         quality: dict[str, dict] = {}
         builder_kwargs = {
@@ -112,6 +151,21 @@ def build_hub_dataset(
             entries[task], quality[task] = entry, task_quality
         if "full" in names:
             entries["full"] = _union_entry("full", [entries[t] for t in SUBSETS["full"]])
+        recipes = None
+        if recipe_names:
+            recipes = build_recipes(
+                staging,
+                recipe_names,
+                recipe or RecipeParams(),
+                llava_mix=llava_mix,
+                llava_instruct=llava_instruct,
+                mix_llava_json=mix_llava_json,
+                max_shard_size=max_shard_size,
+                max_bad_fraction=max_bad_fraction,
+                suffix=_PARTIAL,
+            )
+            entries |= _recipe_entries(recipes, entries)
+            write_reports(staging / RECIPES_DIR, recipes.reports, recipes.train)
         listed = [entries[n] for n in names]
         for entry in listed:
             entry.description = _describe(entry.name)
@@ -123,6 +177,12 @@ def build_hub_dataset(
             "quality": quality,
             "seconds": round(time.time() - started, 2),
         }
+        if recipes is not None:
+            report["recipes"] = {
+                "seconds": recipes.seconds,
+                "reports": f"{RECIPES_DIR}/<config>.json",
+                "summary": {n: recipe_summary(r) for n, r in recipes.reports.items()},
+            }
         quality_rows = [
             (task, split, rep) for task, by_split in quality.items() for split, rep in by_split.items()
         ]
@@ -132,6 +192,7 @@ def build_hub_dataset(
             DatasetInfo(features=SAMPLE_FEATURES)._to_yaml_dict()["features"],
             quality_rows,
             source=f"released-format files in `{Path(input_dir).name}/`",
+            recipes=report.get("recipes", {}).get("summary"),
         )
         _finalize(staging, card, report)
         _swap_into_place(staging, output_dir)
@@ -196,7 +257,37 @@ def _union_entry(name: str, parts: list[ConfigEntry]) -> ConfigEntry:
     return entry
 
 
+def _recipe_entries(recipes, tasks: dict[str, ConfigEntry]) -> dict[str, ConfigEntry]:
+    """Card entries of the recipe configs: their train shards, and for the SVIT recipes the four
+    tasks' test shards as `test` (no copy)."""
+    out = {}
+    for name, rows in recipes.rows.items():
+        entry = ConfigEntry(
+            name, {TRAIN: [f"data/{name}/{TRAIN}-*.parquet"]}, {TRAIN: rows}, {TRAIN: recipes.bytes[name]}
+        )
+        if name == MIX_665K:
+            entry.features_yaml = DatasetInfo(features=MIX_FEATURES)._to_yaml_dict()["features"]
+        else:
+            test = [tasks[t] for t in SUBSETS["full"]]
+            entry.data_files[TEST] = [p for part in test for p in part.data_files[TEST]]
+            entry.num_examples[TEST] = sum(part.num_examples[TEST] for part in test)
+            entry.num_bytes[TEST] = sum(part.num_bytes[TEST] for part in test)
+        out[name] = entry
+    return out
+
+
+_RECIPE_DESCRIPTIONS = {
+    "svit_80k": "20K samples per task at random from SVIT-train (paper 5.2)",
+    "svit_80k_d": "diversity: the more informative half of SVIT-train, then 20K per task",
+    "svit_80k_b": "balance: svit_80k with random 'Yes' QAs dropped to Y:N = 8, exactly 80,000 samples",
+    "core_150k": "SVIT-core-150K: diversity then balance, 157,712 samples",
+    "mix_665k": "SVIT-mix-665K: LLaVA-v1.5-mix-665K with LLaVA-Instruct-150K replaced by core_150k",
+}
+
+
 def _describe(name: str) -> str:
+    if name in _RECIPE_DESCRIPTIONS:
+        return _RECIPE_DESCRIPTIONS[name]
     tasks = SUBSETS[name]
     return "all four tasks" if len(tasks) > 1 else f"the {tasks[0].replace('_', ' ')} task"
 
@@ -245,6 +336,15 @@ def read_report(output_dir: str | Path) -> dict:
     return json.loads((Path(output_dir) / REPORT_FILE).read_text())
 
 
+def recipe_table(output_dir: str | Path) -> str:
+    """The recipe reports of a built folder as a printed table."""
+    from svit_dataset.recipes.report import format_recipe_table
+
+    folder = Path(output_dir) / RECIPES_DIR
+    names = read_report(output_dir).get("recipes", {}).get("summary", {})
+    return format_recipe_table({n: json.loads((folder / f"{n}.json").read_text()) for n in names})
+
+
 def report_table(report: dict) -> str:
     rows = [
         (task, split, rep) for task, by_split in report["quality"].items() for split, rep in by_split.items()
@@ -277,6 +377,6 @@ def push_hub_dataset(
         repo_type="dataset",
         folder_path=str(folder),
         commit_message=commit_message,
-        allow_patterns=["README.md", REPORT_FILE, "data/**"],
+        allow_patterns=["README.md", REPORT_FILE, "data/**", f"{RECIPES_DIR}/**", "stats/**"],
     )
     return str(getattr(info, "commit_url", info))

@@ -1,8 +1,9 @@
 """The concept set of the diversity recipe (paper 4.2, table 4) and the informativeness of a sample.
 
-Matching. A text is lower-cased and cut into words: maximal runs of Unicode letters, digits and `_`
-(the boundary of a regex `\\b`), so "redo" is not "red", "red-brown" holds "red" and "red's" holds
-"red". A key is one or more words; a multi-word key ("in back", "left direction", "medium size")
+Matching. A text is lower-cased and cut into words: maximal runs of ASCII letters, digits, `_` and
+non-ASCII characters other than common Unicode punctuation (the boundary of a regex `\\b`, with
+accented letters inside words), so "redo" is not "red", "red-brown" holds "red" and "red's" and
+"red’s" hold "red". A key is one or more words; a multi-word key ("in back", "left direction", "medium size")
 matches where its words follow each other in one text, whatever non-word characters separate them.
 Occurrences are read leftmost-longest, like a regex alternation with the longer keys first: the
 "left" of "left direction" is that key, not also the key "left".
@@ -14,8 +15,9 @@ repetition, so a long answer saying "red" ten times scores 1. The natural altern
 is the number of concepts (0-5) a sample covers; it is coarse (most samples tie) and so leaves the
 cut of the less-informative half mostly to the tie-break. Both are computed in the same pass.
 
-The engine is vectorised with pyarrow compute (RE2 word split, hash lookup of the words) and numpy,
-so the whole SVIT-train is scored in seconds; `keys_in_text` runs the same code on one string.
+The engine works on the UTF-8 bytes of a whole batch of texts with numpy: word edges from a byte
+class mask, then each word's bytes as fixed-width integers looked up in a direct-mapped table and
+compared byte for byte (exact, no hashing risk). `keys_in_text` runs the same code on one string.
 """
 
 from __future__ import annotations
@@ -35,9 +37,6 @@ from svit_dataset.errors import SvitInputError
 # Word characters: ASCII letters, digits, `_`, and any non-ASCII character except the common Unicode
 # punctuation below (replaced by a space first). Everything else separates words.
 UNICODE_SEPARATORS = ("\u2018", "\u2019", "\u201c", "\u201d", "\u2013", "\u2014", "\u2026", "\u00a0")
-_WORD_BYTE = np.zeros(256, dtype=bool)
-_WORD_BYTE[[ord(c) for c in "abcdefghijklmnopqrstuvwxyz0123456789_"]] = True
-_WORD_BYTE[0x80:] = True
 
 # Paper table 4, as printed. The PDF text reads "olive peach" without a comma inside the colour
 # list of single words: two keys, "olive" and "peach" (no other colour key has two words).
@@ -97,25 +96,30 @@ def text_bytes(texts: pa.Array) -> tuple[np.ndarray, np.ndarray]:
 def word_spans(data: np.ndarray, offsets: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Start and end byte of every word, in order; a word never crosses from one text to the next."""
     n = data.size - 16
-    is_word = _WORD_BYTE[data[:n]].view(np.int8)
-    # UTF-8 of the Unicode punctuation that separates words: E2 80 xx, and C2 A0 (no-break space)
-    for lead in np.flatnonzero(data[:n] == 0xE2).tolist() if n and data[:n].max() >= 0x80 else ():
-        if data[lead + 1] == 0x80 and data[lead + 2] in _E2_80_SEPARATORS:
-            is_word[lead : lead + 3] = 0
-    if n and data[:n].max() >= 0x80:
-        c2 = np.flatnonzero((data[: n - 1] == 0xC2) & (data[1:n] == 0xA0))
-        is_word[c2] = 0
-        is_word[c2 + 1] = 0
-    edge = np.diff(is_word, prepend=np.int8(0), append=np.int8(0))
-    starts = np.flatnonzero(edge == 1)
-    ends = np.flatnonzero(edge == -1)
-    # Texts are back to back: a word running over the end of one text into the next is two words.
-    inner = np.unique(offsets[1:-1])
-    at = np.searchsorted(starts, inner, side="right") - 1
-    cut = (at >= 0) & (starts[np.maximum(at, 0)] < inner) & (ends[np.maximum(at, 0)] > inner)
-    if cut.any():
-        starts = np.sort(np.concatenate([starts, inner[cut]]))
-        ends = np.sort(np.concatenate([ends, inner[cut]]))
+    b = data[:n]
+    u8 = np.uint8  # uint8 constants keep numpy from widening the byte arrays
+    # a-z, 0-9, _ (after lower-casing) and every byte of a non-ASCII character; one False on each
+    # side so that the edges below come in pairs
+    is_word = np.zeros(n + 2, dtype=bool)
+    is_word[1:-1] = ((b - u8(97)) < u8(26)) | ((b - u8(48)) < u8(10)) | (b == u8(95)) | (b >= u8(0x80))
+    if n and b.max() >= 0x80:
+        # UTF-8 of the Unicode punctuation that separates words: E2 80 xx, and C2 A0 (no-break space)
+        for lead in np.flatnonzero(b == 0xE2).tolist():
+            if data[lead + 1] == 0x80 and data[lead + 2] in _E2_80_SEPARATORS:
+                is_word[lead + 1 : lead + 4] = False
+        c2 = np.flatnonzero((b[:-1] == u8(0xC2)) & (b[1:] == u8(0xA0)))
+        is_word[c2 + 1] = False
+        is_word[c2 + 2] = False
+    # word edges alternate: start, end, start, end...
+    edges = np.flatnonzero(is_word[1:] != is_word[:-1])
+    starts, ends = edges[0::2], edges[1::2]
+    # Texts are back to back: a word running from the end of one text into the next is two words.
+    inner = offsets[1:-1]
+    inner = inner[(inner > 0) & (inner < n)]
+    cut = np.unique(inner[is_word[inner] & is_word[inner + 1]])  # word bytes on both sides
+    if cut.size:
+        starts = np.sort(np.concatenate([starts, cut]))
+        ends = np.sort(np.concatenate([ends, cut]))
     return starts, ends
 
 
@@ -168,9 +172,7 @@ class ConceptSet:
                         "separated by single spaces"
                     )
                 if words in seen:
-                    raise SvitInputError(
-                        f"key {key!r} is listed under both {seen[words]!r} and {concept!r}"
-                    )
+                    raise SvitInputError(f"key {key!r} is listed under both {seen[words]!r} and {concept!r}")
                 seen[words] = concept
 
     @classmethod
@@ -216,9 +218,7 @@ class ConceptSet:
     @property
     def key_concept(self) -> np.ndarray:
         """Concept index of each key id."""
-        return np.array(
-            [i for i, keys in enumerate(self.concepts.values()) for _ in keys], dtype=np.int64
-        )
+        return np.array([i for i, keys in enumerate(self.concepts.values()) for _ in keys], dtype=np.int64)
 
     def matcher(self) -> ConceptMatcher:
         return ConceptMatcher.compile(self)
@@ -238,7 +238,9 @@ class ConceptMatcher:
     vocab_lengths: np.ndarray  # bytes of each word
     vocab_chunks: list[np.ndarray]  # its bytes as uint64 chunks (word_chunks)
     vocab_digest: np.ndarray
-    table: np.ndarray  # digest & (size - 1) -> code, or -1
+    table: np.ndarray  # top `bits` bits of the digest -> code, or -1
+    bits: int
+    first_bytes: np.ndarray  # bool [(max length + 2) << 16]: some word has this length and start
 
     @classmethod
     def compile(cls, concept_set: ConceptSet) -> ConceptMatcher:
@@ -261,32 +263,56 @@ class ConceptMatcher:
         starts = np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(np.int64)
         chunks = word_chunks(data, starts, lengths, n_chunks)
         digest = _digest(chunks, lengths)
-        # An open-addressing-free table: the smallest power of two where no two words share a slot.
-        bits = max(8, int(len(vocab)).bit_length() + 2)
-        while np.unique(digest & np.uint64((1 << bits) - 1)).size < len(vocab):
+        # A direct-mapped table: the smallest power of two (>= 8x the words) where no two words
+        # share a slot, so a lookup is one gather; the bytes are compared after it.
+        bits = max(10, int(len(vocab)).bit_length() + 3)
+        while np.unique(digest >> np.uint64(64 - bits)).size < len(vocab):
             bits += 1
         table = np.full(1 << bits, -1, dtype=np.int64)
-        table[(digest & np.uint64((1 << bits) - 1)).astype(np.int64)] = np.arange(len(vocab))
-        return cls(concept_set, single, tuple(multi), concept_set.key_concept, lengths, chunks, digest, table)
+        table[(digest >> np.uint64(64 - bits)).astype(np.int64)] = np.arange(len(vocab))
+        # length x first two bytes of every vocabulary word: a cheap filter before the lookup
+        first = np.zeros((int(lengths.max()) + 2) << 16, dtype=bool)
+        for word in encoded:
+            if len(word) == 1:
+                first[(1 << 16) + word[0] + (np.arange(256) << 8)] = True
+            else:
+                first[(len(word) << 16) + word[0] + (word[1] << 8)] = True
+        return cls(
+            concept_set,
+            single,
+            tuple(multi),
+            concept_set.key_concept,
+            lengths,
+            chunks,
+            digest,
+            table,
+            bits,
+            first,
+        )
 
     @property
     def n_keys(self) -> int:
         return len(self.key_concept)
 
-    def word_codes(self, data: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def word_codes(
+        self, data: np.ndarray, starts: np.ndarray, ends: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
         """(word ordinal, vocabulary code) of the words that are key words: exact byte equality."""
         lengths = ends - starts
-        fits = np.flatnonzero((lengths >= self.vocab_lengths.min()) & (lengths <= self.vocab_lengths.max()))
-        chunks = word_chunks(data, starts[fits], lengths[fits], len(self.vocab_chunks))
-        digest = _digest(chunks, lengths[fits])
-        code = self.table[(digest & np.uint64(self.table.size - 1)).astype(np.int64)]
-        same = code >= 0
-        # the slot is a candidate only: equal digests, lengths and bytes make the match
-        code = np.where(same, code, 0)
-        same &= (self.vocab_digest[code] == digest) & (self.vocab_lengths[code] == lengths[fits])
+        longest = (self.first_bytes.size >> 16) - 2
+        two = np.ndarray((data.size - 1,), dtype="<u2", buffer=data, strides=(1,))[starts]
+        fits = np.flatnonzero(self.first_bytes[(np.minimum(lengths, longest + 1) << 16) + two])
+        lengths = lengths[fits]
+        chunks = word_chunks(data, starts[fits], lengths, len(self.vocab_chunks))
+        digest = _digest(chunks, lengths)
+        code = self.table[(digest >> np.uint64(64 - self.bits)).astype(np.int64)]
+        slot = np.flatnonzero(code >= 0)
+        # the slot only names a candidate: equal digest, length and bytes make the match
+        code = code[slot]
+        same = (self.vocab_digest[code] == digest[slot]) & (self.vocab_lengths[code] == lengths[slot])
         for mine, theirs in zip(chunks, self.vocab_chunks, strict=True):
-            same &= theirs[code] == mine
-        return fits[same], code[same]
+            same &= theirs[code] == mine[slot]
+        return fits[slot[same]], code[same]
 
     def match(self, texts: pa.Array, owner: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Key occurrences in `texts` (strings), as (owner of the text, key id) per occurrence.
@@ -328,12 +354,10 @@ class ConceptMatcher:
 
 
 def _digest(chunks: list[np.ndarray], lengths: np.ndarray) -> np.ndarray:
-    """One uint64 per word from its chunks and length (equal words, equal digests; the lookup
-    then compares the chunks themselves, so a digest collision cannot make a false match)."""
-    h = lengths.astype(np.uint64) * np.uint64(0x9E3779B97F4A7C15)
-    for j, c in enumerate(chunks):
-        h = (h ^ c) * np.uint64(0xBF58476D1CE4E5B9 + 2 * j)
-        h ^= h >> np.uint64(31)
+    """A multiplicative hash of a word's chunks and length (its top bits index the table)."""
+    h = (chunks[0] ^ (lengths.astype(np.uint64) << np.uint64(56))) * np.uint64(0x9E3779B97F4A7C15)
+    for c in chunks[1:]:
+        h = (h ^ c) * np.uint64(0xBF58476D1CE4E5B9)
     return h
 
 
@@ -377,7 +401,9 @@ def score_groups(
     per_concept = np.zeros((n_groups, n_concepts), dtype=bool)
     for c in range(n_concepts):
         per_concept[:, c] = seen[:, matcher.key_concept == c].any(axis=1)
-    mask = (per_concept.astype(np.uint32) << np.arange(n_concepts, dtype=np.uint32)).sum(axis=1, dtype=np.uint32)
+    mask = (per_concept.astype(np.uint32) << np.arange(n_concepts, dtype=np.uint32)).sum(
+        axis=1, dtype=np.uint32
+    )
     return Informativeness(
         keys=seen.sum(axis=1, dtype=np.int32),
         concepts=per_concept.sum(axis=1, dtype=np.int8),

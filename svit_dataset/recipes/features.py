@@ -63,6 +63,21 @@ def _batch_features(batch: pa.RecordBatch | pa.Table, matcher: ConceptMatcher) -
     }
 
 
+_MESSAGES_TYPE = pa.list_(pa.struct([("role", pa.string()), ("content", pa.string())]))
+
+
+def rows_as_batches(rows: Iterable[dict], batch_rows: int = 2000) -> Iterable[pa.Table]:
+    """Canonical rows (dicts) as Arrow tables of their `messages`, for `task_features`."""
+    batch: list = []
+    for row in rows:
+        batch.append(row["messages"])
+        if len(batch) >= batch_rows:
+            yield pa.table({"messages": pa.array(batch, _MESSAGES_TYPE)})
+            batch = []
+    if batch:
+        yield pa.table({"messages": pa.array(batch, _MESSAGES_TYPE)})
+
+
 def task_features(
     task: str,
     batches: Iterable[pa.RecordBatch | pa.Table],

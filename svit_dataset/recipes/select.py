@@ -179,9 +179,7 @@ def diversity_pools(features: dict[str, TaskFeatures], params: RecipeParams) -> 
         "kept": {t: int(kept[t].size) for t in features},
         "dropped": {t: f.n - int(kept[t].size) for t, f in features.items()},
         # the lowest score kept: samples below it were dropped, at it some were (tie-break)
-        "cut_score": {
-            t: int(scores[t][kept[t]].min()) if kept[t].size else None for t in features
-        },
+        "cut_score": {t: int(scores[t][kept[t]].min()) if kept[t].size else None for t in features},
     }
     return kept, facts
 
@@ -232,7 +230,8 @@ def balance(features: dict[str, TaskFeatures], d: _Draw, yes_per_no: float, seed
     selected = {t: set(rows) for t, rows in d.chosen.items()}
     y = sum(int(features[t].yes[rows].sum()) for t, rows in d.chosen.items() if rows)
     n = sum(int(features[t].no[rows].sum()) for t, rows in d.chosen.items() if rows)
-    before = {"yes": y, "no": n}
+    qas = sum(int(features[t].n_qas[rows].sum()) for t, rows in d.chosen.items() if rows)
+    before = {"yes": y, "no": n, "qas": qas}
     candidates = [qa for t, rows in d.chosen.items() for qa in yes_qas(t, rows)]
     pending = deque(candidates[i] for i in rng.permutation(len(candidates)))
     drops: list[tuple[str, int, int]] = []
@@ -296,10 +295,9 @@ def _finish(name: str, d: _Draw, facts: dict, dropped=None) -> Selection:
         "short": short,
     }
     if short:
-        facts.setdefault("notes", []).extend(
-            f"input too small: {t} has {d.pool[t]:,} qualifying samples for {d.asked[t]:,} asked; "
-            f"took all ({rows[t].size:,})"
-            for t in short
+        facts.setdefault("notes", []).append(
+            "input too small, took all that qualifies: "
+            + ", ".join(f"{t} {rows[t].size:,} of {d.asked[t]:,} asked" for t in short)
         )
     return Selection(name, rows, dropped or {t: {} for t in rows}, facts)
 
@@ -325,7 +323,9 @@ def select_svit_80k_b(features: dict[str, TaskFeatures], params: RecipeParams) -
     d = draw(_all_rows(features), sizes, params.seed)
     result = balance(features, d, params.yes_per_no, params.seed)
     dropped = result.pop("dropped")
-    return _finish(SVIT_80K_B, d, {"steps": ["random", "balance"], "balance": result}, dropped)
+    return _finish(
+        SVIT_80K_B, d, {"steps": ["random", "balance"], "balance": result} | _balance_note(result), dropped
+    )
 
 
 def select_core_150k(features: dict[str, TaskFeatures], params: RecipeParams) -> Selection:
@@ -335,7 +335,22 @@ def select_core_150k(features: dict[str, TaskFeatures], params: RecipeParams) ->
     result = balance(features, d, params.yes_per_no, params.seed)
     dropped = result.pop("dropped")
     facts = {"steps": ["diversity", "random", "balance"], "diversity": diversity, "balance": result}
+    facts |= _balance_note(result)
     return _finish(CORE_150K, d, facts, dropped)
+
+
+def _balance_note(result: dict) -> dict:
+    if result["reached"]:
+        return {}
+    before = result["yes_no_before"]
+    if before["yes"] <= yes_target(before["no"], result["target_yes_per_no"]):
+        why = "the draw was already at or below the target Y:N: nothing dropped"
+    else:
+        why = (
+            f"Y:N ended below the target ({result['yes_no_after']['yes']} Yes for {result['target_yes']} "
+            "allowed): the drops that could be undone had emptied samples"
+        )
+    return {"notes": [why]}
 
 
 SELECTORS = {
