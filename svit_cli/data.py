@@ -78,8 +78,11 @@ def _export_llava(args) -> None:
 
 def _demo(args) -> None:
     from svit_dataset.demo import run_data_demo
+    from svit_model.demo import run_model_demo
 
     run_data_demo(args.output)
+    print()
+    run_model_demo(drawing=f"{args.output}/grounded_answer.png")
 
 
 def register(sub) -> None:

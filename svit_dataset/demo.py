@@ -1,5 +1,6 @@
 """The main job on the bundled sample, data part: build every config (the subsets and the recipes,
-mix_665k from the bundled LLaVA pair), load each back, summarize, and write the statistics."""
+mix_665k from the bundled LLaVA pair), load each back, summarize, write the statistics, and price a
+`svit generate` run on the bundled annotations (`--dry-run`: no LLM is called)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from pathlib import Path
 import datasets
 
 from svit_dataset import bundled
+from svit_dataset.generation.demo import run_generate_demo
 from svit_dataset.hub_layout import build_hub_dataset, recipe_table, report_table
 from svit_dataset.stats import format_stats_table, write_stats
 
@@ -47,4 +49,6 @@ def run_data_demo(output_dir: str | Path, print_fn=print) -> dict:
     stats = write_stats(output_dir)
     print_fn("\nStatistics (paper 3.4), figures in " + str(output_dir / "stats") + ":")
     print_fn(format_stats_table(stats))
-    return {"report": report, "loaded": loaded, "stats": stats["written"]}
+    print_fn("")
+    plan = run_generate_demo(print_fn)
+    return {"report": report, "loaded": loaded, "stats": stats["written"], "generation_plan": plan}
