@@ -1,29 +1,53 @@
-"""Measuring helpers for bench scripts: wall time and peak RSS of a phase, in this process."""
+"""Measuring helpers for bench scripts: wall time and peak RSS of a phase, in this process.
+
+Peaks are sampled in a thread: of this process (`peak_rss_mb`) and of this process plus its child
+processes together (`peak_tree_rss_mb`: builds and recipes may run worker processes).
+"""
 
 from __future__ import annotations
 
 import contextlib
+import os
 import threading
 import time
+from pathlib import Path
 
 
-def current_rss_mb() -> float:
-    with open("/proc/self/status") as f:
+def _rss_mb(pid: str) -> float:
+    with open(f"/proc/{pid}/status") as f:
         for line in f:
             if line.startswith("VmRSS:"):
                 return int(line.split()[1]) / 1024
-    return float("nan")
+    return 0.0
+
+
+def current_rss_mb() -> float:
+    return _rss_mb("self")
+
+
+def tree_rss_mb() -> float:
+    """RSS of this process and its direct children, in MB."""
+    pids = [str(os.getpid())]
+    for task in Path("/proc/self/task").iterdir():
+        with contextlib.suppress(OSError):
+            pids += (task / "children").read_text().split()
+    total = 0.0
+    for pid in pids:
+        with contextlib.suppress(OSError):
+            total += _rss_mb(pid)
+    return total
 
 
 @contextlib.contextmanager
 def measure(results: dict, name: str, interval: float = 0.05):
-    """Record `seconds` and `peak_rss_mb` of the block under results[name] (RSS sampled in a thread)."""
-    peak = [current_rss_mb()]
+    """Record `seconds`, `peak_rss_mb` and `peak_tree_rss_mb` of the block under results[name]."""
+    peak, tree_peak = [current_rss_mb()], [tree_rss_mb()]
     done = threading.Event()
 
     def sample():
         while not done.wait(interval):
             peak[0] = max(peak[0], current_rss_mb())
+            tree_peak[0] = max(tree_peak[0], tree_rss_mb())
 
     thread = threading.Thread(target=sample, daemon=True)
     thread.start()
@@ -34,5 +58,8 @@ def measure(results: dict, name: str, interval: float = 0.05):
         elapsed = time.perf_counter() - start
         done.set()
         thread.join()
-        peak[0] = max(peak[0], current_rss_mb())
-        results[name] = {"seconds": round(elapsed, 2), "peak_rss_mb": round(peak[0], 1)}
+        results[name] = {
+            "seconds": round(elapsed, 2),
+            "peak_rss_mb": round(max(peak[0], current_rss_mb()), 1),
+            "peak_tree_rss_mb": round(max(tree_peak[0], tree_rss_mb()), 1),
+        }

@@ -83,7 +83,8 @@ def main() -> None:
     print(json.dumps(results, indent=2))
     print(
         f"\nstream parse {results['stream_parse']['seconds']}s / build {results['svit_build']['seconds']}s "
-        f"(x{results['build_over_parse']}); peak RSS {results['svit_build']['peak_rss_mb']} MB; "
+        f"(x{results['build_over_parse']}); peak RSS {results['svit_build']['peak_rss_mb']} MB, "
+        f"with worker processes {results['svit_build']['peak_tree_rss_mb']} MB; "
         f"{results['input_mb']} MB in, {results['output_mb']} MB out"
     )
 

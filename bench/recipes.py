@@ -18,13 +18,10 @@ recipe step's phases, and writes bench/out/recipes.json. Goal: <= 60 s and <= 2 
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import logging
-import os
 import shutil
 import sys
-import threading
 from pathlib import Path
 
 import numpy as np
@@ -164,42 +161,6 @@ def write_llava_pair(folder: Path, seed: int = 0) -> tuple[Path, Path]:
     return instruct_path, mix_path
 
 
-def tree_rss_mb() -> float:
-    """RSS of this process and its child processes (the mix's workers), in MB."""
-    pids = [str(os.getpid())]
-    for task in Path("/proc/self/task").iterdir():
-        with contextlib.suppress(OSError):
-            pids += (task / "children").read_text().split()
-    total = 0.0
-    for pid in pids:
-        with contextlib.suppress(OSError), open(f"/proc/{pid}/status") as f:
-            for line in f:
-                if line.startswith("VmRSS:"):
-                    total += int(line.split()[1]) / 1024
-    return total
-
-
-@contextlib.contextmanager
-def measure_tree(results: dict, name: str, interval: float = 0.05):
-    """`measure`, plus the peak of this process and its children together (`peak_tree_rss_mb`)."""
-    peak = [tree_rss_mb()]
-    done = threading.Event()
-
-    def sample():
-        while not done.wait(interval):
-            peak[0] = max(peak[0], tree_rss_mb())
-
-    thread = threading.Thread(target=sample, daemon=True)
-    thread.start()
-    try:
-        with measure(results, name):
-            yield
-    finally:
-        done.set()
-        thread.join()
-        results[name]["peak_tree_rss_mb"] = round(max(peak[0], tree_rss_mb()), 1)
-
-
 def plain_pass(hub: Path, llava: tuple[Path, Path]) -> dict:
     """The baseline: the train shards' `messages` read into Arrow, the LLaVA files decoded."""
     rows = messages = 0
@@ -242,7 +203,7 @@ def main() -> None:
 
     with measure(results, "plain_pass"):
         results["plain"] = plain_pass(hub, (instruct, mix))
-    with measure_tree(results, "recipes"):
+    with measure(results, "recipes"):
         built = build_recipes(hub, list(RECIPE_NAMES), llava_mix=mix, llava_instruct=instruct)
     results["recipe_rows"] = built.rows
     results["recipe_phases_s"] = built.timings

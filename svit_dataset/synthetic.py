@@ -54,6 +54,7 @@ import numpy as np
 import orjson
 
 from svit_dataset.errors import SvitInputError
+from svit_dataset.recipes.concepts import PAPER_CONCEPTS
 from svit_dataset.schema import COMPLEX_REASONING, CONVERSATION, DETAIL_DESCRIPTION, REFERRING_QA, TASKS
 
 logger = logging.getLogger(__name__)
@@ -120,35 +121,12 @@ class CorpusSpec:
 # ----------------------------------------------------------------------------------------------
 # Vocabulary
 
-# Paper table 4, the concept set of the diversity recipe, plus a few common colour words it lacks.
+# The recipe's concept set (paper table 4), plus a few common words it lacks, so that the text
+# mixes concept hits with near misses.
+_EXTRA_WORDS = {"color": ("blue", "yellow", "orange"), "spatial relation": ("right",)}
 CONCEPT_WORDS: dict[str, tuple[str, ...]] = {
-    "color": (
-        "beige", "black", "brown", "color", "gold", "gray", "green", "khaki", "lavender", "mauve",
-        "olive", "peach", "pink", "red", "rose", "salmon", "white", "blue", "yellow", "orange",
-    ),
-    "material": (
-        "canvas", "cardboard", "ceramic", "cork", "denim", "fabric", "fiberglass", "foam", "glass",
-        "glassy", "granite", "iron", "latex", "leather", "linen", "marble", "mesh", "metal", "nylon",
-        "plaster", "plastic", "polymer", "porcelain", "satiny", "silk", "steel", "stone", "stony",
-        "suede", "velvet", "vinyl", "wood", "wooden",
-    ),
-    "quantity": (
-        "account", "being", "existence", "five", "four", "number", "one", "seven", "six",
-        "substance", "ten", "three", "total", "two",
-    ),
-    "spatial": (
-        "above", "adjacent", "ahead", "backward", "below", "between", "central", "close", "down",
-        "downward", "far", "in back", "inside", "left", "left direction", "near", "on", "outside",
-        "peripheral", "position", "proximate", "remote", "surrounding", "under", "up", "upstairs",
-        "upward", "without", "right",
-    ),
-    "size": (
-        "big", "compact", "compactness", "dimension", "diminutive", "enormity", "enormous", "giant",
-        "gigantic", "immense", "immensity", "large", "largeness", "magnitude", "massive",
-        "medium size", "microscopic", "miniature", "minuscule", "moderately", "oversized",
-        "proportion", "sizeable", "slightly", "small", "smaller", "vast", "vastness",
-    ),
-}  # fmt: skip
+    concept: words + _EXTRA_WORDS.get(concept, ()) for concept, words in PAPER_CONCEPTS.items()
+}
 
 # Neutral words, none of them a concept key nor yes/no/not (they would blur the Yes/No statistics).
 FILLER_WORDS: tuple[str, ...] = (
