@@ -45,6 +45,9 @@ def main() -> None:
     parser.add_argument("--scale", type=float, default=1.0, help="share of the paper's 108,077 images")
     parser.add_argument("--corpus", default=None, help="corpus folder (written if missing)")
     parser.add_argument("--out", default="bench/out")
+    parser.add_argument(
+        "--num-proc", type=int, default=None, help="build processes (default: svit build's own)"
+    )
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
     import datasets
@@ -79,7 +82,9 @@ def main() -> None:
     )
     shutil.rmtree(out / "hub")
 
-    (out / "build.json").write_text(json.dumps(results, indent=2) + "\n")
+    (out / f"build{'' if args.num_proc is None else f'-np{args.num_proc}'}.json").write_text(
+        json.dumps(results, indent=2) + "\n"
+    )
     print(json.dumps(results, indent=2))
     print(
         f"\nstream parse {results['stream_parse']['seconds']}s / build {results['svit_build']['seconds']}s "

@@ -10,6 +10,13 @@ import dataclasses
 
 import yaml
 
+SVIT_CITATION = """@article{zhao2023svit,
+  title={SVIT: Scaling up Visual Instruction Tuning},
+  author={Zhao, Bo and Wu, Boya and He, Muyang and Huang, Tiejun},
+  journal={arXiv preprint arXiv:2307.04087},
+  year={2023}
+}"""
+
 
 @dataclasses.dataclass
 class ConfigEntry:
@@ -127,12 +134,7 @@ def render_dataset_card(
         "Data CC-BY-4.0 (SVIT), images from Visual Genome (CC-BY-4.0).",
         "",
         "```bibtex",
-        "@article{zhao2023svit,",
-        "  title={SVIT: Scaling up Visual Instruction Tuning},",
-        "  author={Zhao, Bo and Wu, Boya and He, Muyang and Huang, Tiejun},",
-        "  journal={arXiv preprint arXiv:2307.04087},",
-        "  year={2023}",
-        "}",
+        SVIT_CITATION,
         "```",
         "",
     ]

@@ -23,6 +23,7 @@ from pathlib import Path
 import datasets
 import orjson
 
+from hub_cards.dataset_card import SVIT_CITATION
 from svit_dataset.quality import (
     DUPLICATE_SAMPLE,
     MALFORMED_RECORD,
@@ -47,13 +48,6 @@ SUBSETS: dict[str, tuple[str, ...]] = {task: (task,) for task in TASKS} | {"full
 RECIPE_CONFIGS: dict[str, tuple[str, ...]] = {name: TASKS for name in RECIPE_NAMES}
 CONFIGS: dict[str, tuple[str, ...]] = SUBSETS | RECIPE_CONFIGS
 DEFAULT_CONFIG = "full"
-
-_CITATION = """@article{zhao2023svit,
-  title={SVIT: Scaling up Visual Instruction Tuning},
-  author={Zhao, Bo and Wu, Boya and He, Muyang and Huang, Tiejun},
-  journal={arXiv preprint arXiv:2307.04087},
-  year={2023}
-}"""
 
 
 @dataclasses.dataclass
@@ -104,6 +98,7 @@ class SvitBuilder(datasets.GeneratorBasedBuilder):
         # (task, split) -> report; filled while generating, read by the export after prepare.
         self.reports: dict[tuple[str, str], QualityReport] = defaultdict(QualityReport)
         self._images: ImageIndex | None = None
+        self._held_out: set[int] | None = None  # the --test-ids list, read once
         self.recipe_selection = None  # recipe configs: the Selection made while generating
 
     def _info(self) -> datasets.DatasetInfo:
@@ -118,7 +113,7 @@ class SvitBuilder(datasets.GeneratorBasedBuilder):
             features=_StorageFormFeatures(features),
             homepage="https://huggingface.co/datasets/BAAI/SVIT",
             license="cc-by-4.0",
-            citation=_CITATION,
+            citation=SVIT_CITATION,
         )
 
     def _split_generators(self, dl_manager):
@@ -137,8 +132,9 @@ class SvitBuilder(datasets.GeneratorBasedBuilder):
     def _in_split(self, split: str):
         """image_id -> bool for `split`."""
         if self.config.test_ids:
-            held_out = read_test_ids(self.config.test_ids)
-            is_test = held_out.__contains__
+            if self._held_out is None:
+                self._held_out = read_test_ids(self.config.test_ids)
+            is_test = self._held_out.__contains__
         else:
             cache: dict[int, bool] = {}
 
@@ -166,6 +162,7 @@ class SvitBuilder(datasets.GeneratorBasedBuilder):
             split,
             self.config.max_bad_fraction,
             embed_images=True,
+            count_malformed=split == TRAIN,
         ):
             yield row["id"], row
 
@@ -234,11 +231,13 @@ def iter_samples(
     split: str,
     max_bad_fraction: float,
     embed_images: bool,
+    count_malformed: bool = True,
 ) -> Iterator[dict]:
     """Canonical samples from released-format files (task -> path), through the quality gates.
 
     Drops are counted in `reports[(task, split)]`. A record without a usable image id belongs to no
-    split, so it is counted once, in `train` (or whatever `split` is when `wanted_image` is None).
+    split: when one file is read once per split, only one of the reads may count it
+    (`count_malformed`).
     """
     for task, path in files.items():
         path = Path(path)
@@ -248,7 +247,7 @@ def iter_samples(
         next_index: dict[int, int] = defaultdict(int)
         for item in iter_conversations(path, tally, wanted_image=wanted_image):
             if not isinstance(item, ReleaseConversation):
-                if split == TRAIN or wanted_image is None:
+                if count_malformed:
                     report.drop(MALFORMED_RECORD, f"{path.name} record {item[0]}: {item[1]}")
                 continue
             row = _to_sample(item, task, images, report, seen, next_index, embed_images)

@@ -90,6 +90,7 @@ def export_llava(
                 "export",
                 max_bad_fraction,
                 embed_images=False,
+                count_malformed=True,
             )
             for sample in tqdm(samples, desc="export llava", unit=" samples", mininterval=2):
                 out.write(",\n" if written else "\n")

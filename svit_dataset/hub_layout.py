@@ -22,6 +22,7 @@ import os
 import shutil
 import time
 from concurrent.futures import ProcessPoolExecutor
+from fnmatch import fnmatch
 from pathlib import Path
 
 from datasets import DatasetInfo
@@ -314,8 +315,12 @@ def _swap_into_place(staging: Path, output_dir: Path) -> None:
 
 
 def _remove_stale_staging(output_dir: Path) -> None:
-    """Remove staging folders of builds whose process is gone (killed midway)."""
-    for path in output_dir.parent.glob(f".{output_dir.name}.building-*"):
+    """Remove staging (and replaced) folders of builds whose process is gone (killed midway)."""
+    leftovers = [
+        *output_dir.parent.glob(f".{output_dir.name}.building-*"),
+        *output_dir.parent.glob(f".{output_dir.name}.old-*"),
+    ]
+    for path in leftovers:
         pid = path.name.rsplit("-", 1)[-1]
         if pid.isdigit() and not _alive(int(pid)):
             logger.info("removing %s left by an interrupted build", path)
@@ -352,6 +357,10 @@ def report_table(report: dict) -> str:
     return format_report_table(rows)
 
 
+# What a push uploads: the card, the report, the shards, the recipe reports and the statistics.
+_PUSHED = (REPORT_FILE, "data/*", f"{RECIPES_DIR}/*", "stats/*")
+
+
 def push_hub_dataset(
     folder: str | Path,
     repo_id: str,
@@ -365,18 +374,26 @@ def push_hub_dataset(
 
     `private=None` keeps the Hub's default visibility (an organisation may default to private).
     """
-    from huggingface_hub import HfApi
+    from huggingface_hub import CommitOperationAdd, HfApi
 
     folder = Path(folder)
     if not (folder / "README.md").is_file():
         raise SvitInputError(f"{folder}: no README.md; pass a folder written by `svit build`")
+    # The card was written for local use (`load_dataset("<folder name>", ...)` from its parent);
+    # on the Hub its snippet names the repo instead. Everything else goes up as built, in one commit.
+    card = (
+        (folder / "README.md")
+        .read_text()
+        .replace(f'load_dataset("{folder.name}",', f'load_dataset("{repo_id}",')
+    )
+    operations = [CommitOperationAdd(path_in_repo="README.md", path_or_fileobj=card.encode())]
+    for path in sorted(folder.rglob("*")):
+        relative = path.relative_to(folder).as_posix()
+        if path.is_file() and relative != "README.md" and any(fnmatch(relative, p) for p in _PUSHED):
+            operations.append(CommitOperationAdd(path_in_repo=relative, path_or_fileobj=str(path)))
     api = HfApi(endpoint=endpoint, token=token)
     api.create_repo(repo_id, repo_type="dataset", private=private, exist_ok=True)
-    info = api.upload_folder(
-        repo_id=repo_id,
-        repo_type="dataset",
-        folder_path=str(folder),
-        commit_message=commit_message,
-        allow_patterns=["README.md", REPORT_FILE, "data/**", f"{RECIPES_DIR}/**", "stats/**"],
+    info = api.create_commit(
+        repo_id=repo_id, repo_type="dataset", operations=operations, commit_message=commit_message
     )
     return str(getattr(info, "commit_url", info))

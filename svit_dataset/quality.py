@@ -48,7 +48,7 @@ FAILED_GENERATION_PATTERN = re.compile(
     r"|you (?:haven't|have not|didn't|did not) (?:provide|include|share)"
     r"|please provide (?:the |some |more )?(?:captions?|objects?|regions?|information|details|image|description)"
     r"|as an ai (?:language )?model"
-    r"|i'?m sorry,? but (?:i|there)",
+    r"|i'?m sorry,? but i (?:can'?t|cannot|am unable|don'?t have)",
     re.IGNORECASE,
 )
 # Every alternative of the pattern contains one of these: a cheap test before the regex.

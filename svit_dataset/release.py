@@ -68,7 +68,7 @@ def iter_records(path: Path) -> Iterator[tuple[int, Any]]:
                 yield index, record
         except ijson.JSONError as err:
             raise SvitFormatError(
-                f"{path}: invalid or truncated JSON after record {index} (near byte {f.tell()}): {err}. "
+                f"{path}: invalid or truncated JSON after record {index} (within the first {f.tell()} bytes): {err}. "
                 "The file is damaged; download or unzip it again."
             ) from None
 

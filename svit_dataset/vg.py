@@ -64,6 +64,7 @@ class ImageIndex:
                 f"--images {self.images_dir}: not a folder; pass the folder holding VG_100K/"
             )
         self.metadata = read_image_data(image_data) if image_data else {}
+        self._found: dict[int, ImageInfo | None] = {}  # an image serves many rows: look it up once
 
     def info(self, image_id: int) -> ImageInfo | None:
         """Info of an image; None when images were given and this one is not among them, or when its
@@ -73,6 +74,12 @@ class ImageIndex:
             if known is None and self.require_size:
                 return None
             return known or ImageInfo(f"{VG_FOLDERS[0]}/{image_id}.jpg", None, None)
+        if image_id not in self._found:
+            self._found[image_id] = self._locate(image_id, known)
+        return self._found[image_id]
+
+    def _locate(self, image_id: int, known: ImageInfo | None) -> ImageInfo | None:
+        assert self.images_dir is not None
         for folder in VG_FOLDERS:
             rel = f"{folder}/{image_id}.jpg"
             full = self.images_dir / rel

@@ -98,3 +98,18 @@ def test_export_counts_images_without_size_and_excludes_test_ids(tmp_path):
     )
     assert [r["id"] for r in json.loads((tmp_path / "x.json").read_text())] == ["1-conversation-0"]
     assert result["quality"]["conversation"]["dropped"] == {"missing_image": 1}
+
+
+def test_export_counts_malformed_records(tmp_path):
+    records = [
+        record(1, conversation(qa("Q?", "A."))),
+        {"image_id": "x"},
+        record(2, conversation(qa("Q?", "A."))),
+    ]
+    write_release(tmp_path / "rel", {"conversation": records}, fill_missing=False)
+    sizes = write_image_data(tmp_path / "image_data.json", {1: (10, 20), 2: (30, 30)})
+    result = export_llava(
+        tmp_path / "rel", tmp_path / "x.json", image_data=sizes, tasks=["conversation"], max_bad_fraction=0.5
+    )
+    assert result["written"] == 2
+    assert result["quality"]["conversation"]["dropped"] == {"malformed_record": 1}

@@ -24,6 +24,10 @@ def built(tmp_path_factory):
     local = {p.relative_to(folder).as_posix(): p.read_bytes() for p in folder.rglob("*") if p.is_file()}
     expected = {k: v for k, v in local.items() if k in ("README.md", REPORT_FILE) or k.startswith("data/")}
     assert any(k.endswith(".parquet") for k in expected)
+    # On the Hub the card's snippet names the repo, not the local folder; nothing else in it changes.
+    card = expected["README.md"].decode()
+    assert 'load_dataset("svit",' in card
+    expected["README.md"] = card.replace('load_dataset("svit",', f'load_dataset("{REPO}",').encode()
     return folder, report, expected
 
 
@@ -41,6 +45,7 @@ def test_push_creates_a_dataset_repo_with_every_file(built, tmp_path):
     files = hub.files(REPO)
     assert set(files) == set(expected)  # README.md, build_report.json, data/**; not notes.txt
     assert all(files[path] == data for path, data in expected.items())
+    assert f'load_dataset("{REPO}",' in files["README.md"].decode()
     assert len(repo.commits) == 1
     assert repo.commits[0].summary == "Upload SVIT dataset built with svit"
     # "regular" upload mode: every file travelled base64-encoded inside the NDJSON commit

@@ -30,7 +30,8 @@ def test_truncated_json_names_file_and_position(tmp_path):
     text = json.dumps([record(1, conversation(GOOD)), record(2, conversation(GOOD))])
     write_release(tmp_path, {"conversation": text[: len(text) - 30]})
     with pytest.raises(
-        SvitFormatError, match=r"conversation\.json: invalid or truncated JSON after record 0 \(near byte"
+        SvitFormatError,
+        match=r"conversation\.json: invalid or truncated JSON after record 0 \(within the first",
     ):
         read_all(tmp_path / "conversation.json")
 
@@ -97,6 +98,8 @@ def test_wrong_types_are_counted_under_a_raised_threshold(tmp_path):
         (qa("Where is it?", "The <st>cup<ed> [0.7, 0.1, 0.2, 0.5]."), "bad_box"),
         (qa("Where is it?", "The <st>cup<ed> [0.1, 0.1, 1.2, 0.5]."), "bad_box"),
         (qa("Where is [0.1, -0.1, 0.2, 0.5]?", "There."), "bad_box"),
+        (qa("Describe.", "I'm sorry, but I can't see any image here."), "failed_generation"),
+        (qa("Is there a cat?", "I'm sorry, but there is no cat in the image."), None),
         (GOOD, None),
         (qa("Where?", "The <st>men<ed> [0.1, 0.2, 0.3, 0.4], [0.5, 0.5, 0.6, 0.7]."), None),
         (qa("Hi", "Hello", user="human"), None),
