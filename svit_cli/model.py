@@ -14,7 +14,15 @@ def _dtype(name: str | None):
 def _build(args) -> None:
     from svit_model.building import build
 
-    build(args.vision, args.llm, args.output, pad=not args.no_pad, seed=args.seed, dtype=_dtype(args.dtype))
+    build(
+        args.vision,
+        args.llm,
+        args.output,
+        pad=not args.no_pad,
+        seed=args.seed,
+        dtype=_dtype(args.dtype),
+        overwrite=args.overwrite,
+    )
     print(f"SVIT-LLaVA written to {args.output}")
 
 
@@ -27,6 +35,7 @@ def _convert(args) -> None:
         base_model=args.base_model,
         vision_tower=args.vision_tower,
         dtype=_dtype(args.dtype),
+        overwrite=args.overwrite,
     )
     print(f"SVIT-LLaVA written to {args.output}")
 
@@ -34,7 +43,8 @@ def _convert(args) -> None:
 def _export_llava(args) -> None:
     from svit_model.export import export_llava_checkpoint
 
-    print(f"llava checkpoint written to {export_llava_checkpoint(args.input, args.output)}")
+    written = export_llava_checkpoint(args.input, args.output, overwrite=args.overwrite)
+    print(f"llava checkpoint written to {written}")
 
 
 def _demo(args) -> None:
@@ -53,6 +63,7 @@ def register(sub) -> None:
     )
     build.add_argument("--llm", required=True, help="Llama-family LLM, e.g. lmsys/vicuna-7b-v1.5")
     build.add_argument("--output", required=True, help="output folder")
+    build.add_argument("--overwrite", action="store_true", help="replace --output if it exists")
     build.add_argument(
         "--no-pad", action="store_true", help="resize and center-crop instead of LLaVA-1.5's pad"
     )
@@ -69,6 +80,7 @@ def register(sub) -> None:
         "--input", required=True, help="upstream folder (config.json + shards, or LoRA adapter)"
     )
     convert.add_argument("--output", required=True, help="output folder")
+    convert.add_argument("--overwrite", action="store_true", help="replace --output if it exists")
     convert.add_argument("--base-model", help="LLM a LoRA adapter was trained on (default: the adapter's)")
     convert.add_argument("--vision-tower", help="CLIP checkpoint (default: the config's mm_vision_tower)")
     convert.add_argument(
@@ -81,6 +93,7 @@ def register(sub) -> None:
     )
     export.add_argument("--input", required=True, help="SVIT-LLaVA checkpoint folder")
     export.add_argument("--output", required=True, help="output folder")
+    export.add_argument("--overwrite", action="store_true", help="replace --output if it exists")
     export.set_defaults(func=_export_llava)
 
     demo = model_sub.add_parser(

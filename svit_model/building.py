@@ -155,6 +155,7 @@ def build(
     seed: int = 0,
     dtype: torch.dtype | str | None = None,
     token: str | None = None,
+    overwrite: bool = False,
 ) -> tuple[SvitLlavaForConditionalGeneration, SvitLlavaProcessor]:
     """A fresh SVIT-LLaVA from a CLIP checkpoint and an LLM checkpoint (local folders or Hub ids).
 
@@ -166,7 +167,10 @@ def build(
         seed: seed of the projector's initialisation.
         dtype: dtype of the towers as loaded (default: the checkpoints').
         token: Hub token for gated or private checkpoints (default: the standard login); never logged.
+        overwrite: replace an existing `output_dir` (refused otherwise, before anything is loaded).
     """
+    if output_dir is not None:
+        check_output_dir(output_dir, overwrite)
     hub_kwargs = {"token": token} if token else {}
     vision_config = load_vision_config(vision_model, **hub_kwargs)
     vision_tower = CLIPVisionModel.from_pretrained(
@@ -199,7 +203,7 @@ def build(
         load_image_processor(vision_model, pad, **hub_kwargs), tokenizer, vision_config.patch_size
     )
     if output_dir is not None:
-        save_checkpoint(model, processor, output_dir)
+        save_checkpoint(model, processor, output_dir, overwrite=overwrite)
     return model.eval(), processor
 
 
@@ -209,23 +213,50 @@ def _check_materialized(model: torch.nn.Module) -> None:
         raise RuntimeError(f"SVIT-LLaVA assembly left tensors unset: {left[:5]}")
 
 
-def save_checkpoint(
-    model: PreTrainedModel, processor, output_dir: str | os.PathLike, overwrite: bool = True
-) -> Path:
-    """Save model and processor into `output_dir` through a hidden sibling folder renamed into place."""
+def check_output_dir(output_dir: str | os.PathLike, overwrite: bool) -> Path:
+    """`output_dir` as a Path; refuses an existing one unless `overwrite` (called before any heavy work)."""
     output_dir = Path(output_dir)
     if output_dir.exists() and not overwrite:
-        raise SvitInputError(f"{output_dir} exists; pass overwrite=True (--overwrite) to replace it")
+        raise SvitInputError(
+            f"--output {output_dir}: already exists; pass --overwrite (overwrite=True) to replace it"
+        )
+    return output_dir
+
+
+def save_checkpoint(
+    model: PreTrainedModel, processor, output_dir: str | os.PathLike, overwrite: bool = False
+) -> Path:
+    """Save model and processor into `output_dir`, which holds either the old checkpoint or the new one, whole.
+
+    Both are written into a hidden sibling folder (removed if saving fails); an existing `output_dir` (only with
+    `overwrite`) is renamed aside, the new folder renamed in, and only then the old one deleted.
+    """
+    output_dir = check_output_dir(output_dir, overwrite)
     output_dir.parent.mkdir(parents=True, exist_ok=True)
     tmp = output_dir.with_name(f".{output_dir.name}.tmp-{os.getpid()}")
     shutil.rmtree(tmp, ignore_errors=True)
-    model.save_pretrained(tmp)
-    processor.save_pretrained(tmp)
+    try:
+        model.save_pretrained(tmp)
+        processor.save_pretrained(tmp)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    old = None
     if output_dir.exists():
-        shutil.rmtree(output_dir)
-    os.replace(tmp, output_dir)
+        old = output_dir.with_name(f".{output_dir.name}.old-{os.getpid()}")
+        shutil.rmtree(old, ignore_errors=True)
+        os.replace(output_dir, old)
+    try:
+        os.replace(tmp, output_dir)
+    except BaseException:
+        if old is not None:
+            os.replace(old, output_dir)
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
     logger.info("saved %s", output_dir)
     return output_dir
 
 
-__all__ = ["add_svit_tokens", "build", "resize_embeddings_to_mean", "save_checkpoint"]
+__all__ = ["add_svit_tokens", "build", "check_output_dir", "resize_embeddings_to_mean", "save_checkpoint"]

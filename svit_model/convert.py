@@ -29,6 +29,7 @@ from transformers import AutoModelForCausalLM, AutoTokenizer, CLIPVisionModel, L
 from svit_dataset.errors import SvitFormatError, SvitInputError
 from svit_model.building import (
     add_svit_tokens,
+    check_output_dir,
     load_image_processor,
     load_vision_config,
     make_processor,
@@ -154,6 +155,7 @@ def convert_upstream_checkpoint(
     vision_tower: str | os.PathLike | None = None,
     dtype: torch.dtype | None = None,
     token: str | None = None,
+    overwrite: bool = False,
 ) -> tuple[SvitLlavaForConditionalGeneration, SvitLlavaProcessor]:
     """An upstream LLaVA-1.5 / SVIT-v1.5 checkpoint (full or LoRA) as SVIT-LLaVA; saved to `output_dir` if given.
 
@@ -165,8 +167,11 @@ def convert_upstream_checkpoint(
             unless the shards carry the tower.
         dtype: cast the converted model to this dtype (default: the checkpoint's).
         token: Hub token for gated checkpoints (default: the standard login); never logged.
+        overwrite: replace an existing `output_dir` (refused otherwise, before anything is loaded).
     """
     model_dir = Path(model_dir)
+    if output_dir is not None:
+        check_output_dir(output_dir, overwrite)
     hub_kwargs = {"token": token} if token else {}
     upstream = read_upstream_config(model_dir)
     vision_tower = vision_tower or upstream.get("mm_vision_tower")
@@ -231,7 +236,7 @@ def convert_upstream_checkpoint(
         load_image_processor(vision_tower, pad, **hub_kwargs), tokenizer, vision_config.patch_size
     )
     if output_dir is not None:
-        save_checkpoint(model, processor, output_dir)
+        save_checkpoint(model, processor, output_dir, overwrite=overwrite)
     return model.eval(), processor
 
 

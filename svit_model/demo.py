@@ -10,6 +10,7 @@ reads and writes boxes in the padded frame; the parsed boxes are back in the ori
 from __future__ import annotations
 
 import logging
+import os
 from collections import defaultdict
 from pathlib import Path
 
@@ -105,7 +106,13 @@ def run_model_demo(print_fn=print, seed: int = 0, steps: int = 60, drawing: str 
         pixels = ", ".join("(" + ", ".join(f"{v:.0f}" for v in box) + ")" for box in boxes)
         print_fn(f"  {phrase!r} chars {start}-{end}: {pixels} px")
     if drawing is not None:
-        draw_entities(image, entities).save(drawing)
+        drawing = Path(drawing)
+        tmp = drawing.with_name(f".{drawing.name}.tmp-{os.getpid()}")
+        try:
+            draw_entities(image, entities).save(tmp, format="PNG")
+            os.replace(tmp, drawing)
+        finally:
+            tmp.unlink(missing_ok=True)
         print_fn(f"Drawn: {drawing}")
     return {"generated": generated, "clean_text": clean, "entities": entities, "reference": reference}
 

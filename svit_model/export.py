@@ -21,7 +21,7 @@ from transformers import (
 )
 
 from svit_dataset.errors import SvitInputError
-from svit_model.building import save_checkpoint
+from svit_model.building import check_output_dir, save_checkpoint
 from svit_model.modeling_svit_llava import SvitLlavaForConditionalGeneration
 from svit_model.processing_svit_llava import SvitLlavaProcessor
 
@@ -64,8 +64,14 @@ def to_llava_processor(processor: SvitLlavaProcessor) -> LlavaProcessor:
 def export_llava_checkpoint(
     source: str | os.PathLike | tuple[SvitLlavaForConditionalGeneration, SvitLlavaProcessor],
     output_dir: str | os.PathLike,
+    *,
+    overwrite: bool = False,
 ) -> Path:
-    """Write `source` (a saved SVIT-LLaVA folder, or a (model, processor) pair) as a `llava` checkpoint."""
+    """Write `source` (a saved SVIT-LLaVA folder, or a (model, processor) pair) as a `llava` checkpoint.
+
+    An existing `output_dir` is replaced only with `overwrite` (refused otherwise, before anything is loaded).
+    """
+    check_output_dir(output_dir, overwrite)
     if isinstance(source, (str, os.PathLike)):
         if not (Path(source) / "config.json").is_file():
             raise SvitInputError(f"{source}: no config.json; pass a saved SVIT-LLaVA checkpoint folder")
@@ -79,7 +85,9 @@ def export_llava_checkpoint(
         raise SvitInputError(
             f"export takes an SVIT-LLaVA model and processor, got {type(model).__name__} and {type(processor).__name__}"
         )
-    return save_checkpoint(to_llava_model(model), to_llava_processor(processor), output_dir)
+    return save_checkpoint(
+        to_llava_model(model), to_llava_processor(processor), output_dir, overwrite=overwrite
+    )
 
 
 __all__ = ["export_llava_checkpoint", "to_llava_config", "to_llava_model", "to_llava_processor"]

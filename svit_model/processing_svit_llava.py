@@ -29,6 +29,7 @@ from transformers.image_utils import get_image_size, make_flat_list_of_images, t
 
 try:  # the svit package: the one home of box arithmetic and grounded-text parsing
     from svit_dataset.boxes import (
+        BOX_PATTERN,
         clamp_box,
         from_padded_square,
         move_boxes_in_text,
@@ -36,7 +37,7 @@ try:  # the svit package: the one home of box arithmetic and grounded-text parsi
     )
     from svit_dataset.grounding import END_TAG, START_TAG, GroundedEntity, parse_grounded_text
 except ImportError:  # loaded as remote code: `save_pretrained` put copies of both modules beside this file
-    from .svit_boxes import clamp_box, from_padded_square, move_boxes_in_text, to_pixels
+    from .svit_boxes import BOX_PATTERN, clamp_box, from_padded_square, move_boxes_in_text, to_pixels
     from .svit_grounding import END_TAG, START_TAG, GroundedEntity, parse_grounded_text
 
 try:  # placeholders that `apply_chat_template(sanitize_control_tokens=True)` marked as user text don't count
@@ -238,7 +239,7 @@ class SvitLlavaProcessor(LlavaProcessor):
                 next_image += count
                 if not sample_sizes:
                     continue
-                if len(sample_sizes) > 1 and move_boxes_in_text(sample, 1, 1, to_padded=True)[1]:
+                if len(sample_sizes) > 1 and BOX_PATTERN.search(sample):
                     raise ValueError(
                         f"SvitLlavaProcessor: text {i} has {len(sample_sizes)} padded images and boxes; a box "
                         "belongs to one image. Give one image per sample, or pass do_pad=False."

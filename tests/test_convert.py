@@ -153,6 +153,16 @@ def test_full_checkpoint_converts_with_equal_logits(original, clip_dir, tmp_path
     assert all(torch.equal(inputs[k], _inputs(converted_processor)[k]) for k in inputs)
     assert torch.equal(_logits(converted, inputs), _logits(model, inputs))
 
+    # `svit model convert` replaces an existing --output only with --overwrite.
+    from svit_cli.main import main
+
+    argv = ["model", "convert", "--input", str(upstream), "--output", str(tmp_path / "converted")]
+    assert main(argv) == 2
+    assert main([*argv, "--overwrite"]) == 0
+    reconverted = AutoModelForImageTextToText.from_pretrained(tmp_path / "converted").eval()
+    assert torch.equal(_logits(reconverted, inputs), _logits(model, inputs))
+    assert not list(tmp_path.glob(".converted*"))
+
 
 def test_lora_checkpoint_converts_with_equal_logits(original, clip_dir, tmp_path):
     from peft import LoraConfig, get_peft_model

@@ -204,6 +204,70 @@ def test_export_refuses_a_folder_without_a_checkpoint(tmp_path):
         export_llava_checkpoint(tmp_path, tmp_path / "out")
 
 
+class _Saves:
+    """A model or processor stand-in whose `save_pretrained` writes `name` (or fails)."""
+
+    def __init__(self, name: str, fail: bool = False):
+        self.name, self.fail = name, fail
+
+    def save_pretrained(self, folder):
+        os.makedirs(folder, exist_ok=True)
+        with open(os.path.join(folder, self.name), "w") as f:
+            f.write("new")
+        if self.fail:
+            raise OSError("disk full")
+
+
+def _checkpoint_with(folder, name: str) -> None:
+    folder.mkdir()
+    (folder / name).write_text("old")
+
+
+def test_save_checkpoint_refuses_an_existing_folder_without_overwrite(tmp_path):
+    from svit_dataset.errors import SvitInputError
+    from svit_model.building import save_checkpoint
+
+    _checkpoint_with(tmp_path / "ckpt", "config.json")
+    with pytest.raises(SvitInputError, match="pass --overwrite"):
+        save_checkpoint(_Saves("config.json"), _Saves("processor.json"), tmp_path / "ckpt")
+    assert (tmp_path / "ckpt" / "config.json").read_text() == "old"
+
+
+def test_save_checkpoint_that_fails_keeps_the_old_one_and_no_temp_folder(tmp_path):
+    from svit_model.building import save_checkpoint
+
+    _checkpoint_with(tmp_path / "ckpt", "config.json")
+    with pytest.raises(OSError, match="disk full"):
+        save_checkpoint(_Saves("config.json"), _Saves("processor.json", fail=True), tmp_path / "ckpt", True)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ckpt"]
+    assert [p.name for p in (tmp_path / "ckpt").iterdir()] == ["config.json"]
+    assert (tmp_path / "ckpt" / "config.json").read_text() == "old"
+
+
+def test_save_checkpoint_replaces_the_old_one_only_once_the_new_one_is_in_place(tmp_path, monkeypatch):
+    """The old folder is deleted last: a kill at any point leaves the old checkpoint or the new one, whole."""
+    import shutil
+
+    from svit_model import building
+
+    _checkpoint_with(tmp_path / "ckpt", "stale.bin")
+    seen = []
+    rmtree = shutil.rmtree
+
+    def spy(path, *args, **kwargs):
+        seen.append(sorted(p.name for p in (tmp_path / "ckpt").iterdir()))
+        rmtree(path, *args, **kwargs)
+
+    monkeypatch.setattr(building.shutil, "rmtree", spy)
+    building.save_checkpoint(
+        _Saves("config.json"), _Saves("processor.json"), tmp_path / "ckpt", overwrite=True
+    )
+    assert seen and seen[-1] == ["config.json", "processor.json"]  # when the old one goes, the new one is in
+    assert all(names in (["stale.bin"], ["config.json", "processor.json"]) for names in seen)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ckpt"]
+    assert sorted(p.name for p in (tmp_path / "ckpt").iterdir()) == ["config.json", "processor.json"]
+
+
 def _plain_bpe_tokenizer():
     """An LLM tokenizer as released: no <image>, no grounding tokens, no pad token."""
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
@@ -274,6 +338,9 @@ def test_build_refuses_a_non_clip_vision_model(tmp_path):
     LlamaForCausalLM(tiny_text_config(tokenizer)).save_pretrained(tmp_path / "llm")
     with pytest.raises(SvitInputError, match="CLIP"):
         svit_model.build(tmp_path / "llm", tmp_path / "llm")
+    # An existing output folder is refused before anything is loaded (so even with a wrong vision model).
+    with pytest.raises(SvitInputError, match="pass --overwrite"):
+        svit_model.build(tmp_path / "llm", tmp_path / "llm", tmp_path / "llm")
 
 
 def test_draw_entities_outlines_the_boxes():
@@ -290,11 +357,17 @@ def test_draw_entities_outlines_the_boxes():
     assert normalized.getpixel((10, 25)) != (0, 0, 0)
 
 
-def test_cli_export_llava(saved, tmp_path):
+def test_cli_export_llava(saved, tmp_path, capsys):
     from svit_cli.main import main
 
     assert main(["model", "export-llava", "--input", str(saved), "--output", str(tmp_path / "out")]) == 0
     assert LlavaForConditionalGeneration.from_pretrained(tmp_path / "out").config.model_type == "llava"
+    # An existing --output is replaced only with --overwrite.
+    again = ["model", "export-llava", "--input", str(saved), "--output", str(tmp_path / "out")]
+    assert main(again) == 2
+    assert "pass --overwrite" in capsys.readouterr().err
+    assert main([*again, "--overwrite"]) == 0
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
     assert (
         main(["model", "export-llava", "--input", str(tmp_path / "missing"), "--output", str(tmp_path / "x")])
         == 2
@@ -302,14 +375,17 @@ def test_cli_export_llava(saved, tmp_path):
 
 
 @pytest.mark.slow
-def test_model_demo_prints_a_parsed_grounded_answer():
+def test_model_demo_prints_a_parsed_grounded_answer(tmp_path):
     """The main job's model part: the taught answer comes back parsed, its box in the original image's pixels."""
     from svit_dataset.boxes import to_pixels
     from svit_dataset.grounding import parse_grounded_text
     from svit_model.demo import run_model_demo
 
     lines = []
-    result = run_model_demo(print_fn=lines.append, steps=60)
+    result = run_model_demo(print_fn=lines.append, steps=60, drawing=tmp_path / "drawn.png")
+    # The drawing is written under a temporary name and renamed into place: nothing else is left.
+    assert [p.name for p in tmp_path.iterdir()] == ["drawn.png"]
+    assert Image.open(tmp_path / "drawn.png").format == "PNG"
     assert any(line.startswith("post_process_generation -> ") for line in lines)
     reference_clean, reference_entities = parse_grounded_text(result["reference"])
     assert result["clean_text"] == reference_clean

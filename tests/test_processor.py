@@ -110,6 +110,24 @@ def test_boxes_in_a_multi_image_sample_are_refused(processor):
         processor(images=[Image.new("RGB", (20, 10))] * 2, text="<image><image> [0.1, 0.2, 0.3, 0.4]")
 
 
+def test_multi_image_box_check_only_searches(processor, monkeypatch):
+    """Whether a multi-image sample holds boxes is a search, not a rewrite of its text."""
+    import svit_model.processing_svit_llava as processing
+
+    calls = []
+
+    def spy(text, width, height, **kwargs):
+        calls.append((width, height))
+        return move_boxes_in_text(text, width, height, **kwargs)
+
+    monkeypatch.setattr(processing, "move_boxes_in_text", spy)
+    processor(images=[Image.new("RGB", (20, 10))] * 2, text="<image><image> two images, no box")
+    assert calls == [(20, 10)]
+    with pytest.raises(ValueError, match="one image"):
+        processor(images=[Image.new("RGB", (20, 10))] * 2, text="<image><image> [0.1, 0.2, 0.3, 0.4]")
+    assert calls == [(20, 10)]
+
+
 def test_grounding_tokens_are_single_and_survive_decoding(processor):
     tokenizer = processor.tokenizer
     text = "<st>red ball<ed> [0.125, 0.300, 0.450, 0.812]"
