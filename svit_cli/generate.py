@@ -8,7 +8,6 @@ from svit_dataset.schema import TASKS
 
 
 def _generate(args) -> None:
-    from svit_dataset.errors import SvitInputError
     from svit_dataset.generation.client import ClientSettings
     from svit_dataset.generation.output import collect_outputs
     from svit_dataset.generation.run import (
@@ -23,8 +22,6 @@ def _generate(args) -> None:
     if args.collect:
         print(json.dumps(collect_outputs(args.output), indent=1))
         return
-    if (args.price_input is None) != (args.price_output is None):
-        raise SvitInputError("--price-input and --price-output go together")
     settings = ClientSettings(
         model=args.model,
         base_url=args.base_url,
@@ -50,9 +47,8 @@ def _generate(args) -> None:
         iou_threshold=args.iou_threshold,
         seed=args.seed,
         prices=args.prices,
-        price_override=(
-            {"input": args.price_input, "output": args.price_output} if args.price_input is not None else None
-        ),
+        price_input=args.price_input,
+        price_output=args.price_output,
     )
     source = SceneSource(
         annotations=args.annotations, coco_captions=tuple(args.coco_captions or ()), scenes=args.scenes

@@ -6,7 +6,9 @@ by rate, decided by a hash, never by chance:
 
 - transport faults (`rate_limit` 429 + Retry-After, `server_error` 500, `timeout` (answers after the
   client gave up), `drop` (closes the connection unanswered), `garbled` (200 with a body that is
-  not JSON)) hit only the first delivery of a request (by its Idempotency-Key), so retries pass;
+  not JSON), `odd_shape` (200 with JSON of another shape: a choice or message that is no object,
+  content that is a list, in turn)) hit only the first delivery of a request (by its
+  Idempotency-Key), so retries pass;
 - content faults (`truncated` (finish_reason "length"), `malformed` (no labels), `too_few` (a pair
   missing), `captions` (an answer names its source), `bad_box` (a referring box matching nothing),
   `failed_generation`) are a function of (scene, task, seed): the same request always gets the same
@@ -35,7 +37,13 @@ import time
 from collections import Counter
 from pathlib import Path
 
-TRANSPORT_FAULTS = ("rate_limit", "server_error", "timeout", "drop", "garbled")
+TRANSPORT_FAULTS = ("rate_limit", "server_error", "timeout", "drop", "garbled", "odd_shape")
+# 200s that parse as JSON but are not a chat.completion a client can read
+ODD_SHAPES = (
+    {"choices": ["a choice that is a string"]},
+    {"choices": [{"message": ["a message that is a list"], "finish_reason": "stop"}]},
+    {"choices": [{"message": {"role": "assistant", "content": [{"type": "text", "text": "hi"}]}}]},
+)
 PERMANENT_FAULTS = ("bad_request",)
 CONTENT_FAULTS = ("truncated", "malformed", "too_few", "captions", "bad_box", "failed_generation")
 
@@ -197,6 +205,7 @@ class FakeOpenAI:
         self.log: list[dict] = []
         self._log_file = open(log_path, "a", buffering=1) if log_path else None  # noqa: SIM115
         self._deliveries: Counter = Counter()
+        self._odd_shapes = 0
         self._loop: asyncio.AbstractEventLoop | None = None
         self._server: asyncio.base_events.Server | None = None
         self._thread: threading.Thread | None = None
@@ -329,6 +338,14 @@ class FakeOpenAI:
         if transport == "garbled":
             self._record({**entry, "status": "garbled"})
             await self._send(writer, 200, b'{"id": "chatcmpl-x", "choices": [{"mess')
+            return True
+        if transport == "odd_shape":
+            shape = ODD_SHAPES[self._odd_shapes % len(ODD_SHAPES)]
+            self._odd_shapes += 1
+            self._record({**entry, "status": "odd_shape"})
+            await self._send(
+                writer, 200, {"id": f"chatcmpl-{request_key}", "model": request["model"], **shape}
+            )
             return True
         always_bad = _unit("always_bad", scene_hash, task) < self.rates.get("always_bad", 0.0)
         content_fault = (

@@ -24,6 +24,7 @@ import pytest
 from svit_cli.main import main as svit_main
 from svit_dataset import bundled
 from svit_dataset.errors import SvitError, SvitInputError
+from svit_dataset.generation import run as run_module
 from svit_dataset.generation.annotations import iter_vg_scenes, write_scenes_jsonl
 from svit_dataset.generation.client import ClientSettings, FatalAPIError
 from svit_dataset.generation.demo import run_generate_demo
@@ -315,3 +316,84 @@ def test_dry_run_cli_and_demo_call_nothing(tmp_path, capsys):
     )  # fmt: skip
     text = capsys.readouterr().out
     assert small == 0 and "over budget (would fail): 36" in text
+
+
+def test_replies_of_other_shapes_are_retried_not_fatal(tmp_path):
+    with FakeOpenAI({"odd_shape": 1.0}) as server:  # every first delivery: one of the odd shapes
+        summary = generate(
+            _source(), _config(tmp_path / "out", server.base_url, tasks=("referring_qa",), max_images=3)
+        )
+        assert server.statuses()["odd_shape"] == 3
+    assert summary["items"] == {"selected": 3, "done": 3, "failed": 0, "pending": 0}
+    assert summary["session"]["retries"] == {"unreadable_response": 3}
+
+
+def test_input_drops_are_counted_in_the_summary(tmp_path, capsys):
+    vg = tmp_path / "vg"
+    shutil.copytree(bundled.ANNOTATIONS_DIR, vg)
+    objects = json.loads((vg / "objects.json").read_text())
+    del objects[0]["objects"][0]["x"]  # an unreadable object of the first image
+    del objects[1]  # the second image has no objects entry
+    (vg / "objects.json").write_text(json.dumps(objects))
+    regions = json.loads((vg / "region_descriptions.json").read_text())
+    regions[0]["regions"][0]["width"] = None  # an unreadable region
+    (vg / "region_descriptions.json").write_text(json.dumps(regions))
+    with FakeOpenAI() as server:
+        summary = generate(
+            SceneSource(annotations=vg),
+            _config(tmp_path / "out", server.base_url, tasks=("referring_qa",), max_images=2),
+        )
+        source_counts = summary["input"]
+        assert source_counts["bad_objects"] == 1 and source_counts["bad_regions"] == 1
+        assert source_counts["without_objects"] == 1 and source_counts["images"] == 2
+        assert (
+            json.loads((tmp_path / "out" / "generation_summary.json").read_text())["input"] == source_counts
+        )
+
+        scenes = tmp_path / "scenes.jsonl"
+        write_scenes_jsonl(iter_vg_scenes(bundled.ANNOTATIONS_DIR, max_images=3), scenes)
+        lines = scenes.read_text().splitlines()
+        scenes.write_text(
+            "\n".join([lines[0], "not json", '{"image_id": 5, "objects": 3}', *lines[1:]]) + "\n"
+        )
+        rc = svit_main(
+            ["generate", "--scenes", str(scenes), "--output", str(tmp_path / "out2"), "--model", MODEL,
+             "--base-url", server.base_url, "--tasks", "referring_qa", "--max-images", "2"]
+        )  # fmt: skip
+    printed = json.loads(capsys.readouterr().out)
+    assert rc == 0 and printed["items"]["done"] == 2
+    assert printed["input"] == {"malformed_scene_lines": 2, "scene_lines": 4}
+
+
+def test_kill_after_the_last_attempt_line_keeps_its_reason(tmp_path):
+    out = tmp_path / "out"
+    out.mkdir()
+    key = f"{IMAGE_IDS[0]}/referring_qa"
+    last = {"t": "attempt", "key": key, "attempt": 3, "usage": [30, 9], "reason": "box_matches_nothing"}
+    last["detail"] = "box [0.1, 0.1, 0.2, 0.2] matches no scene box"
+    (out / "ledger.jsonl").write_text(json.dumps(last) + "\n")  # killed before its `failed` line
+    with FakeOpenAI() as server:
+        summary = generate(_source(), _config(out, server.base_url, tasks=("referring_qa",), max_images=1))
+        assert not server.log
+    assert summary["failed_by_reason"] == {"box_matches_nothing": 1}
+    (failure,) = json.loads((out / "failures.json").read_text())
+    assert (failure["reason"], failure["detail"], failure["attempts"]) == (
+        "box_matches_nothing",
+        last["detail"],
+        3,
+    )
+
+
+def test_a_failing_summary_does_not_hide_what_stopped_the_run(tmp_path, monkeypatch, caplog):
+    def broken_collect(*args, **kwargs):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(run_module, "collect_outputs", broken_collect)
+    with FakeOpenAI(known_models=("real-model",)) as server:
+        with pytest.raises(FatalAPIError, match="does not know model"):
+            generate(_source(), _config(tmp_path / "out", server.base_url, max_images=1))
+        assert "could not write generation_summary.json" in caplog.text
+    with FakeOpenAI() as server, pytest.raises(OSError, match="disk full"):  # a run that ended well
+        generate(
+            _source(), _config(tmp_path / "out2", server.base_url, max_images=1, tasks=("referring_qa",))
+        )

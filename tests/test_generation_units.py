@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import builtins
 import json
 import time
+from pathlib import Path
 
 import pytest
 
@@ -14,11 +16,25 @@ from svit_dataset.generation.annotations import (
     Scene,
     iter_scenes_jsonl,
     iter_vg_scenes,
+    select_images,
     write_scenes_jsonl,
 )
-from svit_dataset.generation.client import RateLimiter, redact, retry_after_seconds
-from svit_dataset.generation.ledger import Ledger, scan
-from svit_dataset.generation.output import cost_usd, load_prices, price_for
+from svit_dataset.generation.client import (
+    ChatClient,
+    ClientSettings,
+    RateLimiter,
+    redact,
+    retry_after_seconds,
+)
+from svit_dataset.generation.ledger import KeyState, Ledger, merged_states, scan
+from svit_dataset.generation.output import (
+    _write_task_file,
+    collect_outputs,
+    cost_usd,
+    load_prices,
+    price_for,
+    write_json_atomic,
+)
 from svit_dataset.generation.parse import (
     MALFORMED,
     TOO_FEW_PAIRS,
@@ -35,6 +51,7 @@ from svit_dataset.generation.prompts import (
     prompt_tokens,
     render_scene,
 )
+from svit_dataset.generation.run import GenerationConfig
 from svit_dataset.generation.verify import (
     BOX_MATCHES_NOTHING,
     FAILED_GENERATION,
@@ -403,3 +420,118 @@ def test_prices(tmp_path):
     custom.write_text("{}")
     with pytest.raises(SvitFormatError, match="models"):
         load_prices(custom)
+
+
+def test_ledger_keeps_the_judgement_of_attempt_lines(tmp_path):
+    path = tmp_path / "ledger.jsonl"
+    ledger = Ledger(path)
+    line = {"t": "attempt", "key": "1/referring_qa", "attempt": 3, "usage": [9, 9]}
+    ledger.append({**line, "reason": "box_matches_nothing", "detail": "box 1 matches nothing"})
+    assert ledger.last_judgement("1/referring_qa") == ("box_matches_nothing", "box 1 matches nothing")
+    ledger.close()
+    state = scan(path)["1/referring_qa"]
+    assert (state.status, state.reason, state.detail) == (
+        "attempt",
+        "box_matches_nothing",
+        "box 1 matches nothing",
+    )
+    assert Ledger(path).last_judgement("1/referring_qa") == ("box_matches_nothing", "box 1 matches nothing")
+
+
+@pytest.mark.parametrize("failed_first", [True, False])
+def test_merged_states_done_in_one_shard_beats_failed_in_another(tmp_path, failed_first):
+    failed = {
+        "t": "failed",
+        "key": "1/conversation",
+        "attempts": 3,
+        "usage": [9, 9],
+        "reason": "source_mention",
+    }
+    done = {"t": "done", "key": "1/conversation", "attempts": 1, "usage": [3, 3], "record": {"image_id": 1}}
+    attempt = {"t": "attempt", "key": "2/conversation", "attempt": 1, "usage": [1, 1], "reason": "x"}
+    failed2 = {"t": "failed", "key": "2/conversation", "attempts": 3, "usage": [5, 5], "reason": "x"}
+    names = ["ledger.jsonl", "ledger.shard-0-of-2.jsonl", "ledger.shard-1-of-2.jsonl"]
+    lines = [failed, done] if failed_first else [done, failed]
+    for name, ledger_lines in zip(names, ([lines[0], attempt], [lines[1]], [failed2]), strict=True):
+        (tmp_path / name).write_bytes(b"".join(json.dumps(x).encode() + b"\n" for x in ledger_lines))
+    states = {key: state for _, key, state in merged_states(tmp_path)}
+    assert states["1/conversation"].status == "done"
+    assert states["2/conversation"].status == "failed"  # a failure over a pending attempt
+    counts = collect_outputs(tmp_path, ("conversation",))
+    assert counts["done"] == {"conversation": 1} and counts["failed"] == 1 and counts["pending"] == 0
+
+
+def test_atomic_writes_leave_no_temporary_file_on_error(tmp_path):
+    with pytest.raises(TypeError):
+        write_json_atomic(tmp_path / "summary.json", {"x": object()})
+    state = KeyState("done", 1, (1, 1), offset=0, length=10)
+    with pytest.raises(FileNotFoundError):
+        _write_task_file(tmp_path / "conversation.json", [(1, tmp_path / "no-ledger.jsonl", state)])
+
+    def scenes():
+        yield Scene(1, 10, 10, "VG_100K/1.jpg")
+        raise RuntimeError("the source broke")
+
+    with pytest.raises(RuntimeError):
+        write_scenes_jsonl(scenes(), tmp_path / "scenes.jsonl")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_select_images_reads_image_data_once(tmp_path, monkeypatch):
+    _write_vg(tmp_path)
+    opened = []
+    real_open = builtins.open
+
+    def counting_open(file, *args, **kwargs):
+        opened.append(Path(file).name)
+        return real_open(file, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "open", counting_open)
+    images = select_images(tmp_path, wanted=lambda i: i != 2)
+    assert [(m.image_id, m.coco_id, m.image_path) for m in images] == [
+        (1, 11, "VG_100K/1.jpg"),
+        (3, 33, "VG_100K/3.jpg"),
+    ]
+    assert opened.count("image_data.json") == 1
+
+
+def test_vg_reader_counts_every_skipped_annotation(tmp_path):
+    _write_vg(tmp_path)
+    images = json.loads((tmp_path / "image_data.json").read_text())
+    (tmp_path / "image_data.json").write_text(json.dumps(images + images[:1]))  # image 1 twice
+    objects = json.loads((tmp_path / "objects.json").read_text())
+    objects[1]["objects"].append({"x": 0, "y": 0, "w": 5, "h": 5, "names": [""]})
+    (tmp_path / "objects.json").write_text(json.dumps(objects))
+    counts: dict = {}
+    assert [s.image_id for s in iter_vg_scenes(tmp_path, counts=counts)] == [1, 2, 3]
+    assert counts["duplicate_images"] == 1 and counts["unnamed_objects"] == 1 and counts["bad_objects"] == 1
+
+
+def test_price_flags_go_together_in_the_config(tmp_path):
+    client = ClientSettings(model="m")
+    with pytest.raises(SvitInputError, match="go together"):
+        GenerationConfig(tmp_path, client, price_input=1.0)
+    with pytest.raises(SvitInputError, match="negative"):
+        GenerationConfig(tmp_path, client, price_input=-1.0, price_output=1.0)
+    config = GenerationConfig(tmp_path, client, price_input=1.0, price_output=2.0)
+    assert config.price() == ("--price-input/--price-output", {"input": 1.0, "output": 2.0})
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"choices": ["text"]},
+        {"choices": [{"message": ["text"]}]},
+        {"choices": [{"message": {"content": [{"type": "text", "text": "hi"}]}}]},
+        {"choices": [{"message": {"content": "hi"}}], "usage": ["no"]},
+        ["not", "an", "object"],
+    ],
+)
+def test_client_rejects_replies_of_other_shapes(body, monkeypatch):
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test-0123456789")
+    client = ChatClient(ClientSettings(model="m"))
+    with pytest.raises(TypeError):
+        client._result(body, 10)
+    assert client.stats.ok == 0
+    ok = client._result({"choices": [{"message": {"content": None}, "finish_reason": 1}], "model": 7}, 10)
+    assert (ok.text, ok.finish_reason, ok.response_model) == ("", "", "m")

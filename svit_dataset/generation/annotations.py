@@ -33,7 +33,7 @@ import orjson
 from svit_dataset.boxes import Box, is_valid_box, normalize_xywh
 from svit_dataset.errors import SvitFormatError, SvitInputError
 from svit_dataset.release import MalformedTally
-from svit_dataset.vg import read_image_data
+from svit_dataset.vg import VG_FOLDERS
 
 logger = logging.getLogger(__name__)
 
@@ -152,11 +152,14 @@ def write_scenes_jsonl(scenes: Iterable[Scene], path: str | Path) -> int:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     n = 0
-    with open(tmp, "wb") as f:
-        for scene in scenes:
-            f.write(orjson.dumps(scene.to_json()) + b"\n")
-            n += 1
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "wb") as f:
+            for scene in scenes:
+                f.write(orjson.dumps(scene.to_json()) + b"\n")
+                n += 1
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)  # left only when writing failed
     return n
 
 
@@ -186,25 +189,54 @@ def vg_paths(vg_dir: str | Path) -> dict[str, Path]:
 
 
 def select_images(
-    vg_dir: str | Path, wanted: Callable[[int], bool] | None = None, max_images: int | None = None
+    vg_dir: str | Path,
+    wanted: Callable[[int], bool] | None = None,
+    max_images: int | None = None,
+    counts: dict | None = None,
 ) -> list[ImageMeta]:
-    """Images of `image_data.json` in file order, filtered by `wanted`, at most `max_images`."""
+    """Images of `image_data.json` in file order, filtered by `wanted`, at most `max_images`.
+
+    One pass over the file, which stops at `max_images`. An image id met again is skipped and
+    counted in `counts["duplicate_images"]` (if given).
+    """
     path = vg_paths(vg_dir)["image_data.json"]
-    infos = read_image_data(path)
-    coco_ids: dict[int, int | None] = {}
+    counts = counts if counts is not None else {}
+    counts.setdefault("duplicate_images", 0)
+    out: list[ImageMeta] = []
+    seen: set[int] = set()
     with open(path, "rb") as f:
-        for item in ijson.items(f, "item", use_float=True):
-            image_id = int(item.get("image_id", item.get("id")))
-            coco = item.get("coco_id")
-            coco_ids[image_id] = int(coco) if coco is not None else None
-    out = []
-    for image_id, info in infos.items():  # dicts keep the file order
-        if wanted is not None and not wanted(image_id):
-            continue
-        out.append(ImageMeta(image_id, info.width, info.height, info.path, coco_ids.get(image_id)))
-        if max_images is not None and len(out) >= max_images:
-            break
+        try:
+            for k, item in enumerate(ijson.items(f, "item", use_float=True)):
+                meta = _image_meta(item, k, path)
+                if meta.image_id in seen:
+                    counts["duplicate_images"] += 1
+                    continue
+                seen.add(meta.image_id)
+                if wanted is not None and not wanted(meta.image_id):
+                    continue
+                out.append(meta)
+                if max_images is not None and len(out) >= max_images:
+                    break
+        except ijson.JSONError as err:
+            raise SvitFormatError(f"{path}: invalid or truncated JSON: {err}") from None
     return out
+
+
+def _image_meta(item: Any, k: int, path: Path) -> ImageMeta:
+    """One `image_data.json` entry; the folder comes from its url (VG hosts VG_100K and VG_100K_2)."""
+    try:
+        image_id = int(item.get("image_id", item.get("id")))
+        width, height = int(item["width"]), int(item["height"])
+        coco = item.get("coco_id")
+        coco_id = int(coco) if coco is not None else None
+    except (AttributeError, KeyError, TypeError, ValueError):
+        raise SvitFormatError(
+            f"{path}: item {k} lacks an integer image_id/width/height (or has a non-integer coco_id): "
+            f"{str(item)[:120]}"
+        ) from None
+    url = item.get("url") or ""
+    folder = next((f for f in reversed(VG_FOLDERS) if f"/{f}/" in str(url)), VG_FOLDERS[0])
+    return ImageMeta(image_id, width, height, f"{folder}/{image_id}.jpg", coco_id)
 
 
 def read_coco_captions(paths: Iterable[str | Path], coco_ids: set[int] | None = None) -> dict[int, list[str]]:
@@ -284,6 +316,8 @@ def _vg_objects(item: dict, meta: ImageMeta, counts: dict) -> list[tuple[str, Bo
             continue
         if name and name != "None":
             out.append((name, box))
+        else:
+            counts["unnamed_objects"] += 1
     return out
 
 
@@ -300,6 +334,8 @@ def _vg_regions(item: dict, meta: ImageMeta, counts: dict) -> list[tuple[str, Bo
             continue
         if phrase:
             out.append((phrase, box))
+        else:
+            counts["empty_regions"] += 1
     return out
 
 
@@ -326,15 +362,17 @@ def iter_vg_scenes(
 ) -> Iterator[Scene]:
     """Scenes of the selected VG images, in `image_data.json` order.
 
-    `images` (from `select_images`) skips reading the selection again. `counts` (if given) receives: images, without_objects, without_regions, with_captions,
-    bad_objects, bad_regions. Annotations that cannot be read are counted, not fatal.
+    `images` (from `select_images`) skips reading the selection again. `counts` (if given) receives:
+    images, without_objects, without_regions, with_captions, bad_objects, bad_regions (unreadable,
+    skipped), unnamed_objects, empty_regions (no label, skipped). Annotations that cannot be read are
+    counted, not fatal.
     """
     paths = vg_paths(vg_dir)
+    counts = counts if counts is not None else {}
     if images is None:
-        images = select_images(vg_dir, wanted, max_images)
+        images = select_images(vg_dir, wanted, max_images, counts)
     selected = {m.image_id for m in images}
     captions = read_coco_captions(coco_captions, {m.coco_id for m in images if m.coco_id is not None})
-    counts = counts if counts is not None else {}
     for key in (
         "images",
         "without_objects",
@@ -342,6 +380,8 @@ def iter_vg_scenes(
         "with_captions",
         "bad_objects",
         "bad_regions",
+        "unnamed_objects",
+        "empty_regions",
     ):
         counts.setdefault(key, 0)
     objects = _KeyedStream(

@@ -284,24 +284,39 @@ class ChatClient:
             options["security"] = {"bearer_auth": True}
         return options
 
-    def _result(self, data: dict, estimated_tokens: int) -> ChatResult:
-        """The parts of a chat.completion body we use; a body without them raises (a retry)."""
-        choice = data["choices"][0]
-        usage = data.get("usage") or {}
+    def _result(self, data: object, estimated_tokens: int) -> ChatResult:
+        """The parts of a chat.completion body we use; a body without them, or of other shapes, raises
+        TypeError/KeyError/IndexError/ValueError (an unreadable response: a retry)."""
+        choice = _expect_dict(_expect_dict(data, "body")["choices"][0], "choices[0]")
+        message = _expect_dict(choice.get("message") or {}, "choices[0].message")
+        text = message.get("content")
+        if text is not None and not isinstance(text, str):
+            raise TypeError(f"choices[0].message.content is a {type(text).__name__}, not text")
+        usage = _expect_dict(data.get("usage") or {}, "usage")
         prompt = int(usage.get("prompt_tokens") or 0)
         completion = int(usage.get("completion_tokens") or 0)
+        finish_reason = choice.get("finish_reason")
+        response_model = data.get("model")
         self.stats.ok += 1
         self.stats.prompt_tokens += prompt
         self.stats.completion_tokens += completion
         if self._tpm and usage:
             self._tpm.adjust(prompt + completion - estimated_tokens)
         return ChatResult(
-            text=(choice.get("message") or {}).get("content") or "",
-            finish_reason=choice.get("finish_reason") or "",
+            text=text or "",  # None (a refusal, a tool call): judged like an empty answer, regenerated
+            finish_reason=finish_reason if isinstance(finish_reason, str) else "",
             prompt_tokens=prompt,
             completion_tokens=completion,
-            response_model=data.get("model") or self.settings.model,
+            response_model=response_model
+            if isinstance(response_model, str) and response_model
+            else self.settings.model,
         )
+
+
+def _expect_dict(value: object, what: str) -> dict:
+    if not isinstance(value, dict):
+        raise TypeError(f"{what} is a {type(value).__name__}, not an object")
+    return value
 
 
 def _error_message(err: openai.APIStatusError) -> str:

@@ -6,7 +6,9 @@ One line is written (one `write` on an `O_APPEND` file) as soon as a response is
     {"t": "done",    "key": "1/referring_qa", "attempts": 2, "usage": [p, c], "record": {...release record...}}
     {"t": "failed",  "key": "1/referring_qa", "attempts": 3, "usage": [p, c], "reason": "...", "detail": "..."}
 
-`usage` is the key's running total of (prompt, completion) tokens. A killed process loses at most
+`usage` is the key's running total of (prompt, completion) tokens. An `attempt` line's reason and
+detail are kept: a run killed after an item's last attempt but before its `failed` line writes that
+line on resume with them. A killed process loses at most
 the requests in flight, whose answers were never judged: on restart an item goes on at its next
 attempt, so a finished request is never sent again. A torn last line (killed mid-write) is cut off
 when the ledger is opened. Lines reach the OS at once (a SIGKILL loses nothing written); fsync runs
@@ -81,9 +83,9 @@ def scan(path: Path, repair: bool = False) -> dict[str, KeyState]:
                     f"{path}: line at byte {offset} is not a ledger line; the file was edited or damaged. "
                     "Move it away to start over (finished work in it would be generated again)."
                 ) from None
-            if kind == "failed":
+            if kind in ("failed", "attempt"):
                 state.reason, state.detail = line.get("reason", ""), line.get("detail", "")
-            elif kind == "done":
+            if kind == "done":
                 state.offset, state.length = offset, len(raw)
             previous = states.get(key)
             if previous is not None and previous.status == "done":
@@ -124,13 +126,18 @@ class Ledger:
         state = self.states.get(key)
         return (state.attempts, state.usage) if state else (0, (0, 0))
 
+    def last_judgement(self, key: str) -> tuple[str, str]:
+        """(reason, detail) of the key's last rejected answer (or failure); empty when none."""
+        state = self.states.get(key)
+        return (state.reason, state.detail) if state else ("", "")
+
     def append(self, line: dict) -> None:
         data = orjson.dumps(line) + b"\n"
         os.write(self._fd, data)
         key = line["key"]
         kind = line["t"]
         state = KeyState(kind, line.get("attempts", line.get("attempt", 0)), tuple(line["usage"]))
-        if kind == "failed":
+        if kind in ("failed", "attempt"):
             state.reason, state.detail = line.get("reason", ""), line.get("detail", "")
         self.states[key] = state
         now = time.monotonic()
@@ -149,13 +156,22 @@ def ledger_files(output_dir: Path) -> list[Path]:
     return sorted(output_dir.glob(LEDGER_GLOB))
 
 
+_STATUS_RANK = {"attempt": 0, "failed": 1, "done": 2}
+
+
+def _rank(state: KeyState) -> tuple[int, bool]:
+    """done > failed > attempt; among failures, a final one over one retried on resume."""
+    return _STATUS_RANK.get(state.status, -1), state.final
+
+
 def merged_states(output_dir: Path) -> Iterator[tuple[Path, str, KeyState]]:
-    """(file, key, state) across every ledger of a folder (shards); a final state wins over others."""
+    """(file, key, state) across every ledger of a folder (shards): the highest `_rank` wins, the first
+    of equals (so a `done` in one shard's ledger beats a `failed` in another's, in any file order)."""
     best: dict[str, tuple[Path, KeyState]] = {}
     for path in ledger_files(output_dir):
         for key, state in scan(path).items():
             held = best.get(key)
-            if held is None or (state.final and not held[1].final):
+            if held is None or _rank(state) > _rank(held[1]):
                 best[key] = (path, state)
             elif held[1].status == "done" and state.status == "done":
                 logger.warning(

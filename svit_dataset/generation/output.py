@@ -53,8 +53,11 @@ def release_record(
 
 def write_json_atomic(path: Path, obj) -> None:
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(obj, indent=1, ensure_ascii=False) + "\n")
-    os.replace(tmp, path)
+    try:
+        tmp.write_text(json.dumps(obj, indent=1, ensure_ascii=False) + "\n")
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)  # left only when writing failed
 
 
 def collect_outputs(output_dir: str | Path, tasks: tuple[str, ...] = TASKS) -> dict:
@@ -107,13 +110,16 @@ def collect_outputs(output_dir: str | Path, tasks: tuple[str, ...] = TASKS) -> d
 
 def _write_task_file(path: Path, items: list) -> None:
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "w", encoding="utf-8") as f:
-        f.write("[")
-        for k, (_, ledger_path, state) in enumerate(items):
-            f.write(",\n" if k else "\n")
-            f.write(json.dumps(read_record(ledger_path, state), ensure_ascii=False))
-        f.write("\n]\n")
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "w", encoding="utf-8") as f:
+            f.write("[")
+            for k, (_, ledger_path, state) in enumerate(items):
+                f.write(",\n" if k else "\n")
+                f.write(json.dumps(read_record(ledger_path, state), ensure_ascii=False))
+            f.write("\n]\n")
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)  # left only when writing failed
 
 
 # --- price table ----------------------------------------------------------------------------------

@@ -30,8 +30,10 @@ from tqdm.auto import tqdm
 from svit_dataset.errors import SvitInputError
 from svit_dataset.generation.annotations import (
     Scene,
+    SceneFormatError,
     iter_scenes_jsonl,
     iter_vg_scenes,
+    scene_from_json,
     select_images,
 )
 from svit_dataset.generation.client import (
@@ -62,6 +64,7 @@ from svit_dataset.generation.prompts import (
     load_templates,
 )
 from svit_dataset.generation.verify import DEFAULT_IOU_THRESHOLD, judge_response
+from svit_dataset.release import MalformedTally
 from svit_dataset.schema import DETAIL_DESCRIPTION, TASKS
 
 logger = logging.getLogger(__name__)
@@ -85,36 +88,55 @@ class SceneSource:
             raise SvitInputError("--coco-captions goes with --annotations; scenes JSONL carry their captions")
 
     def select(
-        self, wanted: Callable[[int], bool] | None, max_images: int | None
+        self, wanted: Callable[[int], bool] | None, max_images: int | None, counts: dict | None = None
     ) -> tuple[list[int], Iterator[Scene]]:
-        """(selected image ids in order, their scenes streamed in that order)."""
+        """(selected image ids in order, their scenes streamed in that order).
+
+        `counts` (if given) receives what the reader skipped or found missing: VG's `select_images`
+        and `iter_vg_scenes` counts (filled as the scenes stream), or `scene_lines` and
+        `malformed_scene_lines` of a scenes JSONL (filled by the first pass).
+        """
+        counts = counts if counts is not None else {}
         if self.annotations is not None:
-            images = select_images(self.annotations, wanted, max_images)
-            scenes = iter_vg_scenes(self.annotations, self.coco_captions, images=images)
+            images = select_images(self.annotations, wanted, max_images, counts)
+            scenes = iter_vg_scenes(self.annotations, self.coco_captions, images=images, counts=counts)
             return [m.image_id for m in images], scenes
+        # A first pass validates the lines up to the selection's last one, counting the malformed
+        # ones, for the ids (progress bar, dry run); the second streams the scenes of those ids.
+        path = Path(self.scenes)
+        tally = MalformedTally(path, max_fraction=0.001)
         ids = []
-        with open(self.scenes, "rb") as f:  # a cheap first pass for the count (progress bar, dry run)
-            for line in f:
-                if not line.strip():
-                    continue
-                try:
-                    image_id = orjson.loads(line).get("image_id")
-                except (orjson.JSONDecodeError, AttributeError):
-                    continue  # counted as malformed by the real pass
-                if isinstance(image_id, int) and (wanted is None or wanted(image_id)):
-                    ids.append(image_id)
+        lines = iter_scenes_jsonl(path, tally)
+        try:
+            for scene in lines:
+                if wanted is None or wanted(scene.image_id):
+                    ids.append(scene.image_id)
                     if max_images is not None and len(ids) >= max_images:
                         break
-        chosen = set(ids)
-        scenes = (s for s in iter_scenes_jsonl(self.scenes) if s.image_id in chosen)
-        return ids, _first(scenes, len(ids))
+        finally:
+            lines.close()
+            counts["scene_lines"], counts["malformed_scene_lines"] = tally.records, tally.malformed
+        return ids, _chosen_scenes(path, set(ids), len(ids))
 
 
-def _first(it: Iterator[Scene], n: int) -> Iterator[Scene]:
-    for k, scene in enumerate(it):
-        if k >= n:
-            return
-        yield scene
+def _chosen_scenes(path: Path, chosen: set[int], n: int) -> Iterator[Scene]:
+    """The first `n` scenes of `chosen` images, in file order."""
+    if n == 0:
+        return
+    yielded = 0
+    with open(path, "rb") as f:
+        for line in f:
+            if not line.strip():
+                continue
+            try:
+                scene = scene_from_json(orjson.loads(line))
+            except (orjson.JSONDecodeError, SceneFormatError):
+                continue  # counted by the first pass, which read at least as far
+            if scene.image_id in chosen:
+                yield scene
+                yielded += 1
+                if yielded >= n:
+                    return
 
 
 def parse_shard(text: str | None) -> tuple[int, int] | None:
@@ -157,7 +179,8 @@ class GenerationConfig:
     iou_threshold: float = DEFAULT_IOU_THRESHOLD
     seed: int = 0
     prices: str | Path | None = None
-    price_override: dict[str, float] | None = None  # {"input": USD/1M, "output": USD/1M}
+    price_input: float | None = None  # USD per 1M prompt tokens: overrides --prices, with price_output
+    price_output: float | None = None  # USD per 1M completion tokens
     max_consecutive_api_failures: int = 50
     progress: bool = True
 
@@ -176,6 +199,10 @@ class GenerationConfig:
             raise SvitInputError("--max-images must be at least 1")
         if not 0.0 < self.iou_threshold <= 1.0:
             raise SvitInputError("--iou-threshold must be in (0, 1]")
+        if (self.price_input is None) != (self.price_output is None):
+            raise SvitInputError("--price-input and --price-output go together")
+        if self.price_input is not None and min(self.price_input, self.price_output) < 0:
+            raise SvitInputError("--price-input and --price-output must not be negative")
 
     def identity(self, templates: PromptTemplates) -> dict:
         """The settings that shape the output; a resumed run must match them."""
@@ -194,8 +221,8 @@ class GenerationConfig:
         return None if shard is None else (lambda image_id: in_shard(image_id, shard))
 
     def price(self) -> tuple[str, dict[str, float]] | None:
-        if self.price_override is not None:
-            return "--price-input/--price-output", self.price_override
+        if self.price_input is not None:
+            return "--price-input/--price-output", {"input": self.price_input, "output": self.price_output}
         return price_for(self.client.model, load_prices(self.prices))
 
 
@@ -312,7 +339,9 @@ class _Run:
                 },
             )
             return
-        reason, detail = "", ""
+        # a run killed after its last `attempt` line resumes here with no attempt left: the failure
+        # is that attempt's judgement
+        reason, detail = self.ledger.last_judgement(key)
         while attempts < config.max_attempts:
             seed = derive_seed(config.seed, scene.image_id, task, attempts)
             try:
@@ -420,7 +449,8 @@ def generate(source: SceneSource, config: GenerationConfig) -> dict:
     identity = config.identity(templates)
     _check_run_identity(output_dir, identity)
     price = config.price()
-    image_ids, scenes = source.select(config.wanted(), config.max_images)
+    input_counts: dict = {}
+    image_ids, scenes = source.select(config.wanted(), config.max_images, input_counts)
     ledger = Ledger(output_dir / ledger_name(config.shard))
     elsewhere = _final_elsewhere(output_dir, ledger.path)
 
@@ -457,12 +487,21 @@ def generate(source: SceneSource, config: GenerationConfig) -> dict:
     finally:
         bar.close()
         ledger.close()
-        summary = _summarize(config, templates, runner, price, total, time.monotonic() - started, error)
-        write_json_atomic(output_dir / SUMMARY_FILE, summary)
+        seconds = time.monotonic() - started
+        try:
+            summary = _summarize(config, templates, runner, price, total, input_counts, seconds, error)
+            write_json_atomic(output_dir / SUMMARY_FILE, summary)
+        except Exception:
+            if error is None:
+                raise
+            # the error that stopped the run is the one to report; this one is only logged
+            logger.exception("could not write %s after the run stopped", SUMMARY_FILE)
     return summary
 
 
-def _summarize(config, templates, runner: _Run, price, selected: int, seconds: float, error) -> dict:
+def _summarize(
+    config, templates, runner: _Run, price, selected: int, input_counts: dict, seconds: float, error
+) -> dict:
     collected = collect_outputs(config.output_dir, config.tasks)
     stats = runner.stats
     return {
@@ -476,6 +515,8 @@ def _summarize(config, templates, runner: _Run, price, selected: int, seconds: f
             "failed": collected["failed"],
             "pending": collected["pending"],
         },
+        # what the input reader of this session skipped (bad_*, malformed_*) or found missing
+        "input": dict(sorted(input_counts.items())),
         "done_by_task": collected["done"],
         "failed_by_reason": collected["failed_by_reason"],
         "tokens": {"prompt": collected["prompt_tokens"], "completion": collected["completion_tokens"]},
@@ -498,7 +539,8 @@ def _summarize(config, templates, runner: _Run, price, selected: int, seconds: f
 def plan_generation(source: SceneSource, config: GenerationConfig) -> dict:
     """`--dry-run`: render every prompt of the selection; count requests, tokens and cost; call nothing."""
     templates = load_templates(config.templates_dir, config.tasks)
-    image_ids, scenes = source.select(config.wanted(), config.max_images)
+    input_counts: dict = {}
+    image_ids, scenes = source.select(config.wanted(), config.max_images, input_counts)
     finished: set[str] = set()
     if config.output_dir.is_dir():
         for path in ledger_files(config.output_dir):
@@ -530,7 +572,11 @@ def plan_generation(source: SceneSource, config: GenerationConfig) -> dict:
         "cost_usd": cost_usd(total["prompt_tokens"], total["completion_tokens"], price[1] if price else None),
         "price_usd_per_1m": {"matched": price[0], **price[1]} if price else None,
         "per_task": {t: dict(c) for t, c in per_task.items()},
+        "input": dict(sorted(input_counts.items())),
     }
+
+
+_SKIP_COUNTS = ("bad_", "malformed_", "duplicate_", "unnamed_", "empty_", "without_")
 
 
 def format_plan(plan: dict) -> str:
@@ -554,6 +600,9 @@ def format_plan(plan: dict) -> str:
         f"  cost: {cost}",
         "  regenerations (source mentions, short or invalid answers) add to this; nothing was sent.",
     ]
+    skipped = {k: v for k, v in plan.get("input", {}).items() if v and k.startswith(_SKIP_COUNTS)}
+    if skipped:
+        lines.append("  input skipped or missing: " + ", ".join(f"{k} {v:,}" for k, v in skipped.items()))
     for task, counts in plan["per_task"].items():
         lines.append(
             f"  {task:20s} requests {counts.get('requests', 0):>8,}  prompt tokens {counts.get('prompt_tokens', 0):>12,}"
