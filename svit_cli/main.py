@@ -15,7 +15,7 @@ from svit_dataset.errors import SvitError
 # One module per command group; each adds its subcommands with `register(subparsers)`.
 COMMAND_MODULES = [
     "svit_cli.data",
-    "svit_cli.recipe",
+    "svit_cli.stats",
     "svit_cli.generate",
     "svit_cli.model",
 ]

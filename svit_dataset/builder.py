@@ -4,7 +4,7 @@ One `BuilderConfig` per subset and per recipe (svit_dataset.recipes); splits `tr
 (held-out images). The Hub-layout export (`svit_dataset.hub_layout`) runs this builder with
 `file_format="parquet"` for the task configs and ships the shards, so `load_dataset("svit", name)`
 needs no loading script; it computes the recipe configs from those shards (recipes/shards.py). The
-builder's own recipe path below gives the same rows, reading the released files twice.
+builder's own recipe path runs that same code on the train split written to a scratch folder.
 
     builder = SvitBuilder(config_name="referring_qa", data_dir="release/", dataset_name="svit")
     builder.download_and_prepare(out_dir, file_format="parquet")
@@ -15,7 +15,9 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import itertools
 import logging
+import tempfile
 from collections import defaultdict
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -32,7 +34,7 @@ from svit_dataset.quality import (
     QualityReport,
     check_turns,
 )
-from svit_dataset.recipes.select import CORE_150K, MIX_665K, RECIPE_NAMES, RecipeParams, drop_qa_pairs
+from svit_dataset.recipes.select import MIX_665K, RECIPE_NAMES, RecipeParams
 from svit_dataset.release import MalformedTally, ReleaseConversation, iter_conversations, release_file
 from svit_dataset.schema import SAMPLE_FEATURES, TASKS, sample_id
 from svit_dataset.vg import ImageIndex, in_seeded_test_split, read_test_ids
@@ -99,7 +101,7 @@ class SvitBuilder(datasets.GeneratorBasedBuilder):
         self.reports: dict[tuple[str, str], QualityReport] = defaultdict(QualityReport)
         self._images: ImageIndex | None = None
         self._held_out: set[int] | None = None  # the --test-ids list, read once
-        self.recipe_selection = None  # recipe configs: the Selection made while generating
+        self.recipe_build = None  # recipe configs: the RecipeBuild (reports) made while generating
 
     def _info(self) -> datasets.DatasetInfo:
         if self.config.name == MIX_665K:
@@ -167,59 +169,55 @@ class SvitBuilder(datasets.GeneratorBasedBuilder):
             yield row["id"], row
 
     def _generate_recipe(self, files: dict[str, str], images: ImageIndex):
-        """A recipe's train rows: features of every train sample (first read), the selection, then
-        the selected rows (second read), in the order of the Parquet path (recipes/shards.py)."""
-        from svit_dataset.recipes import mix
-        from svit_dataset.recipes.features import rows_as_batches, task_features
-        from svit_dataset.recipes.select import select
-        from svit_dataset.recipes.shards import concept_set_of
+        """A recipe's train rows, made by the code `svit build` runs (recipes/shards.py): the train
+        split of the four tasks goes to Parquet shards in a scratch folder (one read of the released
+        files, images not embedded), `build_recipes` writes the recipe there, and its rows are
+        yielded, the sample's image embedded (SVIT recipes) when the build has images."""
+        import pyarrow as pa
+        import pyarrow.parquet as pq
 
-        params, name = self.config.recipe, self.config.name
-        matcher = concept_set_of(params).matcher()
+        from svit_dataset.recipes.shards import build_recipes, iter_batches
+
+        name = self.config.name
+        if name == MIX_665K and not (self.config.llava_mix and self.config.llava_instruct):
+            raise datasets.exceptions.DatasetGenerationError(
+                "mix_665k needs llava_mix= (llava_v1_5_mix665k.json) and llava_instruct= (llava_instruct_150k.json)"
+            )
         in_train = self._in_split(TRAIN)
-        scratch: dict = defaultdict(QualityReport)  # the first read's drops are counted by the second
-        features = {}
-        for task in TASKS:
-            rows = iter_samples(
-                {task: files[task]}, images, in_train, scratch, TRAIN, 1.0, embed_images=False
-            )
-            features[task] = task_features(task, rows_as_batches(rows), matcher, threads=1)
-        self.recipe_selection = selection = select(CORE_150K if name == MIX_665K else name, features, params)
-        if name == MIX_665K:
-            if not (self.config.llava_mix and self.config.llava_instruct):
-                raise datasets.exceptions.DatasetGenerationError(
-                    "mix_665k needs llava_mix= (llava_v1_5_mix665k.json) and llava_instruct= (llava_instruct_150k.json)"
+        schema = SAMPLE_FEATURES.arrow_schema
+        with tempfile.TemporaryDirectory(prefix=f"svit-{name}-", dir=self._cache_dir_root) as scratch:
+            root = Path(scratch)
+            for task in TASKS:
+                rows = iter_samples(
+                    {task: files[task]},
+                    images,
+                    in_train,
+                    self.reports,
+                    TRAIN,
+                    self.config.max_bad_fraction,
+                    embed_images=False,
                 )
-            self.mix_counts: dict = {}
-            kept = mix.kept_llava_records(
-                self.config.llava_mix,
-                self.config.llava_instruct,
-                self.mix_counts,
-                self.config.max_bad_fraction,
+                shard = root / "data" / task / f"{TRAIN}-00000-of-00001.parquet"
+                shard.parent.mkdir(parents=True)
+                with pq.ParquetWriter(shard, schema) as writer:
+                    while batch := list(itertools.islice(rows, 2000)):
+                        writer.write_table(pa.Table.from_pylist(batch, schema=schema))
+            self.recipe_build = build_recipes(
+                root,
+                [name],
+                self.config.recipe,
+                llava_mix=self.config.llava_mix,
+                llava_instruct=self.config.llava_instruct,
+                max_bad_fraction=self.config.max_bad_fraction,
+                threads=1,
+                workers=0,
             )
-            for record, row_id in kept:
-                yield row_id, mix.llava_row(record, row_id)
-        for task in TASKS:
-            chosen = set(selection.rows.get(task, ()).tolist()) if task in selection.rows else set()
-            dropped = selection.dropped_qas.get(task, {})
-            rows = iter_samples(
-                {task: files[task]},
-                images,
-                in_train,
-                self.reports,
-                TRAIN,
-                self.config.max_bad_fraction,
-                embed_images=name != MIX_665K,
-            )
-            for index, row in enumerate(rows):
-                if index not in chosen:
-                    continue
-                if index in dropped:
-                    row["messages"] = drop_qa_pairs(row["messages"], dropped[index])
-                if name == MIX_665K:
-                    for mix_row, _ in mix.core_rows([row], params.seed, params.mix_image_prefix):
-                        yield mix_row["id"], mix_row
-                else:
+            embed = name != MIX_665K and images.images_dir is not None
+            for batch in iter_batches(sorted((root / "data" / name).glob(f"{TRAIN}-*.parquet"))):
+                for row in batch.to_pylist():
+                    if embed:
+                        info = images.info(row["image_id"])
+                        row["images"] = [{"bytes": images.read_bytes(info), "path": info.path}]
                     yield row["id"], row
 
 

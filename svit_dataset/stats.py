@@ -6,10 +6,12 @@ detail descriptions, and the distribution of questions by their first three word
 punctuation removed), drawn like the paper's figure 3: one ring per word, inside out.
 
 By default the numbers are over the four task configs, train and test together (the whole dataset,
-as the paper counts it); `config=` gives them for one config's train split instead (e.g. a recipe),
-grouped by its `task` column.
+as the paper counts it); `config=` gives them for one config's split instead (`train` unless `split=`;
+e.g. `full`, a recipe, or a recipe's `test`), grouped by its `task` column. A config's files are its
+`data_files` in the built README, as `load_dataset` reads them.
 
-    svit stats OUT [--config core_150k]   ->  OUT/stats/<name>.json, <name>_first_words.png, <name>_lengths.png
+    svit stats OUT [--config core_150k [--split test]]
+        ->  OUT/stats/<name>.json, <name>_first_words.png, <name>_lengths.png
 """
 
 from __future__ import annotations
@@ -24,6 +26,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
+from datasets.data_files import sanitize_patterns
+from huggingface_hub.repocard import metadata_load
 
 from svit_dataset.errors import SvitInputError
 from svit_dataset.schema import (
@@ -50,21 +54,57 @@ QUESTION_TASKS = (CONVERSATION, COMPLEX_REASONING, REFERRING_QA)  # figure 3 has
 _BATCH = 8000
 
 
-def _config_shards(folder: Path, config: str | None) -> dict[str | None, list[Path]]:
-    """task -> shards (config=None), or None -> the config's train shards."""
-    data = folder / "data"
+def card_data_files(folder: Path) -> dict[str, dict[str, list[str]]]:
+    """config -> split -> data file patterns (relative to `folder`), from the YAML `configs:` of the
+    built README: the same files `load_dataset(folder, config)` reads. `full` and the recipes' `test`
+    split have no folder of their own; they point at the task folders."""
+    readme = folder / "README.md"
+    if not readme.is_file():
+        raise SvitInputError(
+            f"{folder}: no README.md (the config list); pass a folder written by `svit build`"
+        )
+    configs = (metadata_load(readme) or {}).get("configs") or []
+    return {c["config_name"]: sanitize_patterns(c.get("data_files", {})) for c in configs}
+
+
+def _glob(folder: Path, patterns: list[str]) -> list[Path]:
+    """The files of `patterns`, in pattern order (task order), sorted within a pattern."""
+    paths: list[Path] = []
+    for pattern in patterns:
+        paths += [p for p in sorted(folder.glob(pattern)) if p not in paths]
+    return paths
+
+
+def _config_shards(folder: Path, config: str | None, split: str) -> dict[str | None, list[Path]]:
+    """task -> shards of all splits (config=None), or None -> the shards of the config's `split`."""
+    data_files = card_data_files(folder)
     if config is None:
-        shards = {t: sorted((data / t).glob("*.parquet")) for t in TASKS}
+        shards = {
+            t: _glob(folder, [p for ps in data_files[t].values() for p in ps])
+            for t in TASKS
+            if t in data_files
+        }
         shards = {t: p for t, p in shards.items() if p}
         if not shards:
             raise SvitInputError(
-                f"{folder}: no task configs under data/ (conversation/, ...); pass a folder written by "
-                "`svit build`, or --config NAME for another config"
+                f"{folder}: no task configs (conversation, ...) in README.md; build them with `svit build`, "
+                "or pass --config NAME for another config"
             )
         return shards
-    paths = sorted((data / config).glob("train-*.parquet"))
+    if config not in data_files:
+        raise SvitInputError(
+            f"{folder}: no config {config!r} in README.md (built: {', '.join(data_files) or 'none'}); "
+            f"build it with `svit build --configs {config}`"
+        )
+    if split not in data_files[config]:
+        raise SvitInputError(
+            f"{folder}: config {config!r} has no {split!r} split (splits: {', '.join(data_files[config])})"
+        )
+    paths = _glob(folder, data_files[config][split])
     if not paths:
-        raise SvitInputError(f"{folder}: config {config!r} has no train shards under data/{config}/")
+        raise SvitInputError(
+            f"{folder}: config {config!r} has no {split} shards at {', '.join(data_files[config][split])}"
+        )
     return {None: paths}
 
 
@@ -133,14 +173,14 @@ def first_words_distribution(trigrams: Counter, top: int = 20) -> dict:
     return levels
 
 
-def compute_stats(folder: str | Path, config: str | None = None, top: int = 20) -> dict:
+def compute_stats(folder: str | Path, config: str | None = None, top: int = 20, split: str = "train") -> dict:
     """Section 3.4 numbers of a built folder (see the module docstring)."""
-    return _compute(Path(folder), config, top)[0]
+    return _compute(Path(folder), config, top, split)[0]
 
 
-def _compute(folder: Path, config: str | None, top: int) -> tuple[dict, dict[str, Counter]]:
+def _compute(folder: Path, config: str | None, top: int, split: str) -> tuple[dict, dict[str, Counter]]:
     tallies: dict[str, _TaskTally] = defaultdict(_TaskTally)
-    for task, paths in _config_shards(folder, config).items():
+    for task, paths in _config_shards(folder, config, split).items():
         columns = ["messages"] if task else ["task", "messages"]
         for path in paths:
             for batch in pq.ParquetFile(path).iter_batches(batch_size=_BATCH, columns=columns):
@@ -156,6 +196,7 @@ def _compute(folder: Path, config: str | None, top: int) -> tuple[dict, dict[str
     out = {
         "folder": str(folder),
         "config": config or "the four task configs, train + test",
+        "split": split if config else "train + test",
         "word_rule": "whitespace-separated tokens (len(text.split())), punctuation attached",
         "tasks": result,
         "total_qas": sum(r["qas"] for r in result.values()),
@@ -167,14 +208,18 @@ def _compute(folder: Path, config: str | None, top: int) -> tuple[dict, dict[str
 
 
 def write_stats(
-    folder: str | Path, config: str | None = None, output_dir: str | Path | None = None, top: int = 20
+    folder: str | Path,
+    config: str | None = None,
+    output_dir: str | Path | None = None,
+    top: int = 20,
+    split: str = "train",
 ) -> dict:
     """compute_stats, then <output>/<name>.json and the two figures; returns the stats and the paths."""
     folder = Path(folder)
-    stats, trigrams = _compute(folder, config, top)
+    stats, trigrams = _compute(folder, config, top, split)
     output_dir = Path(output_dir) if output_dir else folder / STATS_DIR
     output_dir.mkdir(parents=True, exist_ok=True)
-    name = config or "tasks"
+    name = (config if split == "train" else f"{config}_{split}") if config else "tasks"
     paths = {
         "json": output_dir / f"{name}.json",
         "first_words": output_dir / f"{name}_first_words.png",

@@ -14,6 +14,8 @@ from svit_dataset.builder import SvitBuilder
 from svit_dataset.hub_layout import build_hub_dataset, read_report, recipe_table
 from svit_dataset.recipes.select import RECIPE_NAMES, RecipeParams
 from svit_dataset.recipes.yesno import classify_answer, yes_target
+from svit_dataset.schema import TASKS
+from svit_dataset.stats import compute_stats
 from svit_dataset.vg import read_test_ids
 
 LLAVA = {
@@ -119,6 +121,26 @@ def test_the_builder_path_gives_the_parquet_rows(built, tmp_path):
         shipped = datasets.load_dataset(str(root / "svit"), name, split="train")
         assert ours["id"] == shipped["id"], name
         assert ours["messages"] == shipped["messages"], name
+        assert ours["image_path"] == shipped["image_path"], name
+        if name == "mix_665k":
+            assert ours["source"] == shipped["source"]
+        else:
+            assert [len(i) for i in ours["images"]] == [len(i) for i in shipped["images"]] == [1] * 48
+
+
+def test_stats_of_configs_without_a_folder_of_their_own(built, capsys):
+    """`full` and a recipe's `test` split point at the task folders: their files come from the README."""
+    root, report = built
+    folder = root / "svit"
+    assert main(["stats", str(folder), "--config", "full"]) == 0
+    assert "stats/full.json" in capsys.readouterr().out
+    full = compute_stats(folder, config="full")
+    assert sum(r["samples"] for r in full["tasks"].values()) == report["configs"]["full"]["train"]
+    assert list(full["tasks"]) == list(TASKS)
+    test = compute_stats(folder, config="svit_80k", split="test")
+    assert sum(r["samples"] for r in test["tasks"].values()) == report["configs"]["svit_80k"]["test"]
+    recipe = compute_stats(folder, config="svit_80k_b")
+    assert sum(r["samples"] for r in recipe["tasks"].values()) == 48
 
 
 def test_report_lists_every_recipe_and_the_card_describes_them(built):

@@ -11,7 +11,13 @@ import pytest
 from svit_dataset.errors import SvitFormatError, SvitInputError
 from svit_dataset.recipes.concepts import ConceptSet, keys_in_text, score_groups
 from svit_dataset.recipes.features import rows_as_batches, task_features
-from svit_dataset.recipes.mix import iter_json_list, kept_llava_records
+from svit_dataset.recipes.mix import (
+    conversation_key,
+    iter_json_list,
+    kept_llava_records,
+    llava_tables,
+    turn_text,
+)
 from svit_dataset.recipes.select import (
     RecipeParams,
     drop_qa_pairs,
@@ -315,6 +321,51 @@ def test_mix_replaces_exactly_the_instruct_records(tmp_path):
     counts = {}
     list(kept_llava_records(tmp_path / "bad.json", tmp_path / "instruct.json", counts, max_bad_fraction=0.5))
     assert counts["malformed"] == 1
+
+
+def test_mix_finds_an_instruct_record_whose_image_token_moved_to_the_last_turn(tmp_path):
+    """The quick look-up and the full key normalise turns alike (`turn_text`)."""
+    instruct = [
+        {
+            "id": "7",
+            "image": "000000000007.jpg",
+            "conversations": [
+                {"from": "human", "value": "<image>\nWhat?"},
+                {"from": "gpt", "value": "A dog."},
+            ],
+        }
+    ]
+    moved = [{"from": "human", "value": "What?"}, {"from": "gpt", "value": "A dog.\n<image>"}]
+    mix = [{**instruct[0], "image": "coco/train2017/000000000007.jpg", "conversations": moved}]
+    (tmp_path / "instruct.json").write_text(json.dumps(instruct))
+    (tmp_path / "mix.json").write_text(json.dumps(mix))
+    assert conversation_key(mix[0]) == conversation_key(instruct[0])
+    counts: dict = {}
+    assert list(kept_llava_records(tmp_path / "mix.json", tmp_path / "instruct.json", counts)) == []
+    assert counts["replaced"] == 1 and counts["instruct_not_found_in_mix"] == 0
+
+
+def test_llava_rows_apply_turn_text_to_every_turn():
+    values = ["<image>\n Hi\u3000", "\x1cok <image>", " <image> ", "a<image>b"]
+    record = {
+        "id": "1",
+        "image": "gqa/images/5.jpg",
+        "conversations": [{"from": f, "value": v} for f, v in zip(["human", "gpt"] * 2, values, strict=True)],
+    }
+    (table,) = llava_tables([(record, "1"), ({"conversations": record["conversations"][:2]}, "t")])
+    rows = table.to_pylist()
+    assert (
+        [m["content"] for m in rows[0]["messages"]]
+        == [turn_text(v) for v in values]
+        == ["Hi", "ok", "", "ab"]
+    )
+    assert [m["role"] for m in rows[0]["messages"]] == ["user", "assistant"] * 2
+    assert (rows[0]["source"], rows[0]["image_id"], rows[1]["source"], rows[1]["image_path"]) == (
+        "gqa",
+        5,
+        "text",
+        "",
+    )
 
 
 def test_streamed_json_list_reads_across_chunks_and_refuses_damage(tmp_path, monkeypatch):

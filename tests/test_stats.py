@@ -59,9 +59,11 @@ def test_stats_of_one_config_group_rows_by_task(synthetic_build, tmp_path):
     _, _, root = synthetic_build
     stats = compute_stats(root / "svit", config="referring_qa")
     assert list(stats["tasks"]) == ["referring_qa"]
-    with pytest.raises(SvitInputError, match="config 'core_150k' has no train shards"):
+    with pytest.raises(SvitInputError, match="no config 'core_150k' in README.md"):
         compute_stats(root / "svit", config="core_150k")
-    with pytest.raises(SvitInputError, match="no task configs"):
+    with pytest.raises(SvitInputError, match="has no 'validation' split"):
+        compute_stats(root / "svit", config="referring_qa", split="validation")
+    with pytest.raises(SvitInputError, match="no README.md"):
         compute_stats(tmp_path)
 
 

@@ -61,7 +61,11 @@ _CHUNK = 1 << 22
 
 
 def iter_json_list(path: str | Path) -> Iterator[object]:
-    """The elements of a top-level JSON list, streamed with the C decoder (4 MB at a time)."""
+    """The elements of a top-level JSON list, streamed with the C decoder (4 MB at a time).
+
+    Not `svit_dataset.release.iter_records` (ijson, yajl2_c backend): on bench/recipes.py's LLaVA
+    pair (665,298 + 157,712 records, 548 MB) that one took 7.2-9.8 s of CPU against 5.4-7.4 s here
+    (best and worst of 4 runs each), ~1.3x; the mix reads both files on every build."""
     path = Path(path)
     decoder = json.JSONDecoder()
     with open(path, encoding="utf-8") as f:
@@ -111,20 +115,23 @@ def iter_json_list(path: str | Path) -> Iterator[object]:
             pos = end
 
 
+def turn_text(value: str) -> str:
+    """A turn's text as the mix compares and writes it: `<image>` removed, spaces trimmed (the mix
+    moves `<image>` in some records). `LlavaColumns.table` applies the same rule to an Arrow column."""
+    return value.replace(IMAGE_TOKEN, "").strip()
+
+
 def conversation_key(record: dict) -> bytes:
-    """Identity of a LLaVA record: its id and its turns, `<image>` removed and text trimmed."""
-    turns = [
-        (t.get("from"), str(t.get("value", "")).replace(IMAGE_TOKEN, "").strip())
-        for t in record["conversations"]
-    ]
+    """Identity of a LLaVA record: its id and its turns' speakers and `turn_text`."""
+    turns = [(t.get("from"), turn_text(str(t.get("value", "")))) for t in record["conversations"]]
     return hashlib.blake2b(orjson.dumps([str(record.get("id")), turns]), digest_size=12).digest()
 
 
 def _quick_key(record: dict) -> tuple:
     """A cheap necessary condition for equal `conversation_key`s (id, turns, length of the last
-    answer, which never holds `<image>`): most mix records fail it at once."""
+    turn's `turn_text`): most mix records fail it at once."""
     turns = record["conversations"]
-    return str(record.get("id")), len(turns), len(turns[-1]["value"].strip())
+    return str(record.get("id")), len(turns), len(turn_text(turns[-1]["value"]))
 
 
 def _check_record(record: object) -> str | None:
@@ -188,24 +195,7 @@ def _source(image: str) -> str:
 
 
 def _messages(turns: list[dict]) -> list[dict]:
-    return [{"role": _ROLE[t["from"]], "content": t["value"].replace(IMAGE_TOKEN, "").strip()} for t in turns]
-
-
-def llava_row(record: dict, row_id: str) -> dict:
-    """A kept LLaVA mix record as a MIX_FEATURES row."""
-    image = record.get("image") or ""
-    return {
-        "id": row_id,
-        "image_id": _image_number(image) if image else None,
-        "task": LLAVA_MIX_TASK,
-        "messages": _messages(record["conversations"]),
-        "images": [],
-        "image_path": image,
-        "width": None,
-        "height": None,
-        "topic": "",
-        "source": _source(image),
-    }
+    return [{"role": _ROLE[t["from"]], "content": turn_text(t["value"])} for t in turns]
 
 
 def svit_row(sample: dict, llava: dict) -> dict:
@@ -253,8 +243,9 @@ def rows_to_table(rows: list[dict]) -> pa.Table:
 
 class LlavaColumns:
     """Kept LLaVA records gathered column by column, then one Arrow table of MIX_FEATURES rows per
-    batch: the per-record Python work is a few list appends; `<image>` removal, trimming and the
-    speaker names are vectorised (the same rows as `llava_row`, built ~5x faster)."""
+    batch: the per-record Python work is a few list appends; `turn_text` (`<image>` removal,
+    trimming) and the speaker names are vectorised (~5x faster than building row dicts). The one
+    place LLaVA mix rows are made (`llava_tables`)."""
 
     def __init__(self) -> None:
         self.ids: list[str] = []
@@ -303,6 +294,18 @@ class LlavaColumns:
         }
         self.__init__()
         return pa.Table.from_arrays([columns[f.name] for f in schema], schema=schema)
+
+
+def llava_tables(records: Iterable[tuple[dict, str]], rows: int = 10_000) -> Iterator[pa.Table]:
+    """MIX_FEATURES tables of `rows` rows of kept LLaVA records ((record, row id), as
+    `kept_llava_records` yields them), in order."""
+    columns = LlavaColumns()
+    for record, row_id in records:
+        columns.add(record, row_id)
+        if len(columns) >= rows:
+            yield columns.table()
+    if len(columns):
+        yield columns.table()
 
 
 def _empty_images(n: int) -> pa.Array:
@@ -418,24 +421,19 @@ def write_llava_part(
     fragment of the records, verbatim). Returns the counts (with rows by source) and the shards."""
     counts: dict = {}
     shards = ShardWriter(Path(folder), "llava", MIX_FEATURES.arrow_schema, max_bytes)
-    columns = LlavaColumns()
     by_source: Counter = Counter()
     fragment = open(json_fragment, "wb") if json_fragment else None  # noqa: SIM115 - closed below
 
-    def flush():
-        table = columns.table()
-        by_source.update(table.column("source").to_pylist())
-        shards.write(table)
+    def verbatim(records):
+        for n, (record, row_id) in enumerate(records):
+            fragment.write((b",\n" if n else b"") + orjson.dumps(record))
+            yield record, row_id
 
     try:
-        for record, row_id in kept_llava_records(mix_path, instruct_path, counts, max_bad_fraction):
-            if fragment:
-                fragment.write((b",\n" if len(columns) or shards.rows else b"") + orjson.dumps(record))
-            columns.add(record, row_id)
-            if len(columns) >= 10_000:
-                flush()
-        if len(columns):
-            flush()
+        kept = kept_llava_records(mix_path, instruct_path, counts, max_bad_fraction)
+        for table in llava_tables(verbatim(kept) if fragment else kept):
+            by_source.update(table.column("source").to_pylist())
+            shards.write(table)
         shards.close_file()
     except BaseException:
         shards.abort()
