@@ -104,20 +104,24 @@ def upstream_expand_to_square(box: Sequence[float], width: int, height: int) -> 
     Rounding to whole pixels first is upstream's choice; keeping it makes our LLaVA-1.5 export equal
     to the released SVIT-mix-665K.
     """
-    x1, y1, x2, y2 = (
-        round(box[0] * width),
-        round(box[1] * height),
-        round(box[2] * width),
-        round(box[3] * height),
-    )
-    if width > height:
-        shift = (width - height) // 2
-        y1, y2 = y1 + shift, y2 + shift
-    elif height > width:
-        shift = (height - width) // 2
-        x1, x2 = x1 + shift, x2 + shift
+    return list(_upstream_square_converter(width, height)(*box))
+
+
+def _upstream_square_converter(width: int, height: int):
+    """(x1, y1, x2, y2) -> upstream's padded-square box, for one image size (set up once per text)."""
     side = max(width, height)
-    return [round(v / side, 3) for v in (x1, y1, x2, y2)]
+    dx = (height - width) // 2 if height > width else 0
+    dy = (width - height) // 2 if width > height else 0
+
+    def convert(x1: float, y1: float, x2: float, y2: float) -> tuple[float, float, float, float]:
+        return (
+            round((round(x1 * width) + dx) / side, 3),
+            round((round(y1 * height) + dy) / side, 3),
+            round((round(x2 * width) + dx) / side, 3),
+            round((round(y2 * height) + dy) / side, 3),
+        )
+
+    return convert
 
 
 def upstream_expand_to_square_text(text: str, width: int, height: int) -> str:
@@ -125,15 +129,19 @@ def upstream_expand_to_square_text(text: str, width: int, height: int) -> str:
 
     Boxes upstream's regex does not match are left unchanged, as upstream does.
     """
+    if "[" not in text:
+        return text
+    to_square = _upstream_square_converter(width, height)
 
-    def convert(match: re.Match[str]) -> str:
+    def rewrite(match: re.Match[str]) -> str:
         try:
-            box = [float(v) for v in match.group(0)[1:-1].split(", ")]
+            x1, y1, x2, y2 = map(float, match.group(0)[1:-1].split(", "))
         except ValueError:  # e.g. "[1.2.3, ...]": upstream's regex admits it, float() does not
             return match.group(0)
-        return str(upstream_expand_to_square(box, width, height))
+        a, b, c, d = to_square(x1, y1, x2, y2)
+        return f"[{a!r}, {b!r}, {c!r}, {d!r}]"  # str(list) of floats: Python's shortest repr
 
-    return UPSTREAM_BOX_PATTERN.sub(convert, text)
+    return UPSTREAM_BOX_PATTERN.sub(rewrite, text)
 
 
 def normalize_xywh(x: float, y: float, w: float, h: float, width: int, height: int) -> Box:
