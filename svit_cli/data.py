@@ -77,12 +77,9 @@ def _export_llava(args) -> None:
 
 
 def _demo(args) -> None:
-    from svit_dataset.demo import run_data_demo
-    from svit_model.demo import run_model_demo
+    from svit_model.demo import run_main_job
 
-    run_data_demo(args.output)
-    print()
-    run_model_demo(drawing=f"{args.output}/grounded_answer.png")
+    run_main_job(args.output)
 
 
 def register(sub) -> None:

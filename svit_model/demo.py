@@ -118,3 +118,14 @@ def run_model_demo(print_fn=print, seed: int = 0, steps: int = 60, drawing: str 
 
 
 __all__ = ["run_model_demo"]
+
+
+def run_main_job(output_dir: str | Path, print_fn=print) -> dict:
+    """`svit demo`: the data part (svit_dataset.demo) on the bundled sample, then the grounded answer,
+    drawn next to the built dataset."""
+    from svit_dataset.demo import run_data_demo
+
+    data = run_data_demo(output_dir, print_fn=print_fn)
+    print_fn("")
+    model = run_model_demo(print_fn=print_fn, drawing=Path(output_dir) / "grounded_answer.png")
+    return {"data": data, "model": model}
