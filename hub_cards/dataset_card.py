@@ -10,12 +10,7 @@ import dataclasses
 
 import yaml
 
-SVIT_CITATION = """@article{zhao2023svit,
-  title={SVIT: Scaling up Visual Instruction Tuning},
-  author={Zhao, Bo and Wu, Boya and He, Muyang and Huang, Tiejun},
-  journal={arXiv preprint arXiv:2307.04087},
-  year={2023}
-}"""
+from svit_dataset.facts import SVIT_CITATION
 
 
 @dataclasses.dataclass
@@ -66,6 +61,11 @@ def card_metadata(entries: list[ConfigEntry], default: str, features_yaml: list[
     }
 
 
+def _first_split(entries: list[ConfigEntry], name: str) -> str:
+    splits = next(e.num_examples for e in entries if e.name == name)
+    return "train" if splits.get("train") else next(iter(splits))
+
+
 def render_dataset_card(
     entries: list[ConfigEntry],
     default: str,
@@ -74,8 +74,12 @@ def render_dataset_card(
     source: str,
     repo_id: str = "svit",
     recipes: dict[str, dict] | None = None,
+    left_out: dict[str, str] | None = None,
 ) -> str:
-    """README.md text: YAML front matter, then what the dataset is and how to load it."""
+    """README.md text: YAML front matter, then what the dataset is and how to load it.
+
+    `left_out`: configs not built because they would have had no rows, and why.
+    """
     header = yaml.dump(
         card_metadata(entries, default, features_yaml),
         Dumper=_NoAliasDumper,
@@ -110,10 +114,14 @@ def render_dataset_card(
         "",
         "```python",
         "from datasets import load_dataset",
-        f'ds = load_dataset("{repo_id}", "{default}", split="train")',
+        f'ds = load_dataset("{repo_id}", "{default}", split="{_first_split(entries, default)}")',
         "```",
         "",
     ]
+    if left_out:
+        lines += ["Configs left out of this build because they would have had no rows:", ""]
+        lines += [f"- `{name}`: {why}" for name, why in left_out.items()]
+        lines.append("")
     if recipes:
         lines += _recipe_section(recipes)
     lines += [

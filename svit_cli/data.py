@@ -72,6 +72,7 @@ def _export_llava(args) -> None:
         seed=args.seed,
         image_prefix=args.image_prefix,
         max_bad_fraction=args.max_bad_fraction,
+        overwrite=args.overwrite,
     )
     print(json.dumps(result, indent=1))
 
@@ -171,6 +172,7 @@ def register(sub) -> None:
     llava.add_argument("--image-prefix", default="", help="prefix of the `image` paths, e.g. 'vg/'")
     llava.add_argument("--seed", type=int, default=0, help="seed of the referring-question suffixes")
     llava.add_argument("--max-bad-fraction", type=float, default=0.001)
+    llava.add_argument("--overwrite", action="store_true", help="replace --output if it exists")
     llava.set_defaults(func=_export_llava)
 
     demo = sub.add_parser("demo", help="the main job on the bundled sample")

@@ -20,7 +20,7 @@ def _generate(args) -> None:
     )
 
     if args.collect:
-        print(json.dumps(collect_outputs(args.output), indent=1))
+        print(json.dumps(collect_outputs(args.output, overwrite=args.overwrite), indent=1))
         return
     settings = ClientSettings(
         model=args.model,
@@ -49,6 +49,7 @@ def _generate(args) -> None:
         prices=args.prices,
         price_input=args.price_input,
         price_output=args.price_output,
+        overwrite=args.overwrite,
     )
     source = SceneSource(
         annotations=args.annotations, coco_captions=tuple(args.coco_captions or ()), scenes=args.scenes
@@ -82,6 +83,11 @@ def register(sub) -> None:
         help="COCO captions_train2017.json (repeat for captions_val2017.json); linked by VG's coco_id",
     )
     gen.add_argument("--output", required=True, metavar="DIR", help="output folder (also the resume ledger)")
+    gen.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace release files already in --output that no svit generate run wrote",
+    )
     gen.add_argument("--tasks", default=",".join(TASKS), help="comma-separated tasks (default: all four)")
     gen.add_argument("--model", default="gpt-4o-mini", help="model name at the endpoint")
     gen.add_argument("--base-url", help="OpenAI-compatible endpoint, e.g. http://localhost:8000/v1 (vLLM)")

@@ -9,8 +9,10 @@ import argparse
 import importlib
 import logging
 import sys
+import traceback
 
-from svit_dataset.errors import SvitError
+from svit_dataset.errors import describe_error
+from svit_dataset.secrets import install_log_redaction
 
 # One module per command group; each adds its subcommands with `register(subparsers)`.
 COMMAND_MODULES = [
@@ -18,6 +20,7 @@ COMMAND_MODULES = [
     "svit_cli.stats",
     "svit_cli.generate",
     "svit_cli.model",
+    "svit_cli.train",
 ]
 
 
@@ -38,11 +41,29 @@ def main(argv: list[str] | None = None) -> int:
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    install_log_redaction()
+    command = " ".join(
+        filter(None, [args.command, getattr(args, "model_command", None), getattr(args, "format", None)])
+    )
     try:
         args.func(args)
-    except SvitError as err:
-        print(f"svit {args.command}: error: {err}", file=sys.stderr)
-        return 2
+    except KeyboardInterrupt:
+        print(
+            f"svit {command}: interrupted; run the same command again to resume or rebuild", file=sys.stderr
+        )
+        return 130
+    except Exception as err:  # every error ends as one line; -v shows the traceback
+        message, users = describe_error(err)
+        if args.verbose:
+            traceback.print_exc()
+        if users:
+            print(f"svit {command}: error: {message}", file=sys.stderr)
+            return 2
+        print(
+            f"svit {command}: internal error: {message}. Run again with -v for the traceback and report it.",
+            file=sys.stderr,
+        )
+        return 1
     return 0
 
 

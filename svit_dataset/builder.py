@@ -14,35 +14,23 @@ builder's own recipe path runs that same code on the train split written to a sc
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import itertools
 import logging
 import tempfile
 from collections import defaultdict
-from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import datasets
-import orjson
 
-from hub_cards.dataset_card import SVIT_CITATION
-from svit_dataset.quality import (
-    DUPLICATE_SAMPLE,
-    MALFORMED_RECORD,
-    MISSING_IMAGE,
-    SPEAKER_ROLES,
-    QualityReport,
-    check_turns,
-)
+from svit_dataset.facts import SVIT_CITATION, SVIT_DATA_HOMEPAGE, SVIT_DATA_LICENSE
+from svit_dataset.quality import QualityReport
+from svit_dataset.reader import iter_samples
 from svit_dataset.recipes.select import MIX_665K, RECIPE_NAMES, RecipeParams
-from svit_dataset.release import MalformedTally, ReleaseConversation, iter_conversations, release_file
-from svit_dataset.schema import SAMPLE_FEATURES, TASKS, sample_id
-from svit_dataset.vg import ImageIndex, in_seeded_test_split, read_test_ids
+from svit_dataset.release import release_file
+from svit_dataset.schema import SAMPLE_FEATURES, SPLITS, TASKS, TRAIN
+from svit_dataset.vg import ImageIndex, read_test_ids, split_of_images
 
 logger = logging.getLogger(__name__)
-
-TRAIN, TEST = "train", "test"
-SPLITS = (TRAIN, TEST)
 
 # Subsets of the released data: config name -> tasks it holds. Names are final (Hub configs).
 SUBSETS: dict[str, tuple[str, ...]] = {task: (task,) for task in TASKS} | {"full": TASKS}
@@ -67,10 +55,6 @@ class SvitConfig(datasets.BuilderConfig):
     recipe: RecipeParams = dataclasses.field(default_factory=RecipeParams)
     llava_mix: str | None = None  # llava_v1_5_mix665k.json
     llava_instruct: str | None = None  # llava_instruct_150k.json
-
-
-def _content_digest(image_id: int, messages: list[dict]) -> bytes:
-    return hashlib.blake2b(orjson.dumps([image_id, messages]), digest_size=16).digest()
 
 
 class _StorageFormFeatures(datasets.Features):
@@ -113,8 +97,8 @@ class SvitBuilder(datasets.GeneratorBasedBuilder):
         return datasets.DatasetInfo(
             description="SVIT: 4.2M visual instruction samples over Visual Genome images, in four tasks.",
             features=_StorageFormFeatures(features),
-            homepage="https://huggingface.co/datasets/BAAI/SVIT",
-            license="cc-by-4.0",
+            homepage=SVIT_DATA_HOMEPAGE,
+            license=SVIT_DATA_LICENSE,
             citation=SVIT_CITATION,
         )
 
@@ -131,23 +115,11 @@ class SvitBuilder(datasets.GeneratorBasedBuilder):
             for split in splits
         ]
 
-    def _in_split(self, split: str):
-        """image_id -> bool for `split`."""
-        if self.config.test_ids:
-            if self._held_out is None:
-                self._held_out = read_test_ids(self.config.test_ids)
-            is_test = self._held_out.__contains__
-        else:
-            cache: dict[int, bool] = {}
-
-            def is_test(image_id: int) -> bool:
-                if image_id not in cache:
-                    cache[image_id] = in_seeded_test_split(
-                        image_id, self.config.split_seed, self.config.test_fraction
-                    )
-                return cache[image_id]
-
-        return is_test if split == TEST else (lambda image_id: not is_test(image_id))
+    def _split_of(self):
+        """image_id -> split, the held-out list read once."""
+        if self.config.test_ids and self._held_out is None:
+            self._held_out = read_test_ids(self.config.test_ids)
+        return split_of_images(self._held_out, self.config.test_fraction, self.config.split_seed)
 
     def _generate_examples(self, files: dict[str, str], split: str):
         if self._images is None:  # read image_data.json once, not once per split
@@ -156,17 +128,20 @@ class SvitBuilder(datasets.GeneratorBasedBuilder):
         if self.config.name in RECIPE_CONFIGS and split == TRAIN:
             yield from self._generate_recipe(files, images)
             return
-        for row in iter_samples(
+        # datasets generates one split at a time, so each file is read once per split. The train pass
+        # counts every split's drops; the other passes count into a scratch report.
+        reports = self.reports if split == TRAIN else defaultdict(QualityReport)
+        rows = iter_samples(
             files,
             images,
-            self._in_split(split),
-            self.reports,
-            split,
-            self.config.max_bad_fraction,
+            reports,
+            split_of=self._split_of(),
+            max_bad_fraction=self.config.max_bad_fraction,
             embed_images=True,
-            count_malformed=split == TRAIN,
-        ):
-            yield row["id"], row
+        )
+        for row_split, row in rows:
+            if row_split == split:
+                yield row["id"], row
 
     def _generate_recipe(self, files: dict[str, str], images: ImageIndex):
         """A recipe's train rows, made by the code `svit build` runs (recipes/shards.py): the train
@@ -183,19 +158,21 @@ class SvitBuilder(datasets.GeneratorBasedBuilder):
             raise datasets.exceptions.DatasetGenerationError(
                 "mix_665k needs llava_mix= (llava_v1_5_mix665k.json) and llava_instruct= (llava_instruct_150k.json)"
             )
-        in_train = self._in_split(TRAIN)
+        split_of = self._split_of()
         schema = SAMPLE_FEATURES.arrow_schema
         with tempfile.TemporaryDirectory(prefix=f"svit-{name}-", dir=self._cache_dir_root) as scratch:
             root = Path(scratch)
             for task in TASKS:
-                rows = iter_samples(
-                    {task: files[task]},
-                    images,
-                    in_train,
-                    self.reports,
-                    TRAIN,
-                    self.config.max_bad_fraction,
-                    embed_images=False,
+                rows = (
+                    row
+                    for split, row in iter_samples(
+                        {task: files[task]},
+                        images,
+                        self.reports,
+                        split_of=split_of,
+                        max_bad_fraction=self.config.max_bad_fraction,
+                    )
+                    if split == TRAIN
                 )
                 shard = root / "data" / task / f"{TRAIN}-00000-of-00001.parquet"
                 shard.parent.mkdir(parents=True)
@@ -219,71 +196,3 @@ class SvitBuilder(datasets.GeneratorBasedBuilder):
                         info = images.info(row["image_id"])
                         row["images"] = [{"bytes": images.read_bytes(info), "path": info.path}]
                     yield row["id"], row
-
-
-def iter_samples(
-    files: dict[str, str | Path],
-    images: ImageIndex,
-    wanted_image: Callable[[int], bool] | None,
-    reports: dict[tuple[str, str], QualityReport],
-    split: str,
-    max_bad_fraction: float,
-    embed_images: bool,
-    count_malformed: bool = True,
-) -> Iterator[dict]:
-    """Canonical samples from released-format files (task -> path), through the quality gates.
-
-    Drops are counted in `reports[(task, split)]`. A record without a usable image id belongs to no
-    split: when one file is read once per split, only one of the reads may count it
-    (`count_malformed`).
-    """
-    for task, path in files.items():
-        path = Path(path)
-        report = reports[(task, split)]
-        tally = MalformedTally(path, max_bad_fraction)
-        seen: set[bytes] = set()
-        next_index: dict[int, int] = defaultdict(int)
-        for item in iter_conversations(path, tally, wanted_image=wanted_image):
-            if not isinstance(item, ReleaseConversation):
-                if count_malformed:
-                    report.drop(MALFORMED_RECORD, f"{path.name} record {item[0]}: {item[1]}")
-                continue
-            row = _to_sample(item, task, images, report, seen, next_index, embed_images)
-            if row is not None:
-                report.kept += 1
-                yield row
-        logger.info("%s/%s: kept %d, dropped %s", task, split, report.kept, dict(report.dropped))
-
-
-def _to_sample(conv, task, images: ImageIndex, report, seen, next_index, embed_images) -> dict | None:
-    reason = check_turns(conv.turns)
-    if reason:
-        report.drop(reason, f"{conv.where} (image {conv.image_id})")
-        return None
-    messages = [{"role": SPEAKER_ROLES[speaker], "content": text.strip()} for speaker, text in conv.turns]
-    digest = _content_digest(conv.image_id, messages)
-    if digest in seen:
-        report.drop(DUPLICATE_SAMPLE, f"{conv.where} (image {conv.image_id})")
-        return None
-    info = images.info(conv.image_id)
-    if info is None:
-        report.drop(MISSING_IMAGE, f"{conv.where} (image {conv.image_id})")
-        return None
-    seen.add(digest)
-    # Numbered per image and task; a repeated record of the same image continues the numbering.
-    index = next_index[conv.image_id]
-    next_index[conv.image_id] += 1
-    embedded = (
-        [{"bytes": images.read_bytes(info), "path": info.path}] if embed_images and images.images_dir else []
-    )
-    return {
-        "id": sample_id(conv.image_id, task, index),
-        "image_id": conv.image_id,
-        "task": task,
-        "messages": messages,
-        "images": embedded,
-        "image_path": info.path,
-        "width": info.width,
-        "height": info.height,
-        "topic": conv.topic,
-    }

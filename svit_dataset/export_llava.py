@@ -8,9 +8,7 @@ exact arithmetic (svit_dataset.boxes.upstream_expand_to_square_text).
 
 from __future__ import annotations
 
-import json
 import logging
-import os
 import random
 from collections import defaultdict
 from collections.abc import Sequence
@@ -19,10 +17,12 @@ from pathlib import Path
 from tqdm import tqdm
 
 from svit_dataset.boxes import upstream_expand_to_square_text
-from svit_dataset.builder import iter_samples
 from svit_dataset.errors import SvitInputError
+from svit_dataset.files import check_output_apart
 from svit_dataset.grounding import strip_tags
+from svit_dataset.jsonlist import write_json_list
 from svit_dataset.quality import QualityReport
+from svit_dataset.reader import iter_samples
 from svit_dataset.release import release_file
 from svit_dataset.schema import ASSISTANT, REFERRING_QA, TASKS, USER
 from svit_dataset.vg import ImageIndex, read_test_ids
@@ -36,6 +36,7 @@ REFERRING_SUFFIXES = (
     "Locate the objects with their coordinates.",
 )
 _LLAVA_SPEAKER = {USER: "human", ASSISTANT: "gpt"}
+_EXPORT = "export"  # the one split of an export, in its quality report
 
 
 def to_llava_record(sample: dict, rng: random.Random, image_prefix: str = "") -> dict:
@@ -64,45 +65,51 @@ def export_llava(
     seed: int = 0,
     image_prefix: str = "",
     max_bad_fraction: float = 0.001,
+    overwrite: bool = False,
 ) -> dict:
-    """Write released-format files as one LLaVA-1.5 JSON list; returns counts by task and reason."""
+    """Write released-format files as one LLaVA-1.5 JSON list; returns counts by task and reason.
+
+    Every conversation is written, dropped with a reason, or excluded (`exclude_ids`), and counted.
+    An existing `output_file` is replaced only with `overwrite`.
+    """
     if images_dir is None and image_data is None:
         raise SvitInputError(
             "export needs image sizes to move boxes: pass --images VG_DIR or --image-data FILE"
         )
+    check_output_apart(
+        output_file,
+        "--output",
+        {
+            "--input": input_dir,
+            "--images": images_dir,
+            "--image-data": image_data,
+            "--exclude-ids": exclude_ids,
+        },
+    )
+    output_file = Path(output_file)
+    if output_file.exists() and not overwrite:
+        raise SvitInputError(f"--output {output_file}: already exists; pass --overwrite to replace it")
+    if output_file.is_dir():
+        raise SvitInputError(f"--output {output_file}: is a folder; pass the path of a .json file")
     files = {task: release_file(input_dir, task) for task in tasks}
     images = ImageIndex(images_dir, image_data, require_size=True)
-    excluded = read_test_ids(exclude_ids) if exclude_ids else set()
+    excluded = read_test_ids(exclude_ids, "--exclude-ids") if exclude_ids else set()
     reports: dict = defaultdict(QualityReport)
     rng = random.Random(seed)
-    output_file = Path(output_file)
-    output_file.parent.mkdir(parents=True, exist_ok=True)
-    tmp = output_file.with_name(f".{output_file.name}.tmp-{os.getpid()}")
-    written = 0
-    try:
-        with open(tmp, "w", encoding="utf-8") as out:
-            out.write("[")
-            samples = iter_samples(
-                files,
-                images,
-                lambda image_id: image_id not in excluded,
-                reports,
-                "export",
-                max_bad_fraction,
-                embed_images=False,
-                count_malformed=True,
-            )
-            for sample in tqdm(samples, desc="export llava", unit=" samples", mininterval=2):
-                out.write(",\n" if written else "\n")
-                out.write(json.dumps(to_llava_record(sample, rng, image_prefix), ensure_ascii=False))
-                written += 1
-            out.write("\n]\n")
-        os.replace(tmp, output_file)
-    finally:
-        tmp.unlink(missing_ok=True)
+    samples = iter_samples(
+        files,
+        images,
+        reports,
+        split_of=lambda image_id: None if image_id in excluded else _EXPORT,
+        unsplit=_EXPORT,
+        max_bad_fraction=max_bad_fraction,
+    )
+    records = (to_llava_record(sample, rng, image_prefix) for _, sample in samples)
+    records = tqdm(records, desc="export llava", unit=" samples", mininterval=2)
+    written = write_json_list(output_file, records)
     logger.info("wrote %d LLaVA-1.5 records to %s", written, output_file)
     return {
         "output": str(output_file),
         "written": written,
-        "quality": {t: reports[(t, "export")].to_dict() for t in tasks},
+        "quality": {t: reports[(t, _EXPORT)].to_dict() for t in tasks},
     }

@@ -33,9 +33,11 @@ def strip_tags(text: str) -> str:
 
 # --- Tolerant parsing of model output -----------------------------------------------------------------------
 
-# One or more boxes, with the whitespace before them (it goes with the boxes when they leave the text);
-# consecutive boxes are separated by a comma, or by spaces alone.
-_BOX_GROUP = re.compile(r"\s*" + BOX_PATTERN.pattern + r"(?:\s*,?\s*" + BOX_PATTERN.pattern + r")*")
+# One or more boxes; consecutive boxes are separated by a comma, or by spaces alone. Every part is
+# unambiguous (no two adjacent `\s*`, no leading `\s*`), so a scan is linear in the text's length even on
+# long runs of whitespace: model output is untrusted input. The whitespace before the boxes goes with
+# them when they leave the text; the parser strips it from the text before them.
+_BOX_GROUP = re.compile(BOX_PATTERN.pattern + r"(?:\s*(?:,\s*)?" + BOX_PATTERN.pattern + r")*")
 _GROUNDING_EVENT = re.compile(r"(?P<tag><st>|<ed>)|(?P<boxes>" + _BOX_GROUP.pattern + r")")
 
 Span = tuple[int, int]
@@ -111,6 +113,8 @@ def parse_grounded_text(text: str) -> tuple[str, list[tuple[str, Span, list[Box]
     last = 0
     for match in _GROUNDING_EVENT.finditer(text):
         plain = text[last : match.start()]
+        if match.group("boxes") is not None:
+            plain = plain.rstrip()
         if plain:
             flush_closed()
             pieces.append(plain)

@@ -19,39 +19,40 @@ import json
 import logging
 import multiprocessing
 import os
+import re
 import shutil
 import time
+from collections import defaultdict
 from concurrent.futures import ProcessPoolExecutor
 from fnmatch import fnmatch
 from pathlib import Path
 
+import pyarrow as pa
 from datasets import DatasetInfo
+from datasets.utils.py_utils import convert_file_size_to_int
+from tqdm import tqdm
 
 from hub_cards.dataset_card import ConfigEntry, render_dataset_card
-from svit_dataset.builder import (
-    CONFIGS,
-    DEFAULT_CONFIG,
-    RECIPE_CONFIGS,
-    SPLITS,
-    SUBSETS,
-    TEST,
-    TRAIN,
-    SvitBuilder,
-)
+from svit_dataset.builder import CONFIGS, DEFAULT_CONFIG, RECIPE_CONFIGS, SUBSETS
 from svit_dataset.errors import SvitInputError
-from svit_dataset.quality import format_report_table
+from svit_dataset.files import check_output_apart, remove_stale_temps, temp_sibling
+from svit_dataset.quality import QualityReport, format_report_table
+from svit_dataset.reader import iter_samples
 from svit_dataset.recipes.mix import MIX_FEATURES
+from svit_dataset.recipes.parquet_io import ShardWriter
 from svit_dataset.recipes.report import recipe_summary, write_reports
 from svit_dataset.recipes.select import MIX_665K, RecipeParams
 from svit_dataset.recipes.shards import build_recipes
 from svit_dataset.release import release_file
-from svit_dataset.schema import SAMPLE_FEATURES
+from svit_dataset.schema import SAMPLE_FEATURES, SPLITS, TEST, TRAIN
+from svit_dataset.vg import ImageIndex, read_test_ids, split_of_images
 
 logger = logging.getLogger(__name__)
 
 REPORT_FILE = "build_report.json"
 RECIPES_DIR = "recipes"  # recipe reports and figures
 _PARTIAL = ".partial"
+_WRITE_BATCH_ROWS = 1000
 
 
 # Names that stand for groups of configs in --configs.
@@ -102,36 +103,43 @@ def build_hub_dataset(
     an optional path to also write mix_665k as LLaVA-1.5 training JSON.
     """
     names = resolve_configs(configs)
+    asked_by_name = _named_explicitly(configs)
     recipe_names = [n for n in names if n in RECIPE_CONFIGS]
     if MIX_665K in recipe_names and not (llava_mix and llava_instruct):
         raise SvitInputError(
             "mix_665k needs --llava-mix (llava_v1_5_mix665k.json) and --llava-instruct (llava_instruct_150k.json)"
         )
+    inputs = {
+        "--input": input_dir,
+        "--images": images_dir,
+        "--image-data": image_data,
+        "--test-ids": test_ids,
+        "--llava-mix": llava_mix,
+        "--llava-instruct": llava_instruct,
+        "--concepts": recipe.concepts if recipe else None,
+    }
+    check_output_apart(output_dir, "--output", inputs)
+    if mix_llava_json:
+        check_output_apart(mix_llava_json, "--mix-llava-json", inputs)
     output_dir = Path(output_dir).absolute()
     if output_dir.exists() and not overwrite:
         raise SvitInputError(f"--output {output_dir}: already exists; pass --overwrite to replace it")
+    tasks = [t for t in SUBSETS["full"] if any(t in CONFIGS[n] for n in names)]
+    for task in tasks:
+        release_file(input_dir, task)  # every input named before any work
+    if test_ids:
+        read_test_ids(test_ids)
+    ImageIndex(images_dir, image_data)  # checks --images and reads --image-data once, up front
     output_dir.parent.mkdir(parents=True, exist_ok=True)
-    _remove_stale_staging(output_dir)
-    staging = output_dir.parent / f".{output_dir.name}.building-{os.getpid()}"
+    remove_stale_temps(output_dir, kinds=("building", "old"))
+    staging = temp_sibling(output_dir, "building")
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir()
 
-    inputs = {
-        "input": str(input_dir),
-        "images": str(images_dir) if images_dir else None,
-        "image_data": str(image_data) if image_data else None,
-        "test_ids": str(test_ids) if test_ids else None,
-        "test_fraction": None if test_ids else test_fraction,
-        "split_seed": None if test_ids else split_seed,
-    }
     started = time.time()
     try:
-        tasks = [t for t in SUBSETS["full"] if any(t in CONFIGS[n] for n in names)]
-        entries: dict[str, ConfigEntry] = {}
-        quality: dict[str, dict] = {}
-        builder_kwargs = {
-            "data_dir": str(input_dir),
-            "cache_dir": str(staging / "_cache"),
+        options = {
+            "input_dir": str(input_dir),
             "images_dir": str(images_dir) if images_dir else None,
             "image_data": str(image_data) if image_data else None,
             "test_ids": str(test_ids) if test_ids else None,
@@ -139,7 +147,7 @@ def build_hub_dataset(
             "split_seed": split_seed,
             "max_bad_fraction": max_bad_fraction,
         }
-        jobs = [(task, builder_kwargs, staging, max_shard_size) for task in tasks]
+        jobs = [(task, options, staging, max_shard_size) for task in tasks]
         workers = _worker_count(num_proc, input_dir, tasks)
         if workers > 1:
             # One process per task config: the work is CPU-bound Python, and the tasks are independent.
@@ -148,11 +156,23 @@ def build_hub_dataset(
                 results = list(pool.map(_build_task_config, *zip(*jobs, strict=True)))
         else:
             results = [_build_task_config(*job) for job in jobs]
+        entries: dict[str, ConfigEntry] = {}
+        quality: dict[str, dict] = {}
         for task, (entry, task_quality) in zip(tasks, results, strict=True):
             entries[task], quality[task] = entry, task_quality
         if "full" in names:
             entries["full"] = _union_entry("full", [entries[t] for t in SUBSETS["full"]])
+        left_out: dict[str, str] = {}
         recipes = None
+        without_train = [
+            t for t in SUBSETS["full"] if recipe_names and not entries[t].num_examples.get(TRAIN)
+        ]
+        if without_train:
+            for name in recipe_names:
+                left_out[name] = (
+                    f"no train rows in {', '.join(without_train)} (recipes draw on all four tasks)"
+                )
+            recipe_names = []
         if recipe_names:
             recipes = build_recipes(
                 staging,
@@ -167,22 +187,37 @@ def build_hub_dataset(
             )
             entries |= _recipe_entries(recipes, entries)
             write_reports(staging / RECIPES_DIR, recipes.reports, recipes.train)
-        listed = [entries[n] for n in names]
+        for name in names:
+            if name not in left_out and not any(entries[name].num_examples.values()):
+                left_out[name] = "every record was dropped or held out: see the quality report"
+        _check_left_out(left_out, asked_by_name)
+        for name in left_out:
+            shutil.rmtree(staging / "data" / name, ignore_errors=True)
+        listed = [entries[n] for n in names if n not in left_out]
         for entry in listed:
             entry.description = _describe(entry.name)
-        default = DEFAULT_CONFIG if DEFAULT_CONFIG in names else names[0]
+        default = DEFAULT_CONFIG if DEFAULT_CONFIG in [e.name for e in listed] else listed[0].name
 
         report = {
-            "inputs": inputs,
+            "inputs": {
+                "input": str(input_dir),
+                "images": str(images_dir) if images_dir else None,
+                "image_data": str(image_data) if image_data else None,
+                "test_ids": str(test_ids) if test_ids else None,
+                "test_fraction": None if test_ids else test_fraction,
+                "split_seed": None if test_ids else split_seed,
+            },
             "configs": {e.name: e.num_examples for e in listed},
             "quality": quality,
             "seconds": round(time.time() - started, 2),
         }
+        if left_out:
+            report["left_out"] = left_out
         if recipes is not None:
             report["recipes"] = {
                 "seconds": recipes.seconds,
                 "reports": f"{RECIPES_DIR}/<config>.json",
-                "summary": {n: recipe_summary(r) for n, r in recipes.reports.items()},
+                "summary": {n: recipe_summary(r) for n, r in recipes.reports.items() if n not in left_out},
             }
         quality_rows = [
             (task, split, rep) for task, by_split in quality.items() for split, rep in by_split.items()
@@ -193,7 +228,9 @@ def build_hub_dataset(
             DatasetInfo(features=SAMPLE_FEATURES)._to_yaml_dict()["features"],
             quality_rows,
             source=f"released-format files in `{Path(input_dir).name}/`",
+            repo_id=output_dir.name,
             recipes=report.get("recipes", {}).get("summary"),
+            left_out=left_out,
         )
         _finalize(staging, card, report)
         _swap_into_place(staging, output_dir)
@@ -202,6 +239,29 @@ def build_hub_dataset(
         raise
     logger.info("built %s in %.1fs", output_dir, report["seconds"])
     return report
+
+
+def _named_explicitly(configs: list[str] | str | None) -> set[str]:
+    """Configs the user named one by one (not through a group such as "all" or "recipes")."""
+    if configs is None:
+        return set()
+    names = configs.split(",") if isinstance(configs, str) else configs
+    return {n.strip() for n in names if n.strip() in CONFIGS}
+
+
+def _check_left_out(left_out: dict[str, str], asked_by_name: set[str]) -> None:
+    """A config with no rows is never declared (it would not load). One the user named fails the build;
+    one that came with a group is left out with a warning, and the report and card say so."""
+    named = {n: why for n, why in left_out.items() if n in asked_by_name}
+    if named:
+        raise SvitInputError(
+            "; ".join(f"config {n} would have no rows ({why})" for n, why in named.items())
+            + ". Check --input, --test-ids / --test-fraction, or build other --configs."
+        )
+    for name, why in left_out.items():
+        logger.warning("config %s left out: %s", name, why)
+    if left_out and len(left_out) == len(CONFIGS):
+        raise SvitInputError("no config has any rows; check --input and the quality report")
 
 
 def _worker_count(num_proc: int | None, input_dir, tasks: list[str]) -> int:
@@ -213,48 +273,63 @@ def _worker_count(num_proc: int | None, input_dir, tasks: list[str]) -> int:
     return min(len(tasks), os.cpu_count() or 1) if size > 50 * 2**20 else 1
 
 
-def _build_task_config(
-    task: str, builder_kwargs: dict, staging: Path, max_shard_size
-) -> tuple[ConfigEntry, dict]:
-    """Build one task config's shards into `staging`; returns its config entry and quality report."""
+def _build_task_config(task: str, options: dict, staging: Path, max_shard_size) -> tuple[ConfigEntry, dict]:
+    """Build one task config's shards into `staging/data/<task>/` in ONE pass over its file: each row goes
+    to the Parquet writer of its split. Returns the config entry (only splits with rows are declared)
+    and the quality report per split."""
     import datasets
 
     if multiprocessing.parent_process() is not None:
         datasets.disable_progress_bars()  # bars from several processes interleave into noise
-    builder = SvitBuilder(config_name=task, **builder_kwargs)
-    entry = _prepare_config(builder, staging, max_shard_size)
-    return entry, {split: builder.reports[(task, split)].to_dict() for split in SPLITS}
+    images = ImageIndex(options["images_dir"], options["image_data"])
+    held_out = read_test_ids(options["test_ids"]) if options["test_ids"] else None
+    split_of = split_of_images(held_out, options["test_fraction"], options["split_seed"])
+    reports: dict = defaultdict(QualityReport)
+    schema = SAMPLE_FEATURES.arrow_schema
+    max_bytes = convert_file_size_to_int(max_shard_size)
+    folder = staging / "data" / task
+    writers = {split: ShardWriter(folder, split, schema, max_bytes, suffix=_PARTIAL) for split in SPLITS}
+    pending: dict[str, list[dict]] = {split: [] for split in SPLITS}
+    rows = iter_samples(
+        {task: release_file(options["input_dir"], task)},
+        images,
+        reports,
+        split_of=split_of,
+        max_bad_fraction=options["max_bad_fraction"],
+        embed_images=True,
+    )
+    try:
+        for split, row in tqdm(rows, desc=f"build {task}", unit=" samples", mininterval=2, disable=None):
+            batch = pending[split]
+            batch.append(row)
+            if len(batch) >= _WRITE_BATCH_ROWS:
+                writers[split].write(pa.Table.from_pylist(batch, schema=schema))
+                batch.clear()
+        entry = ConfigEntry(task, {}, {}, {})
+        for split, writer in writers.items():
+            if pending[split]:
+                writer.write(pa.Table.from_pylist(pending[split], schema=schema))
+            if writer.rows == 0:  # an empty split is never declared: it would not load
+                writer.abort()
+                continue
+            entry.num_examples[split], entry.num_bytes[split] = writer.close()
+            entry.data_files[split] = [f"data/{task}/{split}-*.parquet"]
+    except BaseException:
+        for writer in writers.values():
+            writer.abort()
+        raise
+    return entry, {split: reports[(task, split)].to_dict() for split in SPLITS}
 
 
-def _prepare_config(builder: SvitBuilder, staging: Path, max_shard_size) -> ConfigEntry:
-    """Run the builder to Parquet and move its shards to data/<config>/<split>-i-of-n.parquet.partial."""
-    name = builder.config.name
-    prepared = staging / "_prepare" / name
-    builder.download_and_prepare(str(prepared), file_format="parquet", max_shard_size=max_shard_size)
-    target = staging / "data" / name
-    target.mkdir(parents=True)
+def _union_entry(name: str, parts: list[ConfigEntry], splits=SPLITS) -> ConfigEntry:
+    """A config made of other configs' shards (no copy); a split none of them has is not declared."""
     entry = ConfigEntry(name, {}, {}, {})
-    for split in SPLITS:
-        shards = sorted(prepared.glob(f"{builder.dataset_name}-{split}-*.parquet")) or sorted(
-            prepared.glob(f"{builder.dataset_name}-{split}.parquet")
-        )
-        for i, shard in enumerate(shards):
-            shard.rename(target / f"{split}-{i:05d}-of-{len(shards):05d}.parquet{_PARTIAL}")
-        info = builder.info.splits[split]
-        entry.data_files[split] = [f"data/{name}/{split}-*.parquet"]
-        entry.num_examples[split] = info.num_examples
-        entry.num_bytes[split] = sum(p.stat().st_size for p in target.glob(f"{split}-*"))
-    shutil.rmtree(prepared)
-    return entry
-
-
-def _union_entry(name: str, parts: list[ConfigEntry]) -> ConfigEntry:
-    """A config made of other configs' shards (no copy)."""
-    entry = ConfigEntry(name, {}, {}, {})
-    for split in SPLITS:
-        entry.data_files[split] = [p for part in parts for p in part.data_files[split]]
-        entry.num_examples[split] = sum(part.num_examples[split] for part in parts)
-        entry.num_bytes[split] = sum(part.num_bytes[split] for part in parts)
+    for split in splits:
+        having = [part for part in parts if part.num_examples.get(split)]
+        if having:
+            entry.data_files[split] = [p for part in having for p in part.data_files[split]]
+            entry.num_examples[split] = sum(part.num_examples[split] for part in having)
+            entry.num_bytes[split] = sum(part.num_bytes[split] for part in having)
     return entry
 
 
@@ -269,10 +344,10 @@ def _recipe_entries(recipes, tasks: dict[str, ConfigEntry]) -> dict[str, ConfigE
         if name == MIX_665K:
             entry.features_yaml = DatasetInfo(features=MIX_FEATURES)._to_yaml_dict()["features"]
         else:
-            test = [tasks[t] for t in SUBSETS["full"]]
-            entry.data_files[TEST] = [p for part in test for p in part.data_files[TEST]]
-            entry.num_examples[TEST] = sum(part.num_examples[TEST] for part in test)
-            entry.num_bytes[TEST] = sum(part.num_bytes[TEST] for part in test)
+            test = _union_entry(name, [tasks[t] for t in SUBSETS["full"]], splits=(TEST,))
+            entry.data_files |= test.data_files
+            entry.num_examples |= test.num_examples
+            entry.num_bytes |= test.num_bytes
         out[name] = entry
     return out
 
@@ -307,34 +382,11 @@ def _swap_into_place(staging: Path, output_dir: Path) -> None:
     """Rename the finished build to `output_dir`, replacing an older build only once this one is whole."""
     old = None
     if output_dir.exists():
-        old = output_dir.parent / f".{output_dir.name}.old-{os.getpid()}"
+        old = temp_sibling(output_dir, "old")
         output_dir.rename(old)
     staging.rename(output_dir)
     if old is not None:
         shutil.rmtree(old, ignore_errors=True)
-
-
-def _remove_stale_staging(output_dir: Path) -> None:
-    """Remove staging (and replaced) folders of builds whose process is gone (killed midway)."""
-    leftovers = [
-        *output_dir.parent.glob(f".{output_dir.name}.building-*"),
-        *output_dir.parent.glob(f".{output_dir.name}.old-*"),
-    ]
-    for path in leftovers:
-        pid = path.name.rsplit("-", 1)[-1]
-        if pid.isdigit() and not _alive(int(pid)):
-            logger.info("removing %s left by an interrupted build", path)
-            shutil.rmtree(path, ignore_errors=True)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def read_report(output_dir: str | Path) -> dict:
@@ -356,6 +408,9 @@ def report_table(report: dict) -> str:
     ]
     return format_report_table(rows)
 
+
+# The card's usage code names the folder it was built in; pushed, it names the repo, whatever the folder is called.
+_LOAD_CALL = re.compile(r'load_dataset\("[^"\n]*",')
 
 # What a push uploads: the card, the report, the shards, the recipe reports and the statistics.
 _PUSHED = (REPORT_FILE, "data/*", f"{RECIPES_DIR}/*", "stats/*")
@@ -381,11 +436,7 @@ def push_hub_dataset(
         raise SvitInputError(f"{folder}: no README.md; pass a folder written by `svit build`")
     # The card was written for local use (`load_dataset("<folder name>", ...)` from its parent);
     # on the Hub its snippet names the repo instead. Everything else goes up as built, in one commit.
-    card = (
-        (folder / "README.md")
-        .read_text()
-        .replace(f'load_dataset("{folder.name}",', f'load_dataset("{repo_id}",')
-    )
+    card = _LOAD_CALL.sub(f'load_dataset("{repo_id}",', (folder / "README.md").read_text())
     operations = [CommitOperationAdd(path_in_repo="README.md", path_or_fileobj=card.encode())]
     for path in sorted(folder.rglob("*")):
         relative = path.relative_to(folder).as_posix()

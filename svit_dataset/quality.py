@@ -25,6 +25,7 @@ UNBALANCED_GROUNDING_TAGS = "unbalanced_grounding_tags"
 BAD_BOX = "bad_box"
 DUPLICATE_SAMPLE = "duplicate_sample"
 MISSING_IMAGE = "missing_image"
+UNREADABLE_IMAGE = "unreadable_image"  # the file is there but is not an image (empty, garbage, truncated)
 
 REASONS: tuple[str, ...] = (
     MALFORMED_RECORD,
@@ -36,6 +37,7 @@ REASONS: tuple[str, ...] = (
     BAD_BOX,
     DUPLICATE_SAMPLE,
     MISSING_IMAGE,
+    UNREADABLE_IMAGE,
 )
 
 # Upstream speakers are user/gpt; LLaVA's human/gpt and chat-style user/assistant mean the same.
@@ -88,6 +90,7 @@ class QualityReport:
     """Counts of kept and dropped samples for one (config, split), with a few examples per reason."""
 
     kept: int = 0
+    excluded: int = 0  # left out on purpose (e.g. held-out images of an export), not a defect
     dropped: Counter = dataclasses.field(default_factory=Counter)
     examples: dict[str, list[str]] = dataclasses.field(default_factory=dict)
     max_examples: int = 5
@@ -106,6 +109,7 @@ class QualityReport:
         return {
             "seen": self.seen,
             "kept": self.kept,
+            **({"excluded": self.excluded} if self.excluded else {}),
             "dropped": dict(sorted(self.dropped.items())),
             "examples": {k: v for k, v in sorted(self.examples.items())},
         }

@@ -15,12 +15,13 @@ from itertools import chain
 from pathlib import Path
 from typing import Any
 
-import ijson
-
 from svit_dataset.errors import SvitFormatError, SvitInputError
+from svit_dataset.jsonlist import iter_json_list
 from svit_dataset.schema import TASKS
 
 logger = logging.getLogger(__name__)
+
+MAX_IMAGE_ID = 2**63 - 1  # image_id is an int64 column
 
 
 class MalformedRecord(ValueError):
@@ -51,38 +52,30 @@ def release_file(release_dir: str | Path, task: str) -> Path:
 
 
 def iter_records(path: Path) -> Iterator[tuple[int, Any]]:
-    """(index, record) for every element of the top-level JSON list of `path`, streamed."""
-    with open(path, "rb") as f:
-        head = f.read(4096).lstrip()
-        if head.startswith(b"\xef\xbb\xbf"):
-            head = head[3:].lstrip()
-        if not head.startswith(b"["):
-            raise SvitFormatError(
-                f"{path}: expected a JSON list of records at byte 0, found {head[:20]!r}. "
-                "Pass the released SVIT file (one JSON list per task)."
-            )
-        f.seek(0)
-        index = -1
-        try:
-            for index, record in enumerate(ijson.items(f, "item", use_float=True)):  # noqa: B007
-                yield index, record
-        except ijson.JSONError as err:
-            raise SvitFormatError(
-                f"{path}: invalid or truncated JSON after record {index} (within the first {f.tell()} bytes): {err}. "
-                "The file is damaged; download or unzip it again."
-            ) from None
+    """(index, record) of a released file: the one streaming JSON-list reader (svit_dataset.jsonlist)."""
+    return iter_json_list(path)
 
 
 def record_image_id(record: Any) -> int:
-    """The image id of a record; raises MalformedRecord when there is none."""
+    """The image id of a record; raises MalformedRecord when there is none.
+
+    An id is a non-negative int64, given as a JSON integer or a string of ASCII digits (`"²"` and
+    Arabic-Indic digits are not ids, whatever `str.isdigit` says).
+    """
     if not isinstance(record, dict):
         raise MalformedRecord(f"record is a {type(record).__name__}, expected an object")
     image_id = record.get("image_id")
+    if isinstance(image_id, str) and is_ascii_digits(image_id.strip()):
+        image_id = int(image_id.strip())
     if isinstance(image_id, int) and not isinstance(image_id, bool):
-        return image_id
-    if isinstance(image_id, str) and image_id.strip().isdigit():
-        return int(image_id)
-    raise MalformedRecord(f"image_id is {image_id!r}, expected an integer")
+        if 0 <= image_id <= MAX_IMAGE_ID:
+            return image_id
+        raise MalformedRecord(f"image_id {image_id} is out of range (0 to 2**63-1)")
+    raise MalformedRecord(f"image_id is {str(image_id)[:40]!r}, expected an integer")
+
+
+def is_ascii_digits(text: str) -> bool:
+    return text.isascii() and text.isdigit()
 
 
 def record_conversations(record: dict) -> list[tuple[str, tuple[tuple[str, str], ...]]]:
@@ -139,29 +132,3 @@ class MalformedTally:
                 f"(first at {self.first}), over the limit of {self.max_fraction:.2%}. "
                 "Fix the file, or raise --max-bad-fraction to skip them."
             )
-
-
-def iter_conversations(
-    path: Path, tally: MalformedTally, wanted_image: Any = None
-) -> Iterator[ReleaseConversation | tuple[int, str]]:
-    """Conversations of a released file, in file order.
-
-    Malformed records are counted in `tally` and yielded as `(record index, why)` so the caller can
-    report them; `wanted_image(image_id) -> bool` skips records early (the other split's images).
-    """
-    name = path.name
-    for index, record in iter_records(path):
-        tally.records += 1
-        try:
-            image_id = record_image_id(record)
-            # The image decides the split: skip the other split's records before reading their turns.
-            if wanted_image is not None and not wanted_image(image_id):
-                continue
-            conversations = record_conversations(record)
-        except MalformedRecord as err:
-            tally.add(index, str(err))
-            yield index, str(err)
-            continue
-        for k, (topic, turns) in enumerate(conversations):
-            yield ReleaseConversation(image_id, turns, topic, f"{name} record {index} conversation {k}")
-    tally.check()

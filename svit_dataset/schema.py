@@ -17,6 +17,10 @@ DETAIL_DESCRIPTION = "detail_description"
 # Order matters: it is the order of the released files and of the `full` config.
 TASKS: tuple[str, ...] = (CONVERSATION, COMPLEX_REASONING, REFERRING_QA, DETAIL_DESCRIPTION)
 
+# Splits of every config: `test` holds the held-out images (paper: 10%), `train` the rest.
+TRAIN, TEST = "train", "test"
+SPLITS: tuple[str, ...] = (TRAIN, TEST)
+
 USER = "user"
 ASSISTANT = "assistant"
 

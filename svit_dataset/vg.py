@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import logging
 from pathlib import Path
 
-import ijson
-from PIL import Image
+from PIL import Image, UnidentifiedImageError
 
 from svit_dataset.errors import SvitFormatError, SvitInputError
+from svit_dataset.release import MAX_IMAGE_ID, is_ascii_digits, iter_records
+
+logger = logging.getLogger(__name__)
 
 VG_FOLDERS = ("VG_100K", "VG_100K_2")
 
@@ -24,28 +27,55 @@ class ImageInfo:
 def read_image_data(path: str | Path) -> dict[int, ImageInfo]:
     """`image_data.json` (a list of {image_id, width, height, url, ...}) as image_id -> ImageInfo.
 
-    The folder comes from the url when there is one (VG hosts `VG_100K` and `VG_100K_2`).
+    The folder comes from the url when there is one (VG hosts `VG_100K` and `VG_100K_2`). A size of
+    0 or below is recorded as unknown (so boxes are never divided by it), with a warning.
     """
     path = Path(path)
     if not path.is_file():
         raise SvitInputError(f"--image-data {path}: not found; pass Visual Genome's image_data.json")
     out: dict[int, ImageInfo] = {}
+    bad_sizes = 0
     try:
-        with open(path, "rb") as f:
-            for i, item in enumerate(ijson.items(f, "item", use_float=True)):
-                try:
-                    image_id = int(item.get("image_id", item.get("id")))
-                    width, height = int(item["width"]), int(item["height"])
-                except (AttributeError, KeyError, TypeError, ValueError):
-                    raise SvitFormatError(
-                        f"{path}: item {i} lacks an integer image_id/width/height: {str(item)[:120]}"
-                    ) from None
-                url = item.get("url") or ""
-                folder = next((f for f in reversed(VG_FOLDERS) if f"/{f}/" in url), VG_FOLDERS[0])
-                out[image_id] = ImageInfo(f"{folder}/{image_id}.jpg", width, height)
-    except ijson.JSONError as err:
-        raise SvitFormatError(f"{path}: invalid or truncated JSON: {err}") from None
+        for i, item in iter_records(path):
+            image_id, width, height = _image_data_item(item)
+            if image_id is None:
+                raise SvitFormatError(
+                    f"{path}: item {i} lacks an integer image_id/width/height: {str(item)[:120]}. "
+                    "Pass Visual Genome's image_data.json."
+                )
+            if width <= 0 or height <= 0:
+                bad_sizes += 1
+                width = height = None
+            url = item.get("url") or ""
+            folder = next((f for f in reversed(VG_FOLDERS) if f"/{f}/" in url), VG_FOLDERS[0])
+            out[image_id] = ImageInfo(f"{folder}/{image_id}.jpg", width, height)
+    except SvitFormatError as err:
+        raise SvitFormatError(f"--image-data: {err}") from None
+    if bad_sizes:
+        logger.warning(
+            "%s: %d images have a width or height of 0 or below; their size is unknown", path, bad_sizes
+        )
     return out
+
+
+def _image_data_item(item) -> tuple[int | None, int, int]:
+    """(image_id, width, height) of one image_data.json item; image_id None when it is unusable."""
+    if not isinstance(item, dict):
+        return None, 0, 0
+    values = [item.get("image_id", item.get("id")), item.get("width"), item.get("height")]
+    ints = []
+    for value in values:
+        if isinstance(value, str) and is_ascii_digits(value.strip()):
+            value = int(value)
+        if isinstance(value, float) and value.is_integer():
+            value = int(value)
+        if not isinstance(value, int) or isinstance(value, bool):
+            return None, 0, 0
+        ints.append(value)
+    image_id, width, height = ints
+    if not 0 <= image_id <= MAX_IMAGE_ID:
+        return None, 0, 0
+    return image_id, width, height
 
 
 class ImageIndex:
@@ -65,18 +95,23 @@ class ImageIndex:
             )
         self.metadata = read_image_data(image_data) if image_data else {}
         self._found: dict[int, ImageInfo | None] = {}  # an image serves many rows: look it up once
+        self._unreadable: set[int] = set()
 
     def info(self, image_id: int) -> ImageInfo | None:
-        """Info of an image; None when images were given and this one is not among them, or when its
-        size is unknown and `require_size` is set."""
+        """Info of an image; None when images were given and this one is not among them or cannot be
+        read (`is_unreadable`), or when its size is unknown and `require_size` is set."""
         known = self.metadata.get(image_id)
         if self.images_dir is None:
-            if known is None and self.require_size:
+            if (known is None or known.width is None) and self.require_size:
                 return None
             return known or ImageInfo(f"{VG_FOLDERS[0]}/{image_id}.jpg", None, None)
         if image_id not in self._found:
             self._found[image_id] = self._locate(image_id, known)
         return self._found[image_id]
+
+    def is_unreadable(self, image_id: int) -> bool:
+        """Whether the image's file exists but is not an image PIL can open (empty, garbage, truncated)."""
+        return image_id in self._unreadable
 
     def _locate(self, image_id: int, known: ImageInfo | None) -> ImageInfo | None:
         assert self.images_dir is not None
@@ -84,10 +119,19 @@ class ImageIndex:
             rel = f"{folder}/{image_id}.jpg"
             full = self.images_dir / rel
             if full.is_file():
+                try:
+                    with Image.open(full) as im:  # reads the header only
+                        size = im.size
+                except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as err:
+                    logger.warning("%s: not a readable image (%s); its samples are dropped", full, err)
+                    self._unreadable.add(image_id)
+                    return None
                 if known and known.width:
                     return ImageInfo(rel, known.width, known.height)
-                with Image.open(full) as im:  # reads the header only
-                    return ImageInfo(rel, *im.size)
+                if min(size) <= 0:
+                    self._unreadable.add(image_id)
+                    return None
+                return ImageInfo(rel, *size)
         return None
 
     def read_bytes(self, info: ImageInfo) -> bytes:
@@ -95,18 +139,24 @@ class ImageIndex:
         return (self.images_dir / info.path).read_bytes()
 
 
-def read_test_ids(path: str | Path) -> set[int]:
-    """A held-out list: one image id a line (blank lines and `#` comments allowed)."""
+def read_test_ids(path: str | Path, flag: str = "--test-ids") -> set[int]:
+    """A held-out list: one image id a line (blank lines and `#` comments allowed; a BOM is skipped)."""
     path = Path(path)
     if not path.is_file():
-        raise SvitInputError(f"--test-ids {path}: not found; pass a file with one image id a line")
+        raise SvitInputError(f"{flag} {path}: not found; pass a file with one image id a line")
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError as err:
+        raise SvitFormatError(f"{flag} {path}: not UTF-8 text ({err.reason} at byte {err.start})") from None
     ids = set()
-    for n, line in enumerate(path.read_text().splitlines(), 1):
+    for n, line in enumerate(text.splitlines(), 1):
         line = line.split("#", 1)[0].strip()
         if not line:
             continue
-        if not line.isdigit():
-            raise SvitFormatError(f"{path}:{n}: {line!r} is not an image id")
+        if not is_ascii_digits(line) or int(line) > MAX_IMAGE_ID:
+            raise SvitFormatError(
+                f"{flag} {path}:{n}: {line[:40]!r} is not an image id; write one id (ASCII digits) a line"
+            )
         ids.add(int(line))
     return ids
 
@@ -119,6 +169,22 @@ def in_seeded_test_split(image_id: int, seed: int, fraction: float) -> bool:
     """
     digest = hashlib.blake2b(f"{seed}:{image_id}".encode(), digest_size=8).digest()
     return int.from_bytes(digest, "big") < fraction * 2**64
+
+
+def split_of_images(test_ids: set[int] | None, test_fraction: float, split_seed: int):
+    """image_id -> "train" | "test": the held-out list when given, else the seeded share of images."""
+    from svit_dataset.schema import TEST, TRAIN
+
+    if test_ids is not None:
+        return lambda image_id: TEST if image_id in test_ids else TRAIN
+    cache: dict[int, str] = {}
+
+    def split_of(image_id: int) -> str:
+        if image_id not in cache:
+            cache[image_id] = TEST if in_seeded_test_split(image_id, split_seed, test_fraction) else TRAIN
+        return cache[image_id]
+
+    return split_of
 
 
 def attach_images(dataset, images_dir: str | Path):

@@ -18,8 +18,8 @@ import torch
 from PIL import Image
 
 from svit_dataset import bundled
-from svit_dataset.builder import iter_samples
 from svit_dataset.quality import QualityReport
+from svit_dataset.reader import iter_samples
 from svit_dataset.release import release_file
 from svit_dataset.schema import REFERRING_QA
 from svit_dataset.vg import ImageIndex
@@ -35,7 +35,8 @@ def bundled_referring_rows() -> list[dict]:
     """The bundled sample's referring-QA conversations (image paths and sizes, no bytes)."""
     files = {REFERRING_QA: release_file(bundled.RELEASE_DIR, REFERRING_QA)}
     images = ImageIndex(bundled.IMAGES_DIR, bundled.IMAGE_DATA)
-    return list(iter_samples(files, images, None, defaultdict(QualityReport), "train", 1.0, False))
+    reports = defaultdict(QualityReport)
+    return [row for _, row in iter_samples(files, images, reports, max_bad_fraction=1.0)]
 
 
 def pick_grounded_turn(rows: list[dict], question: str = DEMO_QUESTION) -> tuple[dict, str]:

@@ -45,6 +45,22 @@ try:  # placeholders that `apply_chat_template(sanitize_control_tokens=True)` ma
 except ImportError:
     _UNMARKED = ""
 
+
+def _checked_image_size(image_size) -> tuple[int, int]:
+    """`(width, height)` as two positive numbers, or a ValueError naming the argument."""
+    try:
+        width, height = image_size
+        valid = all(isinstance(v, int | float) and not isinstance(v, bool) and v > 0 for v in (width, height))
+    except (TypeError, ValueError):
+        valid = False
+    if not valid:
+        raise ValueError(
+            f"post_process_generation: image_size={image_size!r}; pass (width, height) of the original image, "
+            "two numbers above 0 (e.g. image.size)"
+        )
+    return width, height
+
+
 # Files written beside a checkpoint for `trust_remote_code=True`: this module and copies of the svit modules.
 REMOTE_BOXES_MODULE = "svit_boxes"
 REMOTE_GROUNDING_MODULE = "svit_grounding"
@@ -280,6 +296,8 @@ class SvitLlavaProcessor(LlavaProcessor):
         clamped and its entity has `clamped=True`; a box reaching into the padding is clipped to the image.
         """
         padded = self.pads_images if padded is None else padded
+        if image_size is not None:
+            image_size = _checked_image_size(image_size)
         if padded and image_size is None:
             raise ValueError(
                 "post_process_generation: this processor pads images to a square, so the model's boxes are in "

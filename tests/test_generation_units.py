@@ -12,6 +12,7 @@ import pytest
 
 from svit_dataset import bundled
 from svit_dataset.errors import SvitFormatError, SvitInputError
+from svit_dataset.files import write_json_atomic
 from svit_dataset.generation.annotations import (
     Scene,
     iter_scenes_jsonl,
@@ -33,7 +34,6 @@ from svit_dataset.generation.output import (
     cost_usd,
     load_prices,
     price_for,
-    write_json_atomic,
 )
 from svit_dataset.generation.parse import (
     MALFORMED,

@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from svit_dataset.builder import iter_samples
 from svit_dataset.errors import SvitFormatError, SvitInputError
 from svit_dataset.quality import QualityReport, check_turns
-from svit_dataset.release import MalformedTally, iter_conversations, release_file
+from svit_dataset.reader import iter_samples
+from svit_dataset.release import release_file
 from svit_dataset.vg import ImageIndex
 from tests.release_factory import conversation, qa, record, write_release
 
@@ -18,11 +18,12 @@ GOOD = qa("What color is the ball?", "The ball is red.")
 
 def read_all(path: Path, max_bad_fraction: float = 0.001):
     reports = defaultdict(QualityReport)
-    rows = list(
-        iter_samples(
-            {"conversation": path}, ImageIndex(), None, reports, "train", max_bad_fraction, embed_images=False
+    rows = [
+        row
+        for _, row in iter_samples(
+            {"conversation": path}, ImageIndex(), reports, max_bad_fraction=max_bad_fraction
         )
-    )
+    ]
     return rows, reports[("conversation", "train")]
 
 
@@ -138,6 +139,16 @@ def test_missing_release_file_says_what_to_pass(tmp_path):
 def test_stream_reader_skips_unwanted_images_before_parsing_turns(tmp_path):
     write_release(tmp_path, {"conversation": [record(i, conversation(GOOD)) for i in range(10)]})
     path = tmp_path / "conversation.json"
-    tally = MalformedTally(path, 0.0)
-    got = [c.image_id for c in iter_conversations(path, tally, wanted_image=lambda i: i % 2 == 0)]
-    assert got == [0, 2, 4, 6, 8] and tally.records == 10
+    # Odd images are left out; their conversations are broken, but they are never read, only counted.
+    records = [record(i, conversation(GOOD) if i % 2 == 0 else "not a conversation") for i in range(10)]
+    write_release(tmp_path, {"conversation": records})
+    reports = defaultdict(QualityReport)
+    split_of = lambda i: "train" if i % 2 == 0 else None  # noqa: E731
+    got = [
+        row["image_id"]
+        for _, row in iter_samples(
+            {"conversation": path}, ImageIndex(), reports, split_of=split_of, max_bad_fraction=0.0
+        )
+    ]
+    assert got == [0, 2, 4, 6, 8]
+    assert reports[("conversation", "train")].excluded == 5 and not reports[("conversation", "train")].dropped

@@ -27,15 +27,16 @@ import email.utils
 import logging
 import os
 import random
-import re
 import time
 from collections import Counter
 from collections.abc import Sequence
+from urllib.parse import urlsplit
 
 import openai
 import orjson
 
 from svit_dataset.errors import SvitError, SvitInputError
+from svit_dataset.secrets import redact, register_secret
 
 logger = logging.getLogger(__name__)
 
@@ -49,8 +50,6 @@ except ImportError:  # pragma: no cover - layout of other openai versions
     _PER_REQUEST_AUTH = False
 LOCAL_PLACEHOLDER_KEY = "not-needed"  # vLLM, Ollama... accept any key; openai's client wants one
 
-_KEY_LIKE = re.compile(r"\b(?:sk|rk|pk)-[A-Za-z0-9_\-]{8,}")
-
 
 class FatalAPIError(SvitError):
     """The endpoint refuses every request (bad key, unknown model, wrong URL): the run stops."""
@@ -63,14 +62,6 @@ class RequestFailed(Exception):
         super().__init__(f"{kind}: {detail}")
         self.kind = kind
         self.detail = detail
-
-
-def redact(text: str, secrets: Sequence[str] = ()) -> str:
-    """`text` with every secret, and anything shaped like an API key, replaced by `***`."""
-    for secret in secrets:
-        if secret and len(secret) >= 4:
-            text = text.replace(secret, "***")
-    return _KEY_LIKE.sub("***", text)
 
 
 @dataclasses.dataclass
@@ -89,6 +80,21 @@ class ClientSettings:
     max_tokens: int | None = 2048
     max_tokens_field: str = "max_tokens"  # newer OpenAI models want "max_completion_tokens"
 
+    def __post_init__(self):
+        """Range checks before any request: a bad setting would otherwise fail every item, slowly."""
+        positive = {"rpm": self.rpm, "tpm": self.tpm, "timeout": self.timeout, "max_tokens": self.max_tokens}
+        for name, value in positive.items():
+            if value is not None and not value > 0:  # `not >` also catches NaN
+                raise SvitInputError(f"--{name.replace('_', '-')} must be above 0, got {value}")
+        if self.max_retries < 0:
+            raise SvitInputError(f"--max-retries must be 0 or more, got {self.max_retries}")
+        if self.temperature is not None and not 0 <= self.temperature <= 2:
+            raise SvitInputError(f"--temperature must be in [0, 2], got {self.temperature}")
+        if self.max_tokens_field not in ("max_tokens", "max_completion_tokens"):
+            raise SvitInputError("--max-tokens-field must be max_tokens or max_completion_tokens")
+        if self.base_url is not None:
+            check_base_url(self.base_url)
+
     def request_params(self) -> dict:
         """Sampling parameters sent with every request (and recorded in provenance)."""
         params: dict = {}
@@ -99,8 +105,24 @@ class ClientSettings:
         return params
 
 
+def check_base_url(url: str) -> None:
+    """An http(s) URL with a host; the message never repeats a credential the URL may carry."""
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - raises ValueError on a port that is not a number
+        valid = parts.scheme in ("http", "https") and bool(parts.hostname)
+    except ValueError:  # a port that is not a number, brackets that do not close...
+        valid = False
+    if not valid:
+        raise SvitInputError(
+            f"--base-url {redact(url)!r} is not an http(s) URL; pass e.g. http://localhost:8000/v1 or "
+            "https://api.openai.com/v1"
+        )
+
+
 def resolve_api_key(settings: ClientSettings) -> str:
     key = os.environ.get(settings.api_key_env, "")
+    register_secret(key)  # kept out of every message and log record from here on
     if key:
         return key
     if settings.base_url:
@@ -241,12 +263,12 @@ class ChatClient:
                 detail = self._safe(f"HTTP {status}: {_error_message(err)}")
                 if status in (401, 403):
                     raise FatalAPIError(
-                        f"{s.base_url or 'the OpenAI API'} refused the key from ${s.api_key_env} "
+                        f"{redact(s.base_url or 'the OpenAI API')} refused the key from ${s.api_key_env} "
                         f"({detail}). Set a valid key and run again; finished work is kept."
                     ) from None
                 if status == 404:
                     raise FatalAPIError(
-                        f"{s.base_url or 'the OpenAI API'} does not know model {s.model!r} or the URL "
+                        f"{redact(s.base_url or 'the OpenAI API')} does not know model {s.model!r} or the URL "
                         f"({detail}). Check --model and --base-url (it usually ends in /v1)."
                     ) from None
                 if status == 429:

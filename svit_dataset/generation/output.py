@@ -18,13 +18,14 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 from collections import Counter
 from pathlib import Path
 
 from svit_dataset.errors import SvitFormatError, SvitInputError
-from svit_dataset.generation.ledger import merged_states, read_record
+from svit_dataset.files import write_json_atomic
+from svit_dataset.generation.ledger import ledger_files, merged_states, read_record
 from svit_dataset.generation.parse import ParsedResponse
+from svit_dataset.jsonlist import write_json_list
 from svit_dataset.schema import DETAIL_DESCRIPTION, TASKS
 
 logger = logging.getLogger(__name__)
@@ -51,21 +52,27 @@ def release_record(
     return {"image_id": image_id, "conversations": conversations, "provenance": provenance}
 
 
-def write_json_atomic(path: Path, obj) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        tmp.write_text(json.dumps(obj, indent=1, ensure_ascii=False) + "\n")
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)  # left only when writing failed
+def check_run_folder(output_dir: Path, overwrite: bool = False) -> None:
+    """Refuse to write into a folder holding release-format files that no generation run wrote there
+    (no ledger beside them): they may be someone's data. `overwrite` replaces them."""
+    if overwrite or not output_dir.is_dir() or ledger_files(output_dir):
+        return
+    ours = [f"{t}.json" for t in TASKS] + [FAILURES_FILE, SUMMARY_FILE]
+    found = [name for name in ours if (output_dir / name).exists()]
+    if found:
+        raise SvitInputError(
+            f"--output {output_dir} already holds {', '.join(found)}, not written by svit generate "
+            "(no ledger). Choose an empty --output, or pass --overwrite to replace them."
+        )
 
 
-def collect_outputs(output_dir: str | Path, tasks: tuple[str, ...] = TASKS) -> dict:
+def collect_outputs(output_dir: str | Path, tasks: tuple[str, ...] = TASKS, overwrite: bool = False) -> dict:
     """(Re)write `<task>.json` and `failures.json` from every ledger in `output_dir`; returns counts.
 
     Records are read back one at a time by their offset in the ledger, so memory holds only the index.
     """
     output_dir = Path(output_dir)
+    check_run_folder(output_dir, overwrite)
     done: dict[str, list[tuple[int, Path, object]]] = {t: [] for t in TASKS}
     failures = []
     pending = 0
@@ -109,17 +116,7 @@ def collect_outputs(output_dir: str | Path, tasks: tuple[str, ...] = TASKS) -> d
 
 
 def _write_task_file(path: Path, items: list) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        with open(tmp, "w", encoding="utf-8") as f:
-            f.write("[")
-            for k, (_, ledger_path, state) in enumerate(items):
-                f.write(",\n" if k else "\n")
-                f.write(json.dumps(read_record(ledger_path, state), ensure_ascii=False))
-            f.write("\n]\n")
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)  # left only when writing failed
+    write_json_list(path, (read_record(ledger_path, state) for _, ledger_path, state in items))
 
 
 # --- price table ----------------------------------------------------------------------------------

@@ -18,15 +18,22 @@ import re
 from svit_dataset.generation.prompts import EXPECTED_SHAPE
 from svit_dataset.schema import CONVERSATION, DETAIL_DESCRIPTION
 
+# Labels as models write them: "Question 3:", "**User:**", "- Answer:", "1. GPT:". Every repetition and
+# whitespace run is bounded: unbounded adjacent runs (`[ \t]*` next to `\**[ \t]*`) backtrack
+# quadratically on long runs of spaces or stars, and replies are untrusted input.
+_SP = r"[ \t]{0,16}"
 _LABEL = re.compile(
-    r"^[ \t]*(?:[-*#>]+[ \t]*|\d+[.)][ \t]*)*\**[ \t]*"
-    r"(?P<label>topic|user|gpt|question|answer)(?:[ \t]*\d+)?[ \t]*\**[ \t]*:[ \t]*\**[ \t]*",
+    rf"^{_SP}(?:[-*#>]{{1,8}}{_SP}|\d{{1,4}}[.)]{_SP}){{0,4}}\*{{0,4}}{_SP}"
+    rf"(?P<label>topic|user|gpt|question|answer)(?:{_SP}\d{{1,4}})?{_SP}\*{{0,4}}{_SP}:{_SP}\*{{0,4}}{_SP}",
     re.IGNORECASE | re.MULTILINE,
 )
 _CONVERSATION_HEADER = re.compile(
-    r"^[ \t]*[#*]*[ \t]*(?:[Cc]onversation|CONVERSATION)[ \t]*\d+.*$", re.MULTILINE
+    rf"^{_SP}[#*]{{0,8}}{_SP}(?:[Cc]onversation|CONVERSATION){_SP}\d+.*$", re.MULTILINE
 )
-_DETAIL_LABEL = re.compile(r"^\s*\**\s*(?:detail(?:ed)? )?description\s*\**\s*:\s*\**\s*", re.IGNORECASE)
+_DETAIL_LABEL = re.compile(
+    rf"^{_SP}\*{{0,4}}{_SP}(?:detail(?:ed)? )?description{_SP}\*{{0,4}}{_SP}:{_SP}\*{{0,4}}{_SP}",
+    re.IGNORECASE,
+)
 
 # Parse problems: why a response cannot be used as it is.
 MALFORMED = "malformed"

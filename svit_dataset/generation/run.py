@@ -28,6 +28,7 @@ import orjson
 from tqdm.auto import tqdm
 
 from svit_dataset.errors import SvitInputError
+from svit_dataset.files import check_output_apart, write_json_atomic
 from svit_dataset.generation.annotations import (
     Scene,
     SceneFormatError,
@@ -47,12 +48,12 @@ from svit_dataset.generation.client import (
 from svit_dataset.generation.ledger import Ledger, item_key, ledger_files, ledger_name, scan
 from svit_dataset.generation.output import (
     SUMMARY_FILE,
+    check_run_folder,
     collect_outputs,
     cost_usd,
     load_prices,
     price_for,
     release_record,
-    write_json_atomic,
 )
 from svit_dataset.generation.prompts import (
     EXPECTED_COMPLETION_TOKENS,
@@ -66,6 +67,7 @@ from svit_dataset.generation.prompts import (
 from svit_dataset.generation.verify import DEFAULT_IOU_THRESHOLD, judge_response
 from svit_dataset.release import MalformedTally
 from svit_dataset.schema import DETAIL_DESCRIPTION, TASKS
+from svit_dataset.secrets import install_log_redaction
 
 logger = logging.getLogger(__name__)
 
@@ -183,6 +185,7 @@ class GenerationConfig:
     price_output: float | None = None  # USD per 1M completion tokens
     max_consecutive_api_failures: int = 50
     progress: bool = True
+    overwrite: bool = False  # replace release files in output_dir that no run of svit generate wrote
 
     def __post_init__(self):
         self.output_dir = Path(self.output_dir)
@@ -443,7 +446,20 @@ def generate(source: SceneSource, config: GenerationConfig) -> dict:
     """Run (or resume) a generation into `config.output_dir`; returns the summary it also writes."""
     started = time.monotonic()
     _quiet_http_logs()
+    install_log_redaction()
     output_dir = config.output_dir
+    check_output_apart(
+        output_dir,
+        "--output",
+        {
+            "--annotations": source.annotations,
+            "--scenes": source.scenes,
+            "--coco-captions": list(source.coco_captions),
+            "--templates": config.templates_dir,
+            "--prices": config.prices,
+        },
+    )
+    check_run_folder(output_dir, config.overwrite)
     output_dir.mkdir(parents=True, exist_ok=True)
     templates = load_templates(config.templates_dir, config.tasks)
     identity = config.identity(templates)

@@ -35,7 +35,9 @@ BOX_MATCHES_NOTHING = "box_matches_nothing"
 DEFAULT_IOU_THRESHOLD = 0.5
 
 # `<st>phrase<ed>` not followed by a box (the grounding format allows one space before `[`).
-_PHRASE_WITHOUT_BOX = re.compile(r"<st>(.*?)<ed>(?!\s?\[)")
+# The phrase stops at the next `<st>` too (nesting is the tag check's business), so each `<st>` scans only
+# up to the next one: linear time on a reply made of unclosed tags.
+_PHRASE_WITHOUT_BOX = re.compile(r"<st>((?:[^<\n]|<(?!st>|ed>))*)<ed>(?!\s?\[)")
 
 # Words that give the source away. "description" alone is too common in real answers ("the
 # description on the sign"), so it counts only with a word that points at the input. Matched on

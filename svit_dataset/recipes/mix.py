@@ -22,7 +22,7 @@ Rows in the canonical schema (`MIX_FEATURES` = the sample schema + `source`):
 - `source`: `svit` for core_150k rows, else the first folder of the image path (`coco`, `gqa`,
   `ocr_vqa`, `textvqa`, `vg`) or `text` for text-only records;
 - `id`: the record's id; a repeated id gets `#2`, `#3`... so ids stay unique (counted).
-The same records can be written as LLaVA-1.5 training JSON (`LlavaJsonWriter`), kept records
+The same records can be written as LLaVA-1.5 training JSON (`svit_dataset.jsonlist.JsonListWriter`), kept records
 verbatim, core_150k records as `svit export llava` writes them.
 """
 
@@ -32,9 +32,7 @@ import dataclasses
 import hashlib
 import json
 import logging
-import os
 import random
-import shutil
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -329,41 +327,6 @@ class UniqueIds:
             return row_id
         self.renamed += 1
         return f"{row_id}#{k}"
-
-
-class LlavaJsonWriter:
-    """A LLaVA-1.5 training JSON list written record by record (temp file, renamed on `close`);
-    fragments (records already serialized, comma-separated) can be appended at the end."""
-
-    def __init__(self, path: str | Path):
-        self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.tmp = self.path.with_name(f".{self.path.name}.tmp-{os.getpid()}")
-        self.file = open(self.tmp, "wb")  # noqa: SIM115 - closed in close()/abort()
-        self.file.write(b"[")
-        self.count = 0
-
-    def write(self, record: dict) -> None:
-        self.file.write(b",\n" if self.count else b"\n")
-        self.file.write(orjson.dumps(record))
-        self.count += 1
-
-    def append_fragment(self, path: Path, records: int) -> None:
-        if not records:
-            return
-        self.file.write(b",\n" if self.count else b"\n")
-        with open(path, "rb") as f:
-            shutil.copyfileobj(f, self.file)
-        self.count += records
-
-    def close(self) -> None:
-        self.file.write(b"\n]\n")
-        self.file.close()
-        os.replace(self.tmp, self.path)
-
-    def abort(self) -> None:
-        self.file.close()
-        self.tmp.unlink(missing_ok=True)
 
 
 def core_rows(samples: Iterable[dict], seed: int, image_prefix: str) -> Iterator[tuple[dict, dict]]:

@@ -33,10 +33,11 @@ from datasets.utils.py_utils import convert_file_size_to_int
 from tqdm import tqdm
 
 from svit_dataset.errors import SvitInputError
+from svit_dataset.jsonlist import JsonListWriter
 from svit_dataset.recipes import report as recipe_report
 from svit_dataset.recipes.concepts import ConceptSet
 from svit_dataset.recipes.features import TaskFeatures, task_features
-from svit_dataset.recipes.mix import MIX_FEATURES, LlavaJsonWriter, convert_core_part, write_llava_part
+from svit_dataset.recipes.mix import MIX_FEATURES, convert_core_part, write_llava_part
 from svit_dataset.recipes.parquet_io import ShardWriter
 from svit_dataset.recipes.select import (
     CORE_150K,
@@ -125,7 +126,7 @@ class MixOutput:
         self.folder = folder
         folder.mkdir(parents=True, exist_ok=True)
         self.shards = ShardWriter(folder, "train", MIX_FEATURES.arrow_schema, max_bytes, suffix)
-        self.json = LlavaJsonWriter(llava_json) if llava_json else None
+        self.json = JsonListWriter(llava_json) if llava_json else None
         self.params = params
         self.core_rows = 0
         self.parts: list[tuple[Path | None, object]] = []  # (JSON fragment, rows or future)
