@@ -53,8 +53,22 @@ def _demo(args) -> None:
     run_model_demo(seed=args.seed, steps=args.steps, drawing=args.drawing)
 
 
+def _tiny(args) -> None:
+    from svit_model.tiny import save_tiny_svit_llava
+
+    written = save_tiny_svit_llava(args.output, seed=args.seed, overwrite=args.overwrite)
+    print(f"tiny SVIT-LLaVA written to {written}")
+
+
+def _merge(args) -> None:
+    from svit_model.training.checkpoint import merge_lora_run
+
+    written = merge_lora_run(args.input, args.output, base_model=args.base_model, overwrite=args.overwrite)
+    print(f"merged SVIT-LLaVA written to {written}")
+
+
 def register(sub) -> None:
-    model = sub.add_parser("model", help="SVIT-LLaVA checkpoints: build, convert, export, demo")
+    model = sub.add_parser("model", help="SVIT-LLaVA checkpoints: build, convert, export, tiny, merge, demo")
     model_sub = model.add_subparsers(dest="model_command", required=True)
 
     build = model_sub.add_parser("build", help="a fresh SVIT-LLaVA from a CLIP and an LLM checkpoint")
@@ -95,6 +109,24 @@ def register(sub) -> None:
     export.add_argument("--output", required=True, help="output folder")
     export.add_argument("--overwrite", action="store_true", help="replace --output if it exists")
     export.set_defaults(func=_export_llava)
+
+    tiny = model_sub.add_parser(
+        "tiny",
+        help="a tiny SVIT-LLaVA (2-layer CLIP + 2-layer Llama) for CPU: the tiny recipes start from it",
+    )
+    tiny.add_argument("--output", required=True, help="output folder")
+    tiny.add_argument("--overwrite", action="store_true", help="replace --output if it exists")
+    tiny.add_argument("--seed", type=int, default=0, help="seed of the random weights")
+    tiny.set_defaults(func=_tiny)
+
+    merge = model_sub.add_parser(
+        "merge", help="merge a LoRA run (adapter + projector) into a full checkpoint"
+    )
+    merge.add_argument("--input", required=True, help="LoRA run folder (or one of its checkpoint-* folders)")
+    merge.add_argument("--output", required=True, help="output folder")
+    merge.add_argument("--overwrite", action="store_true", help="replace --output if it exists")
+    merge.add_argument("--base-model", help="the base model (default: the one the adapter config names)")
+    merge.set_defaults(func=_merge)
 
     demo = model_sub.add_parser(
         "demo", help="a tiny SVIT-LLaVA answers with grounded boxes on a bundled image"

@@ -8,27 +8,29 @@ and plain chat templates. Building takes about a second and is deterministic for
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable
+from pathlib import Path
 from typing import Any
 
 import torch
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
 from transformers import CLIPVisionConfig, LlamaConfig, LlavaImageProcessorPil, PreTrainedTokenizerFast
 
-from svit_dataset.grounding import END_TAG, START_TAG
+from svit_model.building import (
+    add_svit_tokens,
+    check_output_dir,
+    make_processor,
+    save_checkpoint,
+    svit_llava_config,
+)
 from svit_model.configuration_svit_llava import SvitLlavaConfig
 from svit_model.modeling_svit_llava import SvitLlavaForConditionalGeneration
-from svit_model.processing_svit_llava import (
-    CHAT_TEMPLATES,
-    VICUNA_SYSTEM,
-    VICUNA_V1_TEMPLATE,
-    SvitLlavaProcessor,
-)
+from svit_model.processing_svit_llava import VICUNA_SYSTEM, SvitLlavaProcessor
 
 BOS, EOS, PAD, UNK = "<s>", "</s>", "<pad>", "<unk>"
 IMAGE_TOKEN = "<image>"
 SPECIAL_TOKENS = (UNK, BOS, EOS, PAD, IMAGE_TOKEN)
-GROUNDING_TOKENS = (START_TAG, END_TAG)
 
 # What the tokenizer learns when no corpus is given: grounded answers and questions in SVIT's style.
 DEFAULT_CORPUS = (
@@ -73,29 +75,21 @@ def build_tiny_tokenizer(
         extra_special_tokens={"image_token": IMAGE_TOKEN},
         model_max_length=2048,
     )
-    fast.add_tokens(list(GROUNDING_TOKENS))
-    fast.chat_template = VICUNA_V1_TEMPLATE
+    add_svit_tokens(fast)  # `<st>`, `<ed>` and the vicuna_v1 template, as for a real LLM's tokenizer
     return fast
 
 
 def build_tiny_processor(
     tokenizer: PreTrainedTokenizerFast, image_size: int = 28, patch_size: int = 14, pad: bool = True
 ) -> SvitLlavaProcessor:
-    """SVIT-LLaVA processor: `pad` mode when `pad`, CLIP's mean/std, `(image_size // patch_size) ** 2` image tokens."""
+    """SVIT-LLaVA processor (`svit_model.building.make_processor`): `pad` mode when `pad`, CLIP's mean/std,
+    `(image_size // patch_size) ** 2` image tokens."""
     image_processor = LlavaImageProcessorPil(
         size={"shortest_edge": image_size},
         crop_size={"height": image_size, "width": image_size},
         do_pad=pad,
     )
-    return SvitLlavaProcessor(
-        image_processor=image_processor,
-        tokenizer=tokenizer,
-        patch_size=patch_size,
-        vision_feature_select_strategy="default",  # drop CLS, as LLaVA-1.5
-        num_additional_image_tokens=1,  # CLIP's CLS
-        chat_template=dict(CHAT_TEMPLATES),
-        image_token=IMAGE_TOKEN,
-    )
+    return make_processor(image_processor, tokenizer, patch_size)
 
 
 def tiny_vision_config(image_size: int = 28, patch_size: int = 14) -> CLIPVisionConfig:
@@ -131,15 +125,10 @@ def tiny_text_config(tokenizer: PreTrainedTokenizerFast) -> LlamaConfig:
 def tiny_svit_llava_config(
     tokenizer: PreTrainedTokenizerFast, image_size: int = 28, patch_size: int = 14
 ) -> SvitLlavaConfig:
-    """2-layer CLIP + mlp2x_gelu projector + 2-layer Llama, read as LLaVA-1.5 reads CLIP."""
-    return SvitLlavaConfig(
-        vision_config=tiny_vision_config(image_size, patch_size),
-        text_config=tiny_text_config(tokenizer),
-        image_token_id=tokenizer.convert_tokens_to_ids(IMAGE_TOKEN),
-        image_seq_length=(image_size // patch_size) ** 2,
-        projector_hidden_act="gelu",
-        vision_feature_select_strategy="default",
-        vision_feature_layer=-2,  # LLaVA-1.5 reads the penultimate CLIP layer
+    """2-layer CLIP + mlp2x_gelu projector + 2-layer Llama, wired by `svit_model.building.svit_llava_config`
+    exactly as a real SVIT-LLaVA (layer -2 features without CLS, GELU projector)."""
+    return svit_llava_config(
+        tiny_vision_config(image_size, patch_size), tiny_text_config(tokenizer), tokenizer
     )
 
 
@@ -166,6 +155,20 @@ def build_tiny_svit_llava(
     return model, processor
 
 
+def save_tiny_svit_llava(
+    output_dir: str | os.PathLike,
+    seed: int = 0,
+    overwrite: bool = False,
+    corpus_texts: Iterable[str] = DEFAULT_CORPUS,
+) -> Path:
+    """Write a tiny SVIT-LLaVA checkpoint (model + processor) to `output_dir` (`svit model tiny`): what the tiny
+    training recipes, tests and a new user on CPU start from. Loads with `AutoModelForImageTextToText` and
+    `AutoProcessor` after `import svit_model`, or with `trust_remote_code=True`."""
+    check_output_dir(output_dir, overwrite)
+    model, processor = build_tiny_svit_llava(corpus_texts, seed=seed)
+    return save_checkpoint(model, processor, output_dir, overwrite=overwrite)
+
+
 def corpus_from_rows(rows: Iterable[dict[str, Any]]) -> list[str]:
     """Every message text of rows in the sample schema: what a tiny tokenizer is trained on."""
     return [message["content"] for row in rows for message in row["messages"]]
@@ -178,6 +181,7 @@ __all__ = [
     "build_tiny_svit_llava",
     "build_tiny_tokenizer",
     "corpus_from_rows",
+    "save_tiny_svit_llava",
     "tiny_svit_llava_config",
     "tiny_text_config",
     "tiny_vision_config",

@@ -1,0 +1,65 @@
+"""Training recipes: YAML files of `svit train` arguments shipped in `recipes/`, addressed by name.
+
+A recipe is a mapping of argument names (TRL's, transformers' and ours, see `arguments.py`) to values; its first
+comment line describes it. `svit train --config NAME` and `--config path.yaml` both work; flags override it.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import yaml
+
+from svit_dataset.errors import SvitInputError
+from svit_model.training.arguments import check_recipe_values
+
+RECIPES_DIR = Path(__file__).parent / "recipes"
+
+
+def shipped_recipes() -> dict[str, Path]:
+    return {path.stem: path for path in sorted(RECIPES_DIR.glob("*.yaml"))}
+
+
+def describe(path: Path) -> str:
+    """The recipe's first comment line."""
+    for line in path.read_text(encoding="utf-8").splitlines():
+        if line.startswith("#"):
+            return line.lstrip("# ").strip()
+    return ""
+
+
+def list_recipes() -> dict[str, str]:
+    """Shipped recipe name -> description."""
+    return {name: describe(path) for name, path in shipped_recipes().items()}
+
+
+def recipe_path(name_or_path: str) -> Path:
+    """The YAML file of a shipped recipe name or of a path; raises `SvitInputError` naming both options."""
+    shipped = shipped_recipes()
+    if name_or_path in shipped:
+        return shipped[name_or_path]
+    path = Path(name_or_path)
+    if path.suffix in (".yaml", ".yml") and path.is_file():
+        return path
+    raise SvitInputError(
+        f"--config {name_or_path}: neither a shipped recipe ({', '.join(shipped)}) nor a YAML file; "
+        "see `svit train --list-recipes`"
+    )
+
+
+def load_recipe(name_or_path: str) -> tuple[Path, dict]:
+    """(path, values) of a recipe, its keys and value types checked."""
+    path = recipe_path(name_or_path)
+    try:
+        values = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as err:
+        raise SvitInputError(f"--config {path}: not valid YAML ({str(err).splitlines()[0]})") from None
+    if not isinstance(values, dict):
+        raise SvitInputError(
+            f"--config {path}: a YAML {type(values).__name__}; expected a mapping of arguments"
+        )
+    check_recipe_values(values, f"--config {path}")
+    return path, values
+
+
+__all__ = ["RECIPES_DIR", "list_recipes", "load_recipe", "recipe_path"]

@@ -1,0 +1,229 @@
+"""`train()`: one SVIT-LLaVA training run, stage 1 or 2, full or LoRA, on one process or many.
+
+A short linear script, as TRL's own: check the arguments and the data (before any model loads), load the
+model, set what trains from the stage, train with `SvitTrainer`, save, plot, summarise, push. `svit train` only
+parses its arguments into the three dataclasses and calls this; under `accelerate launch` every process runs it.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from transformers.trainer_utils import get_last_checkpoint
+from trl import ModelConfig, SFTConfig
+
+from svit_dataset.errors import SvitInputError
+from svit_model.training.arguments import SvitScriptArguments
+from svit_model.training.collator import DROP_REASONS, SvitCollator
+from svit_model.training.data import load_training_data
+from svit_model.training.model import load_model, load_processor, lora_config, set_trainable, trained_prefixes
+from svit_model.training.plots import loss_points, plot_loss_curve
+from svit_model.training.sampler import modality_lengths
+from svit_model.training.stages import STAGES, Stage
+from svit_model.training.trainer import SvitTrainer
+
+logger = logging.getLogger(__name__)
+
+LOSS_CURVE_FILE = "loss_curve.png"
+# What the model card reports of the trainer's arguments.
+CARD_HYPERPARAMETERS = (
+    "learning_rate",
+    "per_device_train_batch_size",
+    "gradient_accumulation_steps",
+    "num_train_epochs",
+    "max_steps",
+    "lr_scheduler_type",
+    "warmup_steps",
+    "weight_decay",
+    "max_length",
+    "seed",
+    "bf16",
+)
+
+
+@dataclass
+class TrainResult:
+    output_dir: Path
+    global_step: int
+    counts: dict[str, int]  # samples dropped by reason, tokens trained
+    loss_curve: Path | None
+    summary: str
+    facts: dict = field(default_factory=dict)  # what the model card is written from
+
+
+def image_token_count(processor) -> int:
+    """Tokens one image becomes (LLaVA-1.5 at 336 px: 576), from the processor's settings."""
+    crop = processor.image_processor.crop_size["height"]
+    cls_dropped = processor.vision_feature_select_strategy == "default"
+    return (crop // processor.patch_size) ** 2 + processor.num_additional_image_tokens - cls_dropped
+
+
+def get_stage(name: str) -> Stage:
+    if name not in STAGES:
+        raise SvitInputError(f"--stage {name}: unknown; one of {', '.join(STAGES)}")
+    return STAGES[name]
+
+
+def resolve_resume(training_args: SFTConfig, overwrite: bool) -> str | None:
+    """The checkpoint to resume from (`--resume_from_checkpoint PATH`, or `last` / `true` for the output folder's
+    latest); refuses a used output folder without it or `--overwrite_output_dir`, and clears it with the latter."""
+    output_dir = Path(training_args.output_dir)
+    resume = training_args.resume_from_checkpoint
+    if resume is not None and str(resume).lower() in ("last", "true"):
+        resume = get_last_checkpoint(output_dir) if output_dir.is_dir() else None
+        if resume is None:
+            raise SvitInputError(
+                f"--resume_from_checkpoint: no checkpoint-* folder in {output_dir} to resume from"
+            )
+    if resume is not None:
+        if not os.path.isdir(resume):
+            raise SvitInputError(f"--resume_from_checkpoint {resume}: no such folder")
+        return str(resume)
+    if output_dir.is_dir() and any(output_dir.iterdir()):
+        if not overwrite:
+            raise SvitInputError(
+                f"--output_dir {output_dir}: already holds a run; pass --resume_from_checkpoint last to continue it "
+                "or --overwrite_output_dir to start afresh"
+            )
+        if training_args.process_index == 0:
+            shutil.rmtree(output_dir)
+    return None
+
+
+def static_facts(script_args, training_args, model_args, stage: Stage, data_name: str) -> dict:
+    """The run's facts known before training, for the model card (plain values only)."""
+    args = training_args.to_dict()
+    return {
+        "base_model": model_args.model_name_or_path,
+        "datasets": [data_name],
+        "dataset_config": script_args.dataset_config,
+        "stage": stage.name,
+        "template": stage.template,
+        "method": "lora" if model_args.use_peft else "full",
+        "lora": {"r": model_args.lora_r, "alpha": model_args.lora_alpha, "dropout": model_args.lora_dropout}
+        if model_args.use_peft
+        else None,
+        "hyperparameters": {
+            **{key: args[key] for key in CARD_HYPERPARAMETERS if key in args},
+            "projector_lr": script_args.projector_lr or training_args.learning_rate,
+            "world_size": training_args.world_size,
+            "train_vision_tower": script_args.train_vision_tower,
+            "group_by_modality_length": bool(script_args.group_by_modality_length),
+        },
+        "hub_model_id": training_args.hub_model_id,
+    }
+
+
+def summary_line(steps: int, counts: dict[str, int], dropped_before: dict[str, int]) -> str:
+    """One line: steps, tokens trained, samples dropped and why."""
+    dropped = {**dropped_before, **{r: counts.get(r, 0) for r in DROP_REASONS}}
+    dropped = {reason: n for reason, n in dropped.items() if n}
+    why = f" ({', '.join(f'{n} {reason}' for reason, n in dropped.items())})" if dropped else ""
+    return (
+        f"svit train: {steps} steps, {counts.get('tokens_trained', 0):,} tokens trained, "
+        f"{sum(dropped.values())} samples dropped{why}"
+    )
+
+
+def train(
+    script_args: SvitScriptArguments,
+    training_args: SFTConfig,
+    model_args: ModelConfig,
+    *,
+    card_writer: Callable[[dict, Path], object] | None = None,
+    callbacks: list | None = None,
+) -> TrainResult:
+    """Train SVIT-LLaVA as the arguments say; returns where it went and what happened.
+
+    `card_writer(facts, output_dir)` writes the model card (README.md) whenever the trainer saves or pushes
+    (`hub_cards.model_card.write_model_card`; svit_model does not import hub_cards).
+    """
+    # 1. Everything checkable without a model: stage, output folder, processor and template, data.
+    stage = get_stage(script_args.stage)
+    resume = resolve_resume(training_args, script_args.overwrite_output_dir)
+    processor = load_processor(model_args, training_args.trust_remote_code)
+    collator = SvitCollator(processor, stage.template, max_length=training_args.max_length)
+    data = load_training_data(
+        script_args.dataset_name,
+        script_args.dataset_config,
+        script_args.dataset_train_split,
+        script_args.image_folder,
+        script_args.drop_missing_images,
+    )
+    collator.image_folder, collator.boxes_in_padded_frame = data.image_folder, data.boxes_in_padded_frame
+    peft_config = lora_config(model_args, stage, script_args.train_vision_tower)
+    grouping = script_args.group_by_modality_length
+    if grouping is None:
+        script_args.group_by_modality_length = grouping = stage.name == "finetune"
+    lengths = modality_lengths(data.dataset, image_token_count(processor)) if grouping else None
+
+    # 2. The model, and what of it trains.
+    model = load_model(model_args, training_args.trust_remote_code)
+    trained = set_trainable(
+        model, trained_prefixes(stage, model_args.use_peft, script_args.train_vision_tower)
+    )
+    logger.info(
+        "stage %s: %s parameters train in full%s", stage.name, f"{trained:,}", " + LoRA" * bool(peft_config)
+    )
+
+    facts = static_facts(script_args, training_args, model_args, stage, data.name)
+    trainer = SvitTrainer(
+        model=model,
+        args=training_args,
+        data_collator=collator,
+        train_dataset=data.dataset,
+        processing_class=processor,
+        peft_config=peft_config,
+        callbacks=callbacks,
+        projector_lr=script_args.projector_lr,
+        lengths=lengths,
+        card_writer=None
+        if card_writer is None
+        else lambda t: card_writer(run_facts(t, facts), Path(t.args.output_dir)),
+    )
+    if resume is not None:
+        trainer.restore_counts(resume)
+
+    # 3. Train, save, report.
+    trainer.train(resume_from_checkpoint=resume)
+    trainer.save_model(training_args.output_dir)
+    counts = trainer.run_counts()
+    output_dir = Path(training_args.output_dir)
+    curve = None
+    if trainer.is_world_process_zero():
+        curve = plot_loss_curve(
+            trainer.state.log_history, output_dir / LOSS_CURVE_FILE, f"{stage.name} ({facts['method']})"
+        )
+    summary = summary_line(trainer.state.global_step, counts, dict(data.dropped))
+    facts.update(counts=counts, dropped_before=dict(data.dropped), summary=summary)
+    if trainer.is_world_process_zero():
+        logger.info(summary)
+        trainer.create_model_card()
+    if training_args.push_to_hub:
+        trainer.push_to_hub(commit_message="End of training")
+    return TrainResult(
+        output_dir, trainer.state.global_step, counts, curve, summary, run_facts(trainer, facts)
+    )
+
+
+def run_facts(trainer: SvitTrainer, facts: dict) -> dict:
+    """Static facts plus what the run has done so far (steps, losses, counts)."""
+    # during training only process 0 writes the card: no collective call here
+    counts = facts["counts"] if "counts" in facts else trainer.run_counts(all_processes=False)
+    points = loss_points(trainer.state.log_history)
+    curve = Path(trainer.args.output_dir) / LOSS_CURVE_FILE
+    return {
+        **facts,
+        "global_step": trainer.state.global_step,
+        "counts": counts,
+        "final_loss": points[-1][1] if points else None,
+        "loss_curve": LOSS_CURVE_FILE if curve.is_file() else None,
+    }
+
+
+__all__ = ["TrainResult", "train"]

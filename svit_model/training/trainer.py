@@ -1,0 +1,131 @@
+"""`SvitTrainer`: TRL's `SFTTrainer` with LLaVA-1.5's few training needs.
+
+- the projector at its own learning rate (LLaVA's `mm_projector_lr`), as optimizer parameter groups;
+- the modality- and length-grouped sampler (`sampler.py`) when asked;
+- the collator's drop counts and the tokens trained summed over processes and kept across resumes
+  (`svit_counts.json` in every checkpoint);
+- the model card written by a function the caller passes (`card_writer`), not TRL's default card.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from collections.abc import Callable
+
+import torch
+from trl import SFTTrainer
+
+from svit_model.training.collator import DROP_REASONS, IGNORE_INDEX
+from svit_model.training.sampler import ModalityLengthGroupedSampler
+from svit_model.training.stages import PROJECTOR
+
+logger = logging.getLogger(__name__)
+
+COUNTS_FILE = "svit_counts.json"
+PROJECTOR_NAME = PROJECTOR.rsplit(".", 1)[-1]
+
+
+class SvitTrainer(SFTTrainer):
+    def __init__(
+        self,
+        *args,
+        projector_lr: float | None = None,
+        lengths: list[int] | None = None,
+        card_writer: Callable[[SFTTrainer], None] | None = None,
+        **kwargs,
+    ):
+        self.projector_lr = projector_lr
+        self.lengths = lengths
+        self.card_writer = card_writer
+        # [samples dropped by reason..., tokens trained] on this process since the run (or the resume) started
+        self.svit_counts = torch.zeros(len(DROP_REASONS) + 1, dtype=torch.long)
+        self._counts_restored = torch.zeros_like(
+            self.svit_counts
+        )  # totals read from a checkpoint (process 0)
+        super().__init__(*args, **kwargs)
+
+    # --- data -------------------------------------------------------------------------------------------------
+
+    def _set_signature_columns_if_needed(self):
+        super()._set_signature_columns_if_needed()
+        if "image_path" not in self._signature_columns:  # rows whose image is read from --image_folder
+            self._signature_columns = [*self._signature_columns, "image_path"]
+
+    def _get_train_sampler(self, train_dataset=None):
+        if self.lengths is None:
+            return super()._get_train_sampler(train_dataset)
+        return ModalityLengthGroupedSampler(
+            self.lengths, self.args.per_device_train_batch_size, self.args.world_size, seed=self.args.seed
+        )
+
+    # --- optimisation -----------------------------------------------------------------------------------------
+
+    def create_optimizer(self, model=None):
+        if self.projector_lr is None or self.optimizer is not None:
+            return super().create_optimizer(model)
+        opt_model = self.model if model is None else model
+        decay = set(self.get_decay_parameter_names(opt_model))
+        groups: dict[tuple[bool, bool], list] = {}
+        for name, param in opt_model.named_parameters():
+            if param.requires_grad:
+                groups.setdefault((name in decay, PROJECTOR_NAME in name), []).append(param)
+        param_groups = [
+            {
+                "params": params,
+                "weight_decay": self.args.weight_decay if decayed else 0.0,
+                **({"lr": self.projector_lr} if projector else {}),
+            }
+            for (decayed, projector), params in sorted(groups.items())
+        ]
+        optimizer_cls, optimizer_kwargs = self.get_optimizer_cls_and_kwargs(self.args, opt_model)
+        self.optimizer = optimizer_cls(param_groups, **optimizer_kwargs)
+        return self.optimizer
+
+    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+        dropped = inputs.pop("svit_dropped", None)
+        if model.training:
+            if dropped is not None:
+                self.svit_counts[: len(DROP_REASONS)] += dropped.cpu()
+            self.svit_counts[-1] += int((inputs["labels"] != IGNORE_INDEX).sum())
+        return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
+
+    def prediction_step(self, model, inputs, prediction_loss_only, ignore_keys=None):
+        inputs.pop("svit_dropped", None)
+        return super().prediction_step(model, inputs, prediction_loss_only, ignore_keys)
+
+    # --- counts -----------------------------------------------------------------------------------------------
+
+    def run_counts(self, all_processes: bool = True) -> dict[str, int]:
+        """Samples dropped by reason and tokens trained across resumes, summed over every process (a collective
+        call: every process must make it) or, with `all_processes=False`, this process's alone."""
+        total = self.svit_counts
+        if all_processes and self.accelerator.num_processes > 1:
+            total = self.accelerator.reduce(total.to(self.accelerator.device), reduction="sum")
+        total = total.cpu() + self._counts_restored
+        return {**dict(zip(DROP_REASONS, total[:-1].tolist(), strict=True)), "tokens_trained": int(total[-1])}
+
+    def restore_counts(self, checkpoint: str) -> None:
+        path = os.path.join(checkpoint, COUNTS_FILE)
+        if self.is_world_process_zero() and os.path.isfile(path):
+            with open(path, encoding="utf-8") as f:
+                saved = json.load(f)
+            self._counts_restored = torch.tensor([saved.get(r, 0) for r in (*DROP_REASONS, "tokens_trained")])
+
+    def _save_checkpoint(self, model, trial):
+        counts = self.run_counts()  # every process takes part in the reduction
+        super()._save_checkpoint(model, trial)
+        if self.is_world_process_zero():
+            folder = os.path.join(self._get_output_dir(trial), f"checkpoint-{self.state.global_step}")
+            with open(os.path.join(folder, COUNTS_FILE), "w", encoding="utf-8") as f:
+                json.dump(counts, f, indent=1)
+
+    # --- card -------------------------------------------------------------------------------------------------
+
+    def create_model_card(self, *args, **kwargs):
+        if self.card_writer is not None and self.is_world_process_zero():
+            self.card_writer(self)
+
+
+__all__ = ["COUNTS_FILE", "SvitTrainer"]
