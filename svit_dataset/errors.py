@@ -31,6 +31,7 @@ def _chain(err: BaseException):
 _OS_ADVICE = {
     errno.ENOSPC: "free some space or choose another output folder",
     errno.EDQUOT: "free some space or choose another output folder",
+    errno.EFBIG: "free some space or choose another output folder (a file size limit was hit)",
     errno.EACCES: "choose a path you may read and write, or fix its permissions",
     errno.EPERM: "choose a path you may read and write, or fix its permissions",
     errno.EROFS: "the file system is read-only; choose another output folder",

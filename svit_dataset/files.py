@@ -102,12 +102,20 @@ def _resolved(path: str | Path) -> Path:
 
 
 def check_output_apart(output: str | Path, output_flag: str, inputs: Mapping[str, Any]) -> None:
-    """Refuse an output that equals, contains or lies inside one of the inputs, before any work.
+    """Refuse an output that equals, contains or lies inside one of the inputs, or whose parent is a
+    file, before any work.
 
     `inputs` maps a flag name (`--input`) to a path, or to a list of paths, or None. Replacing the
     output must never delete an input, and writing it must never change one.
     """
     out = _resolved(output)
+    for ancestor in out.parents:
+        if ancestor.exists():
+            if not ancestor.is_dir():
+                raise SvitInputError(
+                    f"{output_flag} {output}: {ancestor} is a file, not a folder; choose another {output_flag}"
+                )
+            break
     for flag, value in inputs.items():
         for item in value if isinstance(value, list | tuple) else [value]:
             if item is None:

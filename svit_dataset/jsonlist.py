@@ -7,6 +7,7 @@ generation outputs, `image_data.json`. Nothing here holds a whole file in memory
 
 from __future__ import annotations
 
+import logging
 import shutil
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -14,9 +15,12 @@ from typing import Any
 
 import ijson
 import orjson
+from ijson.backends import python as python_backend
 
 from svit_dataset.errors import SvitFormatError
 from svit_dataset.files import remove_stale_temps, temp_sibling
+
+logger = logging.getLogger(__name__)
 
 UTF8_BOM = b"\xef\xbb\xbf"
 
@@ -43,12 +47,35 @@ def iter_json_list(path: str | Path) -> Iterator[tuple[int, Any]]:
         try:
             for index, record in enumerate(ijson.items(f, "item", use_float=True)):  # noqa: B007
                 yield index, record
-        except (ijson.JSONError, UnicodeDecodeError, ValueError) as err:
-            after = f"after record {index}" if index >= 0 else "before the first record"
-            raise SvitFormatError(
-                f"{path}: invalid or truncated JSON {after} (within the first {f.tell()} bytes): "
-                f"{str(err)[:200]}. The file is damaged; download or unzip it again."
-            ) from None
+        except ijson.JSONError as err:
+            if "integer overflow" not in str(err):
+                raise _damaged(path, index, f.tell(), err) from None
+            # The C parser stops at an integer beyond 64 bits (an id of 2**70, say); that is one bad
+            # record, not a bad file. Python's parser reads big integers: it rereads the file, slower,
+            # from the start, and yields what comes after the last record already yielded.
+            logger.warning(
+                "%s: an integer beyond 64 bits after record %d; reading on with the slower parser",
+                path,
+                index,
+            )
+            done = index
+            f.seek(start)
+            try:
+                for index, record in enumerate(python_backend.items(f, "item", use_float=True)):
+                    if index > done:
+                        yield index, record
+            except (ijson.JSONError, UnicodeDecodeError, ValueError) as err2:
+                raise _damaged(path, index, f.tell(), err2) from None
+        except (UnicodeDecodeError, ValueError) as err:
+            raise _damaged(path, index, f.tell(), err) from None
+
+
+def _damaged(path: Path, index: int, offset: int, err: Exception) -> SvitFormatError:
+    after = f"after record {index}" if index >= 0 else "before the first record"
+    return SvitFormatError(
+        f"{path}: invalid or truncated JSON {after} (within the first {offset} bytes): "
+        f"{str(err)[:200]}. The file is damaged; download or unzip it again."
+    )
 
 
 class JsonListWriter:

@@ -81,11 +81,11 @@ def iter_samples(
                 reports[(task, unsplit)].drop(MALFORMED_RECORD, f"{path.name} record {index}: {err}")
                 continue
             split = split_of(image_id)
-            if split is None:  # left out on purpose: counted, not read further
-                conversations = record.get("conversations")
-                reports[(task, unsplit)].excluded += (
-                    len(conversations) if isinstance(conversations, list) else 1
-                )
+            if split is None:  # left out on purpose: counted (a malformed record as one, as everywhere)
+                try:
+                    reports[(task, unsplit)].excluded += len(record_conversations(record))
+                except MalformedRecord:
+                    reports[(task, unsplit)].excluded += 1
                 continue
             report = reports[(task, split)]
             try:

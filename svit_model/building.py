@@ -31,6 +31,7 @@ from transformers.models.llava.modeling_llava import LlavaMultiModalProjector
 from svit_dataset.errors import SvitInputError
 from svit_dataset.grounding import END_TAG, START_TAG
 from svit_model.configuration_svit_llava import SvitLlavaConfig
+from svit_model.loading import loading
 from svit_model.modeling_svit_llava import SvitLlavaForConditionalGeneration
 from svit_model.processing_svit_llava import CHAT_TEMPLATES, VICUNA_V1_TEMPLATE, SvitLlavaProcessor
 
@@ -172,12 +173,14 @@ def build(
     if output_dir is not None:
         check_output_dir(output_dir, overwrite)
     hub_kwargs = {"token": token} if token else {}
-    vision_config = load_vision_config(vision_model, **hub_kwargs)
-    vision_tower = CLIPVisionModel.from_pretrained(
-        vision_model, config=vision_config, dtype=dtype, **hub_kwargs
-    )
-    llm = AutoModelForCausalLM.from_pretrained(language_model, dtype=dtype, **hub_kwargs)
-    tokenizer = AutoTokenizer.from_pretrained(language_model, **hub_kwargs)
+    with loading("--vision", vision_model, "a CLIP checkpoint folder or Hub id"):
+        vision_config = load_vision_config(vision_model, **hub_kwargs)
+        vision_tower = CLIPVisionModel.from_pretrained(
+            vision_model, config=vision_config, dtype=dtype, **hub_kwargs
+        )
+    with loading("--llm", language_model, "a Llama-family causal LM folder or Hub id, with its tokenizer"):
+        llm = AutoModelForCausalLM.from_pretrained(language_model, dtype=dtype, **hub_kwargs)
+        tokenizer = AutoTokenizer.from_pretrained(language_model, **hub_kwargs)
     added = add_svit_tokens(tokenizer)
     logger.info("added tokens %s", added)
 
@@ -199,9 +202,9 @@ def build(
     model.generation_config.pad_token_id = tokenizer.pad_token_id
     _check_materialized(model)
 
-    processor = make_processor(
-        load_image_processor(vision_model, pad, **hub_kwargs), tokenizer, vision_config.patch_size
-    )
+    with loading("--vision", vision_model, "a CLIP checkpoint folder or Hub id"):
+        image_processor = load_image_processor(vision_model, pad, **hub_kwargs)
+    processor = make_processor(image_processor, tokenizer, vision_config.patch_size)
     if output_dir is not None:
         save_checkpoint(model, processor, output_dir, overwrite=overwrite)
     return model.eval(), processor

@@ -37,6 +37,7 @@ from svit_model.building import (
     save_checkpoint,
     svit_llava_config,
 )
+from svit_model.loading import loading
 from svit_model.modeling_svit_llava import SvitLlavaForConditionalGeneration
 from svit_model.processing_svit_llava import SvitLlavaProcessor
 
@@ -67,6 +68,9 @@ _UPSTREAM_ONLY_FIELDS = (
     "use_mm_proj",
 )
 _SELECT_FEATURE = {"patch": "default", "cls_patch": "full"}
+
+
+_UPSTREAM = "an upstream LLaVA-1.5 / SVIT-v1.5 checkpoint folder (config.json + shards, or a LoRA adapter)"
 
 
 def upstream_key_to_ours(key: str) -> str:
@@ -173,7 +177,12 @@ def convert_upstream_checkpoint(
     if output_dir is not None:
         check_output_dir(output_dir, overwrite)
     hub_kwargs = {"token": token} if token else {}
-    upstream = read_upstream_config(model_dir)
+    if not model_dir.is_dir():
+        raise SvitInputError(
+            f"--input {model_dir}: not a folder; pass an upstream LLaVA-1.5 checkpoint folder"
+        )
+    with loading("--input", model_dir, _UPSTREAM):
+        upstream = read_upstream_config(model_dir)
     vision_tower = vision_tower or upstream.get("mm_vision_tower")
     if not vision_tower:
         raise SvitInputError(f"{model_dir}/config.json names no mm_vision_tower; pass --vision-tower")
@@ -185,15 +194,19 @@ def convert_upstream_checkpoint(
             raise SvitInputError(f"{model_dir}: LoRA adapter without a base model; pass --base-model")
         logger.info("LoRA checkpoint: merging the adapter into %s", base_model)
         projector = read_non_lora_trainables(model_dir)
-        state = {**merged_lora_llm_state(model_dir, base_model, **hub_kwargs), **projector}
+        with loading("--base-model", base_model, "the LLM folder or Hub id the LoRA adapter was trained on"):
+            state = {**merged_lora_llm_state(model_dir, base_model, **hub_kwargs), **projector}
         tokenizer_source = model_dir if (model_dir / "tokenizer_config.json").is_file() else base_model
     else:
-        state = read_state_dict(model_dir)
+        with loading("--input", model_dir, _UPSTREAM):
+            state = read_state_dict(model_dir)
         tokenizer_source = model_dir
 
-    vision_config = load_vision_config(vision_tower, **hub_kwargs)
+    with loading("--vision-tower", vision_tower, "a CLIP checkpoint folder or Hub id"):
+        vision_config = load_vision_config(vision_tower, **hub_kwargs)
     if not any(key.startswith("model.vision_tower.") for key in state):
-        tower = CLIPVisionModel.from_pretrained(vision_tower, config=vision_config, **hub_kwargs)
+        with loading("--vision-tower", vision_tower, "a CLIP checkpoint folder or Hub id"):
+            tower = CLIPVisionModel.from_pretrained(vision_tower, config=vision_config, **hub_kwargs)
         state.update({f"model.vision_tower.vision_tower.{k}": v for k, v in tower.state_dict().items()})
     ours = {
         upstream_key_to_ours(key): value
@@ -201,8 +214,9 @@ def convert_upstream_checkpoint(
         if not key.endswith(IGNORED_KEY_SUFFIXES)
     }
 
-    tokenizer = AutoTokenizer.from_pretrained(tokenizer_source, **hub_kwargs)
-    text_config = text_config_from_upstream(upstream)
+    with loading("--input", tokenizer_source, "a checkpoint folder with its tokenizer (or --base-model)"):
+        tokenizer = AutoTokenizer.from_pretrained(tokenizer_source, **hub_kwargs)
+        text_config = text_config_from_upstream(upstream)
     # Our <image> placeholder is a vocabulary token (upstream uses index -200 outside the vocabulary): add it
     # before the config reads its id; the embeddings grow after loading.
     add_svit_tokens(tokenizer)

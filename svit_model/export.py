@@ -22,6 +22,7 @@ from transformers import (
 
 from svit_dataset.errors import SvitInputError
 from svit_model.building import check_output_dir, save_checkpoint
+from svit_model.loading import loading
 from svit_model.modeling_svit_llava import SvitLlavaForConditionalGeneration
 from svit_model.processing_svit_llava import SvitLlavaProcessor
 
@@ -75,8 +76,9 @@ def export_llava_checkpoint(
     if isinstance(source, (str, os.PathLike)):
         if not (Path(source) / "config.json").is_file():
             raise SvitInputError(f"{source}: no config.json; pass a saved SVIT-LLaVA checkpoint folder")
-        model = AutoModelForImageTextToText.from_pretrained(source)
-        processor = AutoProcessor.from_pretrained(source)
+        with loading("--input", source, "a saved SVIT-LLaVA checkpoint folder (model and processor)"):
+            model = AutoModelForImageTextToText.from_pretrained(source)
+            processor = AutoProcessor.from_pretrained(source)
     else:
         model, processor = source
     if not isinstance(model, SvitLlavaForConditionalGeneration) or not isinstance(

@@ -115,8 +115,8 @@ def check_base_url(url: str) -> None:
         valid = False
     if not valid:
         raise SvitInputError(
-            f"--base-url {redact(url)!r} is not an http(s) URL; pass e.g. http://localhost:8000/v1 or "
-            "https://api.openai.com/v1"
+            "--base-url is not an http(s) URL with a host (not repeated here: it may hold a key); pass e.g. "
+            "http://localhost:8000/v1 or https://api.openai.com/v1"
         )
 
 

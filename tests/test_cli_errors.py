@@ -1,0 +1,196 @@
+"""Every user error of every command ends as one line, `svit <command>: error: ...`, exit 2, no traceback.
+
+The CLI runs as a subprocess over a table of bad inputs: files the `datasets` generation chokes on,
+checkpoints transformers cannot load, file-system faults, out-of-range settings.
+"""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+import resource
+import subprocess
+import sys
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+
+from svit_dataset.errors import describe_error
+from svit_dataset.schema import TASKS
+from tests.release_factory import conversation, qa, record, write_release
+
+GOOD_RECORDS = [record(i, conversation(qa("What is it?", f"A ball {i}."))) for i in range(1, 30)]
+
+
+def _release(root: Path, name: str, text: str | None = None, task: str = "conversation") -> Path:
+    folder = root / name
+    write_release(folder, {t: GOOD_RECORDS for t in TASKS})
+    if text is not None:
+        (folder / f"{task}.json").write_bytes(text.encode("utf-8", "surrogateescape"))
+    return folder
+
+
+def _tiny_checkpoints(root: Path) -> dict[str, Path]:
+    """A CLIP vision tower, a Llama without weights, a Llama without tokenizer, a garbage config."""
+    from transformers import CLIPVisionConfig, CLIPVisionModel, LlamaConfig, LlamaForCausalLM
+
+    clip = root / "clip"
+    CLIPVisionModel(
+        CLIPVisionConfig(hidden_size=32, intermediate_size=64, num_hidden_layers=1, num_attention_heads=2,
+                         image_size=28, patch_size=14)
+    ).save_pretrained(clip)  # fmt: skip
+    llama_config = LlamaConfig(hidden_size=32, intermediate_size=64, num_hidden_layers=1, num_attention_heads=2,
+                               num_key_value_heads=2, vocab_size=64)  # fmt: skip
+    no_weights = root / "llama_no_weights"
+    no_weights.mkdir()
+    llama_config.to_json_file(no_weights / "config.json")
+    no_tokenizer = root / "llama_no_tokenizer"
+    LlamaForCausalLM(llama_config).save_pretrained(no_tokenizer)
+    garbage = root / "garbage"
+    garbage.mkdir()
+    (garbage / "config.json").write_text("{not json")
+    return {"clip": clip, "no_weights": no_weights, "no_tokenizer": no_tokenizer, "garbage": garbage}
+
+
+def _cases(root: Path) -> list[tuple[str, list[str], str, dict]]:
+    """(name, argv, expected text in the error line, subprocess options)."""
+    out = root / "out"
+    release = _release(root, "rel")
+    a_file = root / "a_file"
+    a_file.write_text("x")
+    image_data = root / "image_data.json"
+    image_data.write_text(json.dumps([{"image_id": i, "width": 64, "height": 48} for i in range(1, 30)]))
+    truncated = json.dumps(GOOD_RECORDS)[:-40]
+    bad_types = json.dumps([{"image_id": i, "conversations": "x"} for i in range(10)])
+    models = _tiny_checkpoints(root)
+    build = ["build", "--output", str(out / "svit")]
+    cases = [
+        ("missing input", [*build, "--input", str(root / "nope")], "conversation.json: not found"),
+        ("truncated", [*build, "--input", str(_release(root, "t", truncated))], "invalid or truncated JSON"),
+        ("not a list", [*build, "--input", str(_release(root, "o", '{"a": 1}'))], "expected a JSON list"),
+        ("NaN", [*build, "--input", str(_release(root, "n", '[{"image_id": NaN}]'))], "invalid or truncated"),
+        ("not UTF-8", [*build, "--input", str(_release(root, "u", '[{"image_id": 1, "x": "\udcff"}]'))],
+         "invalid or truncated JSON"),
+        ("too many malformed", [*build, "--input", str(_release(root, "m", bad_types))], "raise --max-bad-fraction"),
+        ("bad test ids", [*build, "--input", str(release), "--test-ids", str(a_file)], "is not an image id"),
+        ("damaged image_data", [*build, "--input", str(release), "--image-data", str(_release(root, "d", "[{")
+                                / "conversation.json")], "--image-data"),
+        ("images not a folder", [*build, "--input", str(release), "--images", str(a_file)], "not a folder"),
+        ("output is input", ["build", "--input", str(release), "--output", str(release), "--overwrite"],
+         "inputs are never written"),
+        ("output parent is a file", ["build", "--input", str(release), "--output", str(a_file / "svit")],
+         "is a file, not a folder"),
+        ("unknown config", [*build, "--input", str(release), "--configs", "core_15k"], "unknown config"),
+        ("file too large", [*build, "--input", str(release), "--configs", "conversation"], "File too large",
+         {"fsize": 4096}),
+        ("export truncated", ["export", "llava", "--input", str(_release(root, "t2", truncated)), "--output",
+                              str(out / "x.json"), "--image-data", str(image_data)], "invalid or truncated JSON"),
+        ("export onto input", ["export", "llava", "--input", str(release), "--output",
+                               str(release / "conversation.json"), "--image-data", str(image_data), "--overwrite"],
+         "inputs are never written"),
+        ("export bad exclude ids", ["export", "llava", "--input", str(release), "--output", str(out / "y.json"),
+                                    "--image-data", str(image_data), "--exclude-ids", str(a_file)],
+         "--exclude-ids"),
+        ("generate rpm 0", ["generate", "--scenes", str(a_file), "--output", str(out / "g"), "--rpm", "0"],
+         "--rpm must be above 0"),
+        ("generate timeout 0", ["generate", "--scenes", str(a_file), "--output", str(out / "g"), "--timeout", "0"],
+         "--timeout must be above 0"),
+        ("generate retries", ["generate", "--scenes", str(a_file), "--output", str(out / "g"), "--max-retries", "-1"],
+         "--max-retries must be 0 or more"),
+        ("generate url", ["generate", "--scenes", str(a_file), "--output", str(out / "g"), "--base-url", "localhost"],
+         "--base-url is not an http(s) URL"),
+        ("generate into release", ["generate", "--scenes", str(a_file), "--output", str(release), "--base-url",
+                                   "http://127.0.0.1:9/v1"], "not written by svit generate"),
+        ("model path missing", ["model", "build", "--vision", str(root / "no_clip"), "--llm", str(models["clip"]),
+                                "--output", str(out / "m")], "--vision"),
+        ("llm is a CLIP", ["model", "build", "--vision", str(models["clip"]), "--llm", str(models["clip"]),
+                           "--output", str(out / "m")], "--llm"),
+        ("llm without weights", ["model", "build", "--vision", str(models["clip"]), "--llm",
+                                 str(models["no_weights"]), "--output", str(out / "m")], "--llm"),
+        ("llm without tokenizer", ["model", "build", "--vision", str(models["clip"]), "--llm",
+                                   str(models["no_tokenizer"]), "--output", str(out / "m")], "--llm"),
+        ("garbage config", ["model", "build", "--vision", str(models["garbage"]), "--llm", str(models["clip"]),
+                            "--output", str(out / "m")], "--vision"),
+        ("convert missing", ["model", "convert", "--input", str(root / "nope"), "--output", str(out / "c")],
+         "--input"),
+        ("convert garbage", ["model", "convert", "--input", str(models["garbage"]), "--output", str(out / "c")],
+         "--input"),
+        ("export-llava garbage", ["model", "export-llava", "--input", str(models["garbage"]), "--output",
+                                  str(out / "e")], "--input"),
+    ]  # fmt: skip
+    return [(c[0], c[1], c[2], c[3] if len(c) > 3 else {}) for c in cases]
+
+
+def _run(argv: list[str], fsize: int | None = None) -> subprocess.CompletedProcess:
+    def limit():  # a "disk" that takes `fsize` bytes per file: writes past it fail (EFBIG)
+        if fsize:
+            resource.setrlimit(resource.RLIMIT_FSIZE, (fsize, fsize))
+
+    env = os.environ | {"HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "OPENAI_API_KEY": ""}
+    return subprocess.run(
+        [sys.executable, "-m", "svit_cli.main", *argv],
+        capture_output=True, text=True, timeout=300, env=env, preexec_fn=limit,
+    )  # fmt: skip
+
+
+@pytest.mark.slow
+def test_every_bad_input_is_one_clean_line_with_exit_2(tmp_path):
+    cases = _cases(tmp_path)
+    with ThreadPoolExecutor(2) as pool:
+        results = list(pool.map(lambda case: _run(case[1], **case[3]), cases))
+    failures = []
+    for (name, argv, expected, _), done in zip(cases, results, strict=True):
+        command = " ".join(a for a in argv[:2] if not a.startswith("-"))
+        last = done.stderr.strip().splitlines()[-1] if done.stderr.strip() else ""
+        problems = []
+        if done.returncode != 2:
+            problems.append(f"exit {done.returncode}")
+        if "Traceback" in done.stderr:
+            problems.append("traceback")
+        if not last.startswith(f"svit {command}: error: ") or expected not in last:
+            problems.append(f"last line {last[:300]!r}")
+        if problems:
+            failures.append(f"{name}: {', '.join(problems)}")
+    assert not failures, "\n".join(failures)
+    assert not (tmp_path / "rel" / ".rel.old").exists() and (tmp_path / "rel" / "conversation.json").exists()
+
+
+def test_traceback_only_with_verbose(tmp_path):
+    done = _run(
+        ["-v", "build", "--input", str(_release(tmp_path, "t", "[{")), "--output", str(tmp_path / "o")]
+    )
+    assert done.returncode == 2 and "Traceback" in done.stderr
+    assert done.stderr.strip().splitlines()[-1].startswith("svit build: error: ")
+
+
+@pytest.mark.parametrize(
+    ("code", "advice"),
+    [
+        (errno.ENOSPC, "free some space"),
+        (errno.EACCES, "permissions"),
+        (errno.EROFS, "read-only"),
+        (errno.ENOTDIR, "not a folder"),
+        (errno.EFBIG, "free some space"),
+    ],
+)
+def test_file_system_faults_are_the_users_to_fix(code, advice):
+    message, users = describe_error(OSError(code, os.strerror(code), "/data/out/x.parquet"))
+    assert users and "/data/out/x.parquet" in message and advice in message and "\n" not in message
+
+
+def test_wrapped_causes_are_found_and_other_errors_are_svits():
+    from datasets.exceptions import DatasetGenerationError
+
+    from svit_dataset.errors import SvitFormatError
+
+    try:
+        try:
+            raise SvitFormatError("rel/conversation.json: invalid JSON")
+        except SvitFormatError as inner:
+            raise DatasetGenerationError("An error occurred while generating the dataset") from inner
+    except DatasetGenerationError as outer:
+        assert describe_error(outer) == ("rel/conversation.json: invalid JSON", True)
+    message, users = describe_error(ZeroDivisionError("division by zero"))
+    assert not users and message == "ZeroDivisionError: division by zero"
