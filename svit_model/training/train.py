@@ -144,6 +144,10 @@ def train(
     (`hub_cards.model_card.write_model_card`; svit_model does not import hub_cards).
     """
     # 1. Everything checkable without a model: stage, output folder, processor and template, data.
+    if training_args.hub_token:
+        # The trainer pickles its arguments into every checkpoint (training_args.bin): hand the token to
+        # huggingface_hub through the environment instead, so it never lands on disk or on the Hub.
+        os.environ["HF_TOKEN"], training_args.hub_token = training_args.hub_token, None
     stage = get_stage(script_args.stage)
     resume = resolve_resume(training_args, script_args.overwrite_output_dir)
     processor = load_processor(model_args, training_args.trust_remote_code)
@@ -191,7 +195,6 @@ def train(
 
     # 3. Train, save, report.
     trainer.train(resume_from_checkpoint=resume)
-    trainer.save_model(training_args.output_dir)
     counts = trainer.run_counts()
     output_dir = Path(training_args.output_dir)
     curve = None
@@ -203,9 +206,11 @@ def train(
     facts.update(counts=counts, dropped_before=dict(data.dropped), summary=summary)
     if trainer.is_world_process_zero():
         logger.info(summary)
-        trainer.create_model_card()
     if training_args.push_to_hub:
-        trainer.push_to_hub(commit_message="End of training")
+        trainer.push_to_hub(commit_message="End of training")  # saves the model and writes the card first
+    else:
+        trainer.save_model(training_args.output_dir)
+        trainer.create_model_card()
     return TrainResult(
         output_dir, trainer.state.global_step, counts, curve, summary, run_facts(trainer, facts)
     )

@@ -15,6 +15,7 @@ import os
 from collections.abc import Callable
 
 import torch
+from peft import PeftModel
 from trl import SFTTrainer
 
 from svit_model.training.collator import DROP_REASONS, IGNORE_INDEX
@@ -24,6 +25,12 @@ from svit_model.training.stages import PROJECTOR
 logger = logging.getLogger(__name__)
 
 COUNTS_FILE = "svit_counts.json"
+
+
+def is_peft_model(model) -> bool:
+    return isinstance(model, PeftModel)
+
+
 PROJECTOR_NAME = PROJECTOR.rsplit(".", 1)[-1]
 
 
@@ -94,6 +101,21 @@ class SvitTrainer(SFTTrainer):
     def prediction_step(self, model, inputs, prediction_loss_only, ignore_keys=None):
         inputs.pop("svit_dropped", None)
         return super().prediction_step(model, inputs, prediction_loss_only, ignore_keys)
+
+    # --- resume -----------------------------------------------------------------------------------------------
+
+    def _load_from_checkpoint(self, resume_from_checkpoint, model=None):
+        """Full checkpoints are read with `from_pretrained`, which maps the saved weight names (transformers
+        writes LLaVA's in their legacy `model.language_model.model.*` form) back to the module's; the Trainer's
+        raw state-dict load would leave the language model unrestored with only a warning. Adapters (peft) and
+        DeepSpeed / FSDP checkpoints take the Trainer's own path."""
+        model = self.model if model is None else model
+        if is_peft_model(model) or self.is_deepspeed_enabled or self.is_fsdp_enabled:
+            return super()._load_from_checkpoint(resume_from_checkpoint, model)
+        dtype = next(model.parameters()).dtype
+        saved = type(model).from_pretrained(resume_from_checkpoint, dtype=dtype).state_dict()
+        model.load_state_dict(saved, strict=True)
+        logger.info("model weights restored from %s", resume_from_checkpoint)
 
     # --- counts -----------------------------------------------------------------------------------------------
 
