@@ -73,7 +73,8 @@ def set_trainable(model: torch.nn.Module, prefixes: tuple[str, ...]) -> int:
     trained = 0
     for name, param in model.named_parameters():
         param.requires_grad_(any(name == p or name.startswith(p + ".") for p in prefixes))
-        trained += param.numel() if param.requires_grad else 0
+        # under ZeRO-3 a partitioned parameter is empty here; `ds_numel` is its size
+        trained += getattr(param, "ds_numel", param.numel()) if param.requires_grad else 0
     if not trained:
         raise SvitInputError(
             f"no parameter of the model is under {prefixes}: is it an SVIT-LLaVA checkpoint?"

@@ -1,0 +1,127 @@
+"""The shipped accelerate and DeepSpeed configs, validated by accelerate's and DeepSpeed's own config classes with
+the trainer's `auto` values resolved, and a single-process ZeRO-3 run of `svit train` on CPU."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from accelerate.commands.config.config_args import load_config_from_file
+from deepspeed.runtime.config import DeepSpeedConfig
+from transformers import AutoModelForImageTextToText
+from transformers.integrations.deepspeed import HfTrainerDeepSpeedConfig
+
+import svit_model  # noqa: F401  (registers svit_llava)
+from svit_model.tiny import build_tiny_svit_llava
+from svit_model.training.accelerate import (
+    DEEPSPEED_DIR,
+    accelerate_config,
+    accelerate_config_text,
+    accelerate_configs,
+    deepspeed_config_path,
+)
+from svit_model.training.command import parse_train_arguments
+from tests.train_fixtures import train_args, write_dataset, write_tiny
+
+EXPECTED = {
+    "single_gpu": ("NO", None),
+    "ddp": ("MULTI_GPU", None),
+    "zero2": ("DEEPSPEED", 2),
+    "zero3": ("DEEPSPEED", 3),
+    "zero3_offload": ("DEEPSPEED", 3),
+}
+
+
+def autos(value, path="") -> list[str]:
+    """Paths of every `auto` left in a DeepSpeed config."""
+    if isinstance(value, dict):
+        return [p for key, item in value.items() for p in autos(item, f"{path}.{key}")]
+    return [path] if value == "auto" else []
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED))
+def test_accelerate_config_loads_with_accelerate(name, tmp_path):
+    assert set(accelerate_configs()) == set(EXPECTED)
+    path = tmp_path / f"{name}.yaml"
+    path.write_text(accelerate_config_text(name))  # what `svit train --accelerate-config NAME` prints
+    config = load_config_from_file(str(path))
+    distributed, stage = EXPECTED[name]
+    assert str(config.distributed_type).split(".")[-1] == distributed
+    if stage is not None:
+        ds_file = config.deepspeed_config["deepspeed_config_file"]
+        assert (
+            os.path.isabs(ds_file)
+            and json.loads(Path(ds_file).read_text())["zero_optimization"]["stage"] == stage
+        )
+        assert accelerate_config(name)["deepspeed_config"]["deepspeed_config_file"] == ds_file
+
+
+@pytest.mark.parametrize("name", ["zero2", "zero3", "zero3_offload"])
+@pytest.mark.parametrize("recipe", ["svit-v1.5-7b-full", "svit-v1.5-13b-lora", "tiny-stage2-full"])
+def test_deepspeed_config_resolves_every_auto_and_validates(name, recipe):
+    _, training, _ = parse_train_arguments(["--config", recipe, "--use_cpu", "true"])
+    model, _ = build_tiny_svit_llava(seed=0)
+    hf_config = HfTrainerDeepSpeedConfig(str(deepspeed_config_path(name)))
+    hf_config.trainer_config_process(training)
+    hf_config.trainer_config_finalize(training, model, num_training_steps=100)
+    assert autos(hf_config.config) == []
+    resolved = DeepSpeedConfig(hf_config.config)  # DeepSpeed's own checks (world size 1 here)
+    assert (
+        resolved.zero_optimization_stage
+        == json.loads(deepspeed_config_path(name).read_text())["zero_optimization"]["stage"]
+    )
+    assert resolved.train_micro_batch_size_per_gpu == training.per_device_train_batch_size
+    assert resolved.gradient_accumulation_steps == training.gradient_accumulation_steps
+    assert resolved.bfloat16_config.enabled == training.bf16
+    assert resolved.gradient_clipping == training.max_grad_norm
+    assert "optimizer" not in hf_config.config  # the trainer's AdamW keeps the projector's parameter group
+    assert sorted(p.stem for p in DEEPSPEED_DIR.glob("*.json")) == ["zero2", "zero3", "zero3_offload"]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.mark.slow
+def test_single_process_zero3_run_on_cpu(tmp_path):
+    model_dir, data_dir = write_tiny(tmp_path / "tiny"), write_dataset(tmp_path / "data")
+    output = tmp_path / "out"
+    argv = train_args(
+        model_dir, data_dir, output, max_steps=3, save_steps=2, deepspeed=deepspeed_config_path("zero3")
+    )
+    env = {
+        **os.environ,
+        "RANK": "0",
+        "LOCAL_RANK": "0",
+        "WORLD_SIZE": "1",
+        "MASTER_ADDR": "127.0.0.1",
+        "MASTER_PORT": str(free_port()),
+        "OMP_NUM_THREADS": "1",
+    }
+    done = subprocess.run(
+        [sys.executable, "-m", "svit_cli.main", "train", *argv],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "svit train: 3 steps" in done.stdout
+    # a ZeRO-3 checkpoint (partitioned states) to resume from, and a gathered model that loads
+    assert (output / "checkpoint-2" / "latest").is_file()
+    assert json.loads((output / "checkpoint-2" / "trainer_state.json").read_text())["global_step"] == 2
+    model = AutoModelForImageTextToText.from_pretrained(output)
+    reference = AutoModelForImageTextToText.from_pretrained(model_dir)
+    assert {n: p.shape for n, p in model.named_parameters()} == {
+        n: p.shape for n, p in reference.named_parameters()
+    }
+    assert any(
+        not p.equal(reference.get_parameter(n)) for n, p in model.named_parameters() if "language_model" in n
+    )
