@@ -70,7 +70,7 @@ def grouped_order(
         longest = max(range(len(steps)), key=lambda i: np.abs(lengths[steps[i]]).max())
         rest = [steps[i] for i in rng.permutation(len(steps)) if i != longest]
         steps = [steps[longest], *rest]
-    remainder.sort(key=lambda i: -abs(lengths[i]))
+    remainder.sort(key=lambda i: (lengths[i] < 0, -abs(lengths[i])))  # one modality after the other
     return [int(i) for s in steps for i in s] + remainder
 
 
