@@ -54,6 +54,7 @@ class TrainResult:
     loss_curve: Path | None
     summary: str
     facts: dict = field(default_factory=dict)  # what the model card is written from
+    metrics: dict = field(default_factory=dict)  # the trainer's: train_runtime, num_tokens (not padding), ...
 
 
 def image_token_count(processor) -> int:
@@ -194,7 +195,9 @@ def train(
         trainer.restore_counts(resume)
 
     # 3. Train, save, report.
-    trainer.train(resume_from_checkpoint=resume)
+    train_output = trainer.train(resume_from_checkpoint=resume)
+    logged_tokens = [entry["num_tokens"] for entry in trainer.state.log_history if "num_tokens" in entry]
+    metrics = {**train_output.metrics, "num_tokens": logged_tokens[-1] if logged_tokens else None}
     counts = trainer.run_counts()
     output_dir = Path(training_args.output_dir)
     curve = None
@@ -212,7 +215,7 @@ def train(
         trainer.save_model(training_args.output_dir)
         trainer.create_model_card()
     return TrainResult(
-        output_dir, trainer.state.global_step, counts, curve, summary, run_facts(trainer, facts)
+        output_dir, trainer.state.global_step, counts, curve, summary, run_facts(trainer, facts), metrics
     )
 
 
