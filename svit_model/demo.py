@@ -129,4 +129,8 @@ def run_main_job(output_dir: str | Path, print_fn=print) -> dict:
     data = run_data_demo(output_dir, print_fn=print_fn)
     print_fn("")
     model = run_model_demo(print_fn=print_fn, drawing=Path(output_dir) / "grounded_answer.png")
-    return {"data": data, "model": model}
+    print_fn("")
+    from svit_model.training.demo import run_training_demo  # a short `svit train` run, reloaded
+
+    training = run_training_demo(output_dir, Path(output_dir).parent / "train", print_fn=print_fn)
+    return {"data": data, "model": model, "training": training}
