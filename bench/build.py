@@ -3,7 +3,7 @@
     python bench/build.py [--scale 1.0] [--corpus /tmp/svit_full] [--out bench/out]
 
 Writes (or reuses) a synthetic release-format corpus with the paper's counts and mean lengths
-(svit_dataset.synthetic), then in this one process: (1) the baseline, a stream parse of every file
+(tools.synthetic), then in this one process: (1) the baseline, a stream parse of every file
 with ijson's C backend, building each record as Python objects and doing nothing else; (2) the
 build of every config without images (--image-data). Reports seconds, peak RSS of each phase and
 their ratio, and writes bench/out/build.json.
@@ -21,11 +21,12 @@ from pathlib import Path
 import ijson
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tools/: the corpus maker, not installed
 from _measure import current_rss_mb, measure  # noqa: E402
 
 from svit_dataset.hub_layout import build_hub_dataset  # noqa: E402
 from svit_dataset.schema import TASKS  # noqa: E402
-from svit_dataset.synthetic import CorpusSpec, write_corpus  # noqa: E402
+from tools.synthetic import CorpusSpec, write_corpus  # noqa: E402
 
 
 def stream_parse(paths: list[Path]) -> int:
@@ -73,7 +74,12 @@ def main() -> None:
     target = out / "hub" / "svit"
     with measure(results, "svit_build"):
         report = build_hub_dataset(
-            corpus, target, "all", image_data=corpus / "image_data.json", overwrite=True
+            corpus,
+            target,
+            "all",
+            image_data=corpus / "image_data.json",
+            overwrite=True,
+            num_proc=args.num_proc,
         )
     results["rows"] = report["configs"]
     results["output_mb"] = round(sum(p.stat().st_size for p in target.rglob("*.parquet")) / 2**20, 1)

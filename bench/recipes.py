@@ -2,7 +2,7 @@
 
     python bench/recipes.py [--corpus /tmp/svit_full] [--hub bench/out/hub-tasks/svit] [--out bench/out]
 
-Uses (or writes) the synthetic full-scale corpus of bench/build.py (svit_dataset.synthetic), builds
+Uses (or writes) the synthetic full-scale corpus of bench/build.py (tools.synthetic), builds
 its four task configs once (reused on later runs: pass --rebuild to redo it), and synthesizes a
 LLaVA pair of the real files' shape: `llava_v1_5_mix665k.json` with 665,298 records, 157,712 of them
 LLaVA-Instruct records (the ids and conversations of `llava_instruct_150k.json`, `coco/train2017/`
@@ -28,6 +28,7 @@ import numpy as np
 import orjson
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tools/: the corpus maker, not installed
 from _measure import current_rss_mb, measure  # noqa: E402
 
 from svit_dataset.hub_layout import build_hub_dataset  # noqa: E402
@@ -35,7 +36,7 @@ from svit_dataset.recipes.mix import iter_json_list  # noqa: E402
 from svit_dataset.recipes.select import RECIPE_NAMES  # noqa: E402
 from svit_dataset.recipes.shards import build_recipes, iter_batches, split_shards  # noqa: E402
 from svit_dataset.schema import TASKS  # noqa: E402
-from svit_dataset.synthetic import CorpusSpec, write_corpus  # noqa: E402
+from tools.synthetic import CorpusSpec, write_corpus  # noqa: E402
 
 MIX_RECORDS = 665_298
 INSTRUCT_RECORDS = 157_712

@@ -26,9 +26,9 @@ from svit_dataset.facts import SVIT_CITATION, SVIT_DATA_HOMEPAGE, SVIT_DATA_LICE
 from svit_dataset.quality import QualityReport
 from svit_dataset.reader import iter_samples
 from svit_dataset.recipes.select import MIX_665K, RECIPE_NAMES, RecipeParams
-from svit_dataset.release import release_file
+from svit_dataset.release import MAX_BAD_FRACTION, release_file
 from svit_dataset.schema import SAMPLE_FEATURES, SPLITS, TASKS, TRAIN
-from svit_dataset.vg import ImageIndex, read_test_ids, split_of_images
+from svit_dataset.vg import SPLIT_SEED, TEST_FRACTION, ImageIndex, read_test_ids, split_of_images
 
 logger = logging.getLogger(__name__)
 
@@ -48,9 +48,9 @@ class SvitConfig(datasets.BuilderConfig):
     images_dir: str | None = None  # folder with VG_100K/ and VG_100K_2/: image bytes are embedded
     image_data: str | None = None  # VG image_data.json: sizes (and folders) without the images
     test_ids: str | None = None  # held-out image ids, one a line; else a seeded share of images
-    test_fraction: float = 0.1
-    split_seed: int = 0
-    max_bad_fraction: float = 0.001  # share of malformed records per file that fails the build
+    test_fraction: float = TEST_FRACTION
+    split_seed: int = SPLIT_SEED
+    max_bad_fraction: float = MAX_BAD_FRACTION  # share of malformed records per file that fails the build
     # Recipe configs only: the recipe parameters, and for mix_665k the two LLaVA files.
     recipe: RecipeParams = dataclasses.field(default_factory=RecipeParams)
     llava_mix: str | None = None  # llava_v1_5_mix665k.json

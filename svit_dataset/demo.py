@@ -12,13 +12,16 @@ import datasets
 from svit_dataset import bundled
 from svit_dataset.generation.demo import run_generate_demo
 from svit_dataset.hub_layout import build_hub_dataset, recipe_table, report_table
+from svit_dataset.hub_readme import CardRenderer
 from svit_dataset.stats import format_stats_table, write_stats
 
 logger = logging.getLogger(__name__)
 
 
-def run_data_demo(output_dir: str | Path, print_fn=print) -> dict:
-    """Build the bundled sample into `output_dir` (a Hub-layout folder) and load every config from it."""
+def run_data_demo(output_dir: str | Path, print_fn=print, card: CardRenderer | None = None) -> dict:
+    """Build the bundled sample into `output_dir` (a Hub-layout folder) and load every config from it.
+
+    `card` renders the dataset card (the `svit demo` command passes hub_cards' renderer)."""
     output_dir = Path(output_dir)
     datasets.disable_progress_bars()  # a few dozen rows: the summary below says more than the bars
     report = build_hub_dataset(
@@ -30,6 +33,7 @@ def run_data_demo(output_dir: str | Path, print_fn=print) -> dict:
         overwrite=True,
         llava_mix=bundled.LLAVA_DIR / "llava_v1_5_mix665k.json",
         llava_instruct=bundled.LLAVA_DIR / "llava_instruct_150k.json",
+        card=card,
     )
     print_fn(f"Built {output_dir} in {report['seconds']}s. Quality gates:")
     print_fn(report_table(report))

@@ -8,6 +8,7 @@ exact arithmetic (svit_dataset.boxes.upstream_expand_to_square_text).
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import random
 from collections import defaultdict
@@ -23,8 +24,9 @@ from svit_dataset.grounding import strip_tags
 from svit_dataset.jsonlist import write_json_list
 from svit_dataset.quality import QualityReport
 from svit_dataset.reader import iter_samples
-from svit_dataset.release import release_file
+from svit_dataset.release import MAX_BAD_FRACTION, release_file
 from svit_dataset.schema import ASSISTANT, REFERRING_QA, TASKS, USER
+from svit_dataset.settings import setting
 from svit_dataset.vg import ImageIndex, read_test_ids
 
 logger = logging.getLogger(__name__)
@@ -54,24 +56,48 @@ def to_llava_record(sample: dict, rng: random.Random, image_prefix: str = "") ->
     return {"id": sample["id"], "image": image_prefix + sample["image_path"], "conversations": turns}
 
 
-def export_llava(
-    input_dir: str | Path,
-    output_file: str | Path,
-    *,
-    images_dir: str | Path | None = None,
-    image_data: str | Path | None = None,
-    tasks: Sequence[str] = TASKS,
-    exclude_ids: str | Path | None = None,
-    seed: int = 0,
-    image_prefix: str = "",
-    max_bad_fraction: float = 0.001,
-    overwrite: bool = False,
-) -> dict:
+def _tasks(text: str) -> tuple[str, ...]:
+    return tuple(t.strip() for t in text.split(",") if t.strip())
+
+
+@dataclasses.dataclass
+class ExportOptions:
+    """What `svit export llava` reads and writes: the flags of the command, one home each."""
+
+    input_dir: str | Path = setting(
+        help="folder with <task>.json in the released SVIT format", flag="--input"
+    )
+    output_file: str | Path = setting(help="output .json file", flag="--output")
+    images_dir: str | Path | None = setting(
+        None, "Visual Genome folder (image sizes are read from the files)", flag="--images"
+    )
+    image_data: str | Path | None = setting(None, "Visual Genome image_data.json (image sizes)")
+    tasks: Sequence[str] = setting(TASKS, "comma-separated tasks", parse=_tasks, show_default="all four")
+    exclude_ids: str | Path | None = setting(None, "image ids to leave out (e.g. the held-out test list)")
+    seed: int = setting(0, "seed of the referring-question suffixes")
+    image_prefix: str = setting("", "prefix of the `image` paths, e.g. 'vg/'")
+    max_bad_fraction: float = setting(MAX_BAD_FRACTION, "share of malformed records per file that fails it")
+    overwrite: bool = setting(False, "replace --output if it exists")
+
+
+def export_llava(input_dir: str | Path, output_file: str | Path, **options) -> dict:
     """Write released-format files as one LLaVA-1.5 JSON list; returns counts by task and reason.
 
-    Every conversation is written, dropped with a reason, or excluded (`exclude_ids`), and counted.
-    An existing `output_file` is replaced only with `overwrite`.
+    `options` are the fields of `ExportOptions`. Every conversation is written, dropped with a reason,
+    or excluded (`exclude_ids`), and counted. An existing `output_file` is replaced only with `overwrite`.
     """
+    return export(ExportOptions(input_dir, output_file, **options))
+
+
+def export(options: ExportOptions) -> dict:
+    """`svit export llava`: see `export_llava`."""
+    input_dir, output_file, images_dir, image_data = (
+        options.input_dir,
+        options.output_file,
+        options.images_dir,
+        options.image_data,
+    )
+    tasks, exclude_ids, max_bad_fraction = options.tasks, options.exclude_ids, options.max_bad_fraction
     if images_dir is None and image_data is None:
         raise SvitInputError(
             "export needs image sizes to move boxes: pass --images VG_DIR or --image-data FILE"
@@ -87,7 +113,7 @@ def export_llava(
         },
     )
     output_file = Path(output_file)
-    if output_file.exists() and not overwrite:
+    if output_file.exists() and not options.overwrite:
         raise SvitInputError(f"--output {output_file}: already exists; pass --overwrite to replace it")
     if output_file.is_dir():
         raise SvitInputError(f"--output {output_file}: is a folder; pass the path of a .json file")
@@ -95,7 +121,7 @@ def export_llava(
     images = ImageIndex(images_dir, image_data, require_size=True)
     excluded = read_test_ids(exclude_ids, "--exclude-ids") if exclude_ids else set()
     reports: dict = defaultdict(QualityReport)
-    rng = random.Random(seed)
+    rng = random.Random(options.seed)
     samples = iter_samples(
         files,
         images,
@@ -104,7 +130,7 @@ def export_llava(
         unsplit=_EXPORT,
         max_bad_fraction=max_bad_fraction,
     )
-    records = (to_llava_record(sample, rng, image_prefix) for _, sample in samples)
+    records = (to_llava_record(sample, rng, options.image_prefix) for _, sample in samples)
     records = tqdm(records, desc="export llava", unit=" samples", mininterval=2)
     written = write_json_list(output_file, records)
     logger.info("wrote %d LLaVA-1.5 records to %s", written, output_file)

@@ -90,8 +90,57 @@ def write_text_atomic(path: str | Path, text: str) -> None:
     write_bytes_atomic(path, text.encode("utf-8"))
 
 
-def write_json_atomic(path: str | Path, obj: Any) -> None:
-    write_text_atomic(path, json.dumps(obj, indent=1, ensure_ascii=False) + "\n")
+def write_json_atomic(path: str | Path, obj: Any, indent: int = 1) -> None:
+    write_text_atomic(path, json.dumps(obj, indent=indent, ensure_ascii=False) + "\n")
+
+
+def save_figure_atomic(fig, path: str | Path, **savefig_kwargs) -> Path:
+    """A matplotlib figure saved atomically; the format comes from `path`'s suffix."""
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format=path.suffix.lstrip(".") or "png", **savefig_kwargs)
+    return path
+
+
+def replace_folder(new: Path, target: Path) -> None:
+    """Rename the finished folder `new` to `target`, replacing an older `target` only once `new` is whole.
+
+    The old folder is renamed aside first (`.<name>.old-<pid>`, removed by the next run if this one
+    dies) and deleted last; if the final rename fails, the old folder is put back.
+    """
+    old = None
+    if target.exists():
+        old = temp_sibling(target, "old")
+        shutil.rmtree(old, ignore_errors=True)
+        os.replace(target, old)
+    try:
+        os.replace(new, target)
+    except BaseException:
+        if old is not None:
+            os.replace(old, target)
+        raise
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def atomic_folder(path: str | Path, kind: str = "tmp") -> Iterator[Path]:
+    """A hidden staging folder (`.<name>.<kind>-<pid>`) that replaces `path` when the block succeeds.
+
+    Stale staging and replaced folders of killed runs are removed first; on any error the staging
+    folder is removed and `path` is left as it was.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    remove_stale_temps(path, kinds=(kind, "old"))
+    staging = temp_sibling(path, kind)
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir()
+    try:
+        yield staging
+        replace_folder(staging, path)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
 
 
 # --- Inputs are read-only ---------------------------------------------------------------------------------

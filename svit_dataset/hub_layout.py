@@ -1,7 +1,7 @@
 """Write (and push) a Hub dataset repo: Parquet shards per config and split, plus README.md.
 
     OUT/
-      README.md                      YAML `configs:` + `dataset_info:` + card (hub_cards)
+      README.md                      YAML `configs:` + `dataset_info:` (hub_readme) + card (`card=`)
       build_report.json              what was kept and dropped, by reason; recipe summaries
       data/<task>/<split>-00000-of-00001.parquet
       data/<recipe>/train-00000-of-00001.parquet   svit_80k ... mix_665k (svit_dataset.recipes)
@@ -15,6 +15,7 @@ folder that loads; shards stay `*.parquet.partial` until the build is complete.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import multiprocessing
@@ -32,20 +33,21 @@ from datasets import DatasetInfo
 from datasets.utils.py_utils import convert_file_size_to_int
 from tqdm import tqdm
 
-from hub_cards.dataset_card import ConfigEntry, render_dataset_card
 from svit_dataset.builder import CONFIGS, DEFAULT_CONFIG, RECIPE_CONFIGS, SUBSETS
 from svit_dataset.errors import SvitInputError
-from svit_dataset.files import check_output_apart, remove_stale_temps, temp_sibling
+from svit_dataset.files import atomic_folder, check_output_apart
+from svit_dataset.hub_readme import BuildFacts, CardRenderer, ConfigEntry, minimal_readme
 from svit_dataset.quality import QualityReport, format_report_table
 from svit_dataset.reader import iter_samples
 from svit_dataset.recipes.mix import MIX_FEATURES
-from svit_dataset.recipes.parquet_io import ShardWriter
+from svit_dataset.recipes.parquet_io import MAX_SHARD_SIZE, ShardWriter
 from svit_dataset.recipes.report import recipe_summary, write_reports
 from svit_dataset.recipes.select import MIX_665K, RecipeParams
 from svit_dataset.recipes.shards import build_recipes
-from svit_dataset.release import release_file
+from svit_dataset.release import MAX_BAD_FRACTION, release_file
 from svit_dataset.schema import SAMPLE_FEATURES, SPLITS, TEST, TRAIN
-from svit_dataset.vg import ImageIndex, read_test_ids, split_of_images
+from svit_dataset.settings import setting
+from svit_dataset.vg import SPLIT_SEED, TEST_FRACTION, ImageIndex, read_test_ids, split_of_images
 
 logger = logging.getLogger(__name__)
 
@@ -76,32 +78,88 @@ def resolve_configs(names: list[str] | str | None) -> list[str]:
     return [n for n in CONFIGS if n in wanted]
 
 
+@dataclasses.dataclass
+class BuildOptions:
+    """What `svit build` reads and how it splits and writes: the flags of the command, one home each."""
+
+    input_dir: str | Path = setting(
+        help="folder with <task>.json in the released SVIT format", flag="--input"
+    )
+    output_dir: str | Path = setting(
+        help="output folder (name it `svit` to load_dataset('svit', ...))", flag="--output"
+    )
+    configs: str | list[str] = setting(
+        "all",
+        "comma-separated config names; 'all' = every subset, 'recipes' = svit_80k, svit_80k_d, svit_80k_b, "
+        "core_150k, mix_665k (e.g. --configs all,recipes)",
+    )
+    images_dir: str | Path | None = setting(
+        None, "Visual Genome folder holding VG_100K/ and VG_100K_2/: embeds image bytes", flag="--images"
+    )
+    image_data: str | Path | None = setting(
+        None, "Visual Genome image_data.json: image sizes without the images"
+    )
+    test_ids: str | Path | None = setting(None, "held-out image ids, one a line (default: a seeded share)")
+    test_fraction: float = setting(TEST_FRACTION, "share of images held out when no --test-ids is given")
+    split_seed: int = setting(SPLIT_SEED, "seed of that share")
+    max_bad_fraction: float = setting(MAX_BAD_FRACTION, "share of malformed records per file that fails it")
+    max_shard_size: str = setting(MAX_SHARD_SIZE, "Parquet shard size")
+    num_proc: int | None = setting(
+        None, "processes (default: one per task up to the CPUs for inputs over 50 MB)"
+    )
+    overwrite: bool = setting(False, "replace --output if it exists")
+    llava_mix: str | Path | None = setting(None, "mix_665k: llava_v1_5_mix665k.json")
+    llava_instruct: str | Path | None = setting(
+        None, "mix_665k: llava_instruct_150k.json (to find its records)"
+    )
+    mix_llava_json: str | Path | None = setting(
+        None, "mix_665k: also write it as LLaVA-1.5 training JSON here"
+    )
+
+    def __post_init__(self):
+        if not 0 <= self.test_fraction <= 1:
+            raise SvitInputError(f"--test-fraction must be in [0, 1], got {self.test_fraction}")
+        if not 0 <= self.max_bad_fraction <= 1:
+            raise SvitInputError(f"--max-bad-fraction must be in [0, 1], got {self.max_bad_fraction}")
+        if self.num_proc is not None and self.num_proc < 1:
+            raise SvitInputError(f"--num-proc must be at least 1, got {self.num_proc}")
+
+
 def build_hub_dataset(
     input_dir: str | Path,
     output_dir: str | Path,
     configs: list[str] | str | None = None,
     *,
-    images_dir: str | Path | None = None,
-    image_data: str | Path | None = None,
-    test_ids: str | Path | None = None,
-    test_fraction: float = 0.1,
-    split_seed: int = 0,
-    max_bad_fraction: float = 0.001,
-    max_shard_size: str | int = "500MB",
-    overwrite: bool = False,
-    num_proc: int | None = None,
     recipe: RecipeParams | None = None,
-    llava_mix: str | Path | None = None,
-    llava_instruct: str | Path | None = None,
-    mix_llava_json: str | Path | None = None,
+    card: CardRenderer | None = None,
+    **options,
 ) -> dict:
     """Build the requested configs from released-format files into a Hub-layout folder; returns the report.
 
+    `options` are the fields of `BuildOptions` (images_dir, image_data, test_ids, test_fraction, ...).
     Recipe configs are computed from the task configs' train shards (built as well, even when not
     listed: the recipes' test splits point at them); `recipe` holds their parameters (the paper's
     by default), `llava_mix`/`llava_instruct` the two LLaVA files mix_665k needs, `mix_llava_json`
-    an optional path to also write mix_665k as LLaVA-1.5 training JSON.
+    an optional path to also write mix_665k as LLaVA-1.5 training JSON. `card` writes the README's
+    prose from the build's facts (e.g. `hub_cards.dataset_card.render_dataset_card`); without it the
+    README holds what loading needs, a title and the usage code.
     """
+    unknown = sorted(set(options) - {f.name for f in dataclasses.fields(BuildOptions)})
+    if unknown:
+        raise TypeError(f"build_hub_dataset: unknown option(s) {', '.join(unknown)}; see BuildOptions")
+    return build(BuildOptions(input_dir, output_dir, configs or "all", **options), recipe=recipe, card=card)
+
+
+def build(
+    options: BuildOptions, recipe: RecipeParams | None = None, card: CardRenderer | None = None
+) -> dict:
+    """`svit build`: the build of `options` (see `build_hub_dataset`)."""
+    o = options
+    input_dir, output_dir, configs = o.input_dir, o.output_dir, o.configs
+    images_dir, image_data, test_ids = o.images_dir, o.image_data, o.test_ids
+    test_fraction, split_seed, max_bad_fraction = o.test_fraction, o.split_seed, o.max_bad_fraction
+    max_shard_size, num_proc, overwrite = o.max_shard_size, o.num_proc, o.overwrite
+    llava_mix, llava_instruct, mix_llava_json = o.llava_mix, o.llava_instruct, o.mix_llava_json
     names = resolve_configs(configs)
     asked_by_name = _named_explicitly(configs)
     recipe_names = [n for n in names if n in RECIPE_CONFIGS]
@@ -130,14 +188,8 @@ def build_hub_dataset(
     if test_ids:
         read_test_ids(test_ids)
     ImageIndex(images_dir, image_data)  # checks --images and reads --image-data once, up front
-    output_dir.parent.mkdir(parents=True, exist_ok=True)
-    remove_stale_temps(output_dir, kinds=("building", "old"))
-    staging = temp_sibling(output_dir, "building")
-    shutil.rmtree(staging, ignore_errors=True)
-    staging.mkdir()
-
     started = time.time()
-    try:
+    with atomic_folder(output_dir, kind="building") as staging:
         options = {
             "input_dir": str(input_dir),
             "images_dir": str(images_dir) if images_dir else None,
@@ -222,21 +274,18 @@ def build_hub_dataset(
         quality_rows = [
             (task, split, rep) for task, by_split in quality.items() for split, rep in by_split.items()
         ]
-        card = render_dataset_card(
-            listed,
-            default,
-            DatasetInfo(features=SAMPLE_FEATURES)._to_yaml_dict()["features"],
-            quality_rows,
+        facts = BuildFacts(
+            entries=listed,
+            default=default,
+            features_yaml=DatasetInfo(features=SAMPLE_FEATURES)._to_yaml_dict()["features"],
+            quality_rows=quality_rows,
             source=f"released-format files in `{Path(input_dir).name}/`",
             repo_id=output_dir.name,
             recipes=report.get("recipes", {}).get("summary"),
             left_out=left_out,
         )
-        _finalize(staging, card, report)
-        _swap_into_place(staging, output_dir)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
+        readme = (card or minimal_readme)(facts)
+        _finalize(staging, readme, report)
     logger.info("built %s in %.1fs", output_dir, report["seconds"])
     return report
 
@@ -368,25 +417,12 @@ def _describe(name: str) -> str:
     return "all four tasks" if len(tasks) > 1 else f"the {tasks[0].replace('_', ' ')} task"
 
 
-def _finalize(staging: Path, card: str, report: dict) -> None:
-    """Complete the staging folder: shards get their real names, then the report and the card last."""
-    shutil.rmtree(staging / "_cache", ignore_errors=True)
-    shutil.rmtree(staging / "_prepare", ignore_errors=True)
+def _finalize(staging: Path, readme: str, report: dict) -> None:
+    """Complete the staging folder: shards get their real names, then the report and the README last."""
     for partial in staging.glob(f"data/*/*{_PARTIAL}"):
         partial.rename(partial.with_name(partial.name[: -len(_PARTIAL)]))
     (staging / REPORT_FILE).write_text(json.dumps(report, indent=2) + "\n")
-    (staging / "README.md").write_text(card)
-
-
-def _swap_into_place(staging: Path, output_dir: Path) -> None:
-    """Rename the finished build to `output_dir`, replacing an older build only once this one is whole."""
-    old = None
-    if output_dir.exists():
-        old = temp_sibling(output_dir, "old")
-        output_dir.rename(old)
-    staging.rename(output_dir)
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
+    (staging / "README.md").write_text(readme)
 
 
 def read_report(output_dir: str | Path) -> dict:

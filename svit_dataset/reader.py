@@ -33,6 +33,7 @@ from svit_dataset.quality import (
     check_turns,
 )
 from svit_dataset.release import (
+    MAX_BAD_FRACTION,
     MalformedRecord,
     MalformedTally,
     ReleaseConversation,
@@ -56,7 +57,7 @@ def iter_samples(
     *,
     split_of: SplitOf | None = None,
     unsplit: str = TRAIN,
-    max_bad_fraction: float = 0.001,
+    max_bad_fraction: float = MAX_BAD_FRACTION,
     embed_images: bool = False,
 ) -> Iterator[tuple[str, dict]]:
     """`(split, row)` for every sample of released-format files (task -> path), through the gates.

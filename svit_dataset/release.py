@@ -22,6 +22,8 @@ from svit_dataset.schema import TASKS
 logger = logging.getLogger(__name__)
 
 MAX_IMAGE_ID = 2**63 - 1  # image_id is an int64 column
+# Malformed records (wrong types) a file may hold before it is refused as not what it claims to be.
+MAX_BAD_FRACTION = 0.001
 
 
 class MalformedRecord(ValueError):

@@ -1,7 +1,7 @@
 """The statistics of paper section 3.4, from a built dataset folder.
 
 Per task: samples, QAs, mean question and answer words (a word is a whitespace-separated token,
-`len(text.split())`, punctuation attached: the rule of svit_dataset.synthetic), the mean length of the
+`len(text.split())`, punctuation attached: the rule of tools.synthetic), the mean length of the
 detail descriptions, and the distribution of questions by their first three words (lower-cased,
 punctuation removed), drawn like the paper's figure 3: one ring per word, inside out.
 
@@ -16,9 +16,7 @@ e.g. `full`, a recipe, or a recipe's `test`), grouped by its `task` column. A co
 
 from __future__ import annotations
 
-import json
 import logging
-import os
 from collections import Counter, defaultdict
 from pathlib import Path
 
@@ -30,6 +28,7 @@ from datasets.data_files import sanitize_patterns
 from huggingface_hub.repocard import metadata_load
 
 from svit_dataset.errors import SvitInputError
+from svit_dataset.files import save_figure_atomic, write_json_atomic
 from svit_dataset.schema import (
     ASSISTANT,
     COMPLEX_REASONING,
@@ -225,9 +224,7 @@ def write_stats(
         "first_words": output_dir / f"{name}_first_words.png",
         "lengths": output_dir / f"{name}_lengths.png",
     }
-    tmp = paths["json"].with_name(f".{paths['json'].name}.tmp-{os.getpid()}")
-    tmp.write_text(json.dumps(stats, indent=2) + "\n")
-    os.replace(tmp, paths["json"])
+    write_json_atomic(paths["json"], stats, indent=2)
     plot_first_words(trigrams, paths["first_words"])
     plot_lengths(stats, paths["lengths"])
     stats["written"] = {k: str(v) for k, v in paths.items()}
@@ -258,9 +255,7 @@ def _fmt(v) -> str:
 
 
 def _save(fig, path: Path) -> None:
-    tmp = path.with_name(f".{path.stem}.tmp-{os.getpid()}{path.suffix}")
-    fig.savefig(tmp, dpi=110, bbox_inches="tight")
-    os.replace(tmp, path)
+    save_figure_atomic(fig, path, dpi=110, bbox_inches="tight")
 
 
 def sunburst_rings(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import logging
+from collections.abc import Iterator
 from pathlib import Path
 
 from PIL import Image, UnidentifiedImageError
@@ -15,6 +16,9 @@ from svit_dataset.release import MAX_IMAGE_ID, is_ascii_digits, iter_records
 logger = logging.getLogger(__name__)
 
 VG_FOLDERS = ("VG_100K", "VG_100K_2")
+# Without a held-out list, a seeded share of images is held out (the paper holds out 10%).
+TEST_FRACTION = 0.1
+SPLIT_SEED = 0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -24,55 +28,70 @@ class ImageInfo:
     height: int | None
 
 
-def read_image_data(path: str | Path) -> dict[int, ImageInfo]:
-    """`image_data.json` (a list of {image_id, width, height, url, ...}) as image_id -> ImageInfo.
+def iter_image_data(
+    path: str | Path, flag: str = "--image-data"
+) -> Iterator[tuple[int, ImageInfo, int | None]]:
+    """`(image_id, ImageInfo, coco_id)` of every item of VG's `image_data.json`, in file order, streamed.
 
-    The folder comes from the url when there is one (VG hosts `VG_100K` and `VG_100K_2`). A size of
-    0 or below is recorded as unknown (so boxes are never divided by it), with a warning.
+    The one reader of that file. The folder comes from the url when there is one (VG hosts `VG_100K`
+    and `VG_100K_2`); a width or height of 0 or below is given as None (unknown), so boxes are never
+    divided by it. An item without an integer id and size raises SvitFormatError naming it.
     """
     path = Path(path)
     if not path.is_file():
-        raise SvitInputError(f"--image-data {path}: not found; pass Visual Genome's image_data.json")
-    out: dict[int, ImageInfo] = {}
-    bad_sizes = 0
+        raise SvitInputError(f"{flag} {path}: not found; pass Visual Genome's image_data.json")
     try:
         for i, item in iter_records(path):
             image_id, width, height = _image_data_item(item)
-            if image_id is None:
+            coco = item.get("coco_id") if isinstance(item, dict) else None
+            if image_id is None or (coco is not None and not _as_int(coco)[0]):
                 raise SvitFormatError(
-                    f"{path}: item {i} lacks an integer image_id/width/height: {str(item)[:120]}. "
-                    "Pass Visual Genome's image_data.json."
+                    f"{path}: item {i} lacks an integer image_id/width/height (or has a non-integer "
+                    f"coco_id): {str(item)[:120]}. Pass Visual Genome's image_data.json."
                 )
-            if width <= 0 or height <= 0:
-                bad_sizes += 1
-                width = height = None
-            url = item.get("url") or ""
+            url = str(item.get("url") or "")
             folder = next((f for f in reversed(VG_FOLDERS) if f"/{f}/" in url), VG_FOLDERS[0])
-            out[image_id] = ImageInfo(f"{folder}/{image_id}.jpg", width, height)
+            known = width > 0 and height > 0
+            info = ImageInfo(f"{folder}/{image_id}.jpg", width if known else None, height if known else None)
+            yield image_id, info, None if coco is None else _as_int(coco)[1]
     except SvitFormatError as err:
-        raise SvitFormatError(f"--image-data: {err}") from None
-    if bad_sizes:
+        raise SvitFormatError(f"{flag}: {err}") from None
+
+
+def read_image_data(path: str | Path) -> dict[int, ImageInfo]:
+    """`image_data.json` as image_id -> ImageInfo (sizes of 0 or below are unknown, with a warning)."""
+    out = {image_id: info for image_id, info, _ in iter_image_data(path)}
+    unknown = sum(info.width is None for info in out.values())
+    if unknown:
         logger.warning(
-            "%s: %d images have a width or height of 0 or below; their size is unknown", path, bad_sizes
+            "%s: %d images have a width or height of 0 or below; their size is unknown", path, unknown
         )
     return out
+
+
+def _as_int(value) -> tuple[bool, int]:
+    """(True, value as int) for an int, an integral float or a string of ASCII digits; else (False, 0)."""
+    if isinstance(value, str) and is_ascii_digits(value.strip()):
+        return True, int(value)
+    if isinstance(value, float) and value.is_integer():
+        return True, int(value)
+    if isinstance(value, int) and not isinstance(value, bool):
+        return True, value
+    return False, 0
 
 
 def _image_data_item(item) -> tuple[int | None, int, int]:
     """(image_id, width, height) of one image_data.json item; image_id None when it is unusable."""
     if not isinstance(item, dict):
         return None, 0, 0
-    values = [item.get("image_id", item.get("id")), item.get("width"), item.get("height")]
-    ints = []
-    for value in values:
-        if isinstance(value, str) and is_ascii_digits(value.strip()):
-            value = int(value)
-        if isinstance(value, float) and value.is_integer():
-            value = int(value)
-        if not isinstance(value, int) or isinstance(value, bool):
-            return None, 0, 0
-        ints.append(value)
-    image_id, width, height = ints
+    parsed = [
+        _as_int(item.get("image_id", item.get("id"))),
+        _as_int(item.get("width")),
+        _as_int(item.get("height")),
+    ]
+    if not all(ok for ok, _ in parsed):
+        return None, 0, 0
+    image_id, width, height = (value for _, value in parsed)
     if not 0 <= image_id <= MAX_IMAGE_ID:
         return None, 0, 0
     return image_id, width, height

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import logging
 import os
-import shutil
 from pathlib import Path
 
 import torch
@@ -29,6 +28,7 @@ from transformers import (
 from transformers.models.llava.modeling_llava import LlavaMultiModalProjector
 
 from svit_dataset.errors import SvitInputError
+from svit_dataset.files import atomic_folder
 from svit_dataset.grounding import END_TAG, START_TAG
 from svit_model.configuration_svit_llava import SvitLlavaConfig
 from svit_model.loading import loading
@@ -235,29 +235,9 @@ def save_checkpoint(
     `overwrite`) is renamed aside, the new folder renamed in, and only then the old one deleted.
     """
     output_dir = check_output_dir(output_dir, overwrite)
-    output_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = output_dir.with_name(f".{output_dir.name}.tmp-{os.getpid()}")
-    shutil.rmtree(tmp, ignore_errors=True)
-    try:
-        model.save_pretrained(tmp)
-        processor.save_pretrained(tmp)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    old = None
-    if output_dir.exists():
-        old = output_dir.with_name(f".{output_dir.name}.old-{os.getpid()}")
-        shutil.rmtree(old, ignore_errors=True)
-        os.replace(output_dir, old)
-    try:
-        os.replace(tmp, output_dir)
-    except BaseException:
-        if old is not None:
-            os.replace(old, output_dir)
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
+    with atomic_folder(output_dir) as staging:
+        model.save_pretrained(staging)
+        processor.save_pretrained(staging)
     logger.info("saved %s", output_dir)
     return output_dir
 

@@ -178,9 +178,7 @@ def convert_upstream_checkpoint(
         check_output_dir(output_dir, overwrite)
     hub_kwargs = {"token": token} if token else {}
     if not model_dir.is_dir():
-        raise SvitInputError(
-            f"--input {model_dir}: not a folder; pass an upstream LLaVA-1.5 checkpoint folder"
-        )
+        raise SvitInputError(f"--input {model_dir}: not a folder; pass {_UPSTREAM}")
     with loading("--input", model_dir, _UPSTREAM):
         upstream = read_upstream_config(model_dir)
     vision_tower = vision_tower or upstream.get("mm_vision_tower")

@@ -10,7 +10,6 @@ reads and writes boxes in the padded frame; the parsed boxes are back in the ori
 from __future__ import annotations
 
 import logging
-import os
 from collections import defaultdict
 from pathlib import Path
 
@@ -18,6 +17,7 @@ import torch
 from PIL import Image
 
 from svit_dataset import bundled
+from svit_dataset.files import atomic_path
 from svit_dataset.quality import QualityReport
 from svit_dataset.reader import iter_samples
 from svit_dataset.release import release_file
@@ -107,13 +107,8 @@ def run_model_demo(print_fn=print, seed: int = 0, steps: int = 60, drawing: str 
         pixels = ", ".join("(" + ", ".join(f"{v:.0f}" for v in box) + ")" for box in boxes)
         print_fn(f"  {phrase!r} chars {start}-{end}: {pixels} px")
     if drawing is not None:
-        drawing = Path(drawing)
-        tmp = drawing.with_name(f".{drawing.name}.tmp-{os.getpid()}")
-        try:
+        with atomic_path(drawing) as tmp:
             draw_entities(image, entities).save(tmp, format="PNG")
-            os.replace(tmp, drawing)
-        finally:
-            tmp.unlink(missing_ok=True)
         print_fn(f"Drawn: {drawing}")
     return {"generated": generated, "clean_text": clean, "entities": entities, "reference": reference}
 
@@ -121,12 +116,12 @@ def run_model_demo(print_fn=print, seed: int = 0, steps: int = 60, drawing: str 
 __all__ = ["run_model_demo"]
 
 
-def run_main_job(output_dir: str | Path, print_fn=print) -> dict:
+def run_main_job(output_dir: str | Path, print_fn=print, card=None) -> dict:
     """`svit demo`: the data part (svit_dataset.demo) on the bundled sample, then the grounded answer,
-    drawn next to the built dataset."""
+    drawn next to the built dataset. `card` renders the dataset card (the CLI passes hub_cards')."""
     from svit_dataset.demo import run_data_demo
 
-    data = run_data_demo(output_dir, print_fn=print_fn)
+    data = run_data_demo(output_dir, print_fn=print_fn, card=card)
     print_fn("")
     model = run_model_demo(print_fn=print_fn, drawing=Path(output_dir) / "grounded_answer.png")
     print_fn("")

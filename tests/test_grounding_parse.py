@@ -7,7 +7,6 @@ import pickle
 import pytest
 
 from svit_dataset.grounding import GroundedEntity, parse_grounded_text
-from svit_model.tiny import build_tiny_processor, build_tiny_tokenizer
 
 B1 = "[0.125, 0.300, 0.450, 0.812]"
 b1 = (0.125, 0.3, 0.45, 0.812)
@@ -103,9 +102,8 @@ def test_parse_grounded_text(text, clean, entities):
 
 
 @pytest.fixture(scope="module")
-def processors():
-    tokenizer = build_tiny_tokenizer()
-    return build_tiny_processor(tokenizer, pad=False), build_tiny_processor(tokenizer, pad=True)
+def processors(tiny_processor_unpadded, tiny_processor):
+    return tiny_processor_unpadded, tiny_processor
 
 
 @pytest.mark.parametrize(("text", "clean", "entities"), CASES[:20], ids=[repr(c[0])[:40] for c in CASES[:20]])

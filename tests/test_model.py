@@ -248,6 +248,7 @@ def test_save_checkpoint_replaces_the_old_one_only_once_the_new_one_is_in_place(
     """The old folder is deleted last: a kill at any point leaves the old checkpoint or the new one, whole."""
     import shutil
 
+    from svit_dataset import files
     from svit_model import building
 
     _checkpoint_with(tmp_path / "ckpt", "stale.bin")
@@ -258,7 +259,7 @@ def test_save_checkpoint_replaces_the_old_one_only_once_the_new_one_is_in_place(
         seen.append(sorted(p.name for p in (tmp_path / "ckpt").iterdir()))
         rmtree(path, *args, **kwargs)
 
-    monkeypatch.setattr(building.shutil, "rmtree", spy)
+    monkeypatch.setattr(files.shutil, "rmtree", spy)  # the one home of the folder swap
     building.save_checkpoint(
         _Saves("config.json"), _Saves("processor.json"), tmp_path / "ckpt", overwrite=True
     )

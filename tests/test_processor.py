@@ -17,7 +17,7 @@ from svit_dataset.boxes import (
 )
 from svit_model import SvitLlavaProcessor
 from svit_model.processing_svit_llava import PLAIN_TEMPLATE, VICUNA_SYSTEM
-from svit_model.tiny import build_tiny_processor, build_tiny_tokenizer
+from svit_model.tiny import build_tiny_processor
 
 SIZES = {
     "wide": (640, 480),
@@ -29,13 +29,13 @@ SIZES = {
 
 
 @pytest.fixture(scope="module")
-def tokenizer():
-    return build_tiny_tokenizer()
+def tokenizer(tiny_tokenizer):
+    return tiny_tokenizer
 
 
 @pytest.fixture(scope="module")
-def processor(tokenizer):
-    return build_tiny_processor(tokenizer, pad=True)
+def processor(tiny_processor):
+    return tiny_processor
 
 
 def _random_boxes(rng: random.Random, n: int) -> list[tuple[float, ...]]:

@@ -6,6 +6,7 @@ import datasets
 import pytest
 from huggingface_hub.errors import HfHubHTTPError
 
+from hub_cards.dataset_card import render_dataset_card
 from svit_dataset import bundled
 from svit_dataset.errors import SvitInputError
 from svit_dataset.hub_layout import REPORT_FILE, build_hub_dataset, push_hub_dataset
@@ -102,3 +103,18 @@ def test_push_needs_a_built_folder(tmp_path):
     (tmp_path / "data").mkdir()
     with pytest.raises(SvitInputError, match="no README.md"):
         push_hub_dataset(tmp_path, REPO, token=TOKEN, endpoint="http://127.0.0.1:9")
+
+
+def test_the_pushed_card_names_the_repo_whatever_the_folder_is_called(tmp_path):
+    folder = tmp_path / "my_build_2026"
+    build_hub_dataset(
+        bundled.RELEASE_DIR, folder, ["referring_qa"], image_data=bundled.IMAGE_DATA, card=render_dataset_card
+    )
+    local_card = (folder / "README.md").read_text()
+    assert 'load_dataset("my_build_2026", "referring_qa"' in local_card  # works from the folder's parent
+    with fake_hub() as hub:
+        push_hub_dataset(folder, "other-org/svit-gen", token=TOKEN, endpoint=hub.endpoint)
+    pushed = hub.files("other-org/svit-gen")["README.md"].decode()
+    assert 'load_dataset("other-org/svit-gen", "referring_qa", split="train")' in pushed
+    assert "my_build_2026" not in pushed
+    assert pushed.replace("other-org/svit-gen", "my_build_2026") == local_card

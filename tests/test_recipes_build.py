@@ -8,6 +8,7 @@ import json
 import datasets
 import pytest
 
+from hub_cards.dataset_card import render_dataset_card
 from svit_cli.main import main
 from svit_dataset import bundled
 from svit_dataset.builder import SvitBuilder
@@ -37,6 +38,7 @@ def built(tmp_path_factory):
         test_ids=bundled.TEST_IDS,
         recipe=SMALL,
         mix_llava_json=root / "mix.json",
+        card=render_dataset_card,
         **LLAVA,
     )
     return root, report

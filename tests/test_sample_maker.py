@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from svit_dataset import sample_maker
-from svit_dataset.sample_maker import BAD_BOX, BAD_RECORDS, SAMPLE_DIR, TEST_IMAGE_IDS, write_sample
+from tools import sample_maker
+from tools.sample_maker import BAD_BOX, BAD_RECORDS, SAMPLE_DIR, TEST_IMAGE_IDS, write_sample
 
 BOX = re.compile(r"\[(\d+\.\d+), (\d+\.\d+), (\d+\.\d+), (\d+\.\d+)\]")
 
@@ -49,7 +49,7 @@ def test_shipped_text_files_are_current(sample):
     for name, data in fresh.items():
         if name.endswith(".jpg"):
             continue
-        assert shipped[name] == data, f"{name} is stale: run `python -m svit_dataset.sample_maker`"
+        assert shipped[name] == data, f"{name} is stale: run `python -m tools.sample_maker`"
 
 
 def test_image_sizes_match_image_data(sample):

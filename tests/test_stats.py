@@ -14,7 +14,7 @@ from svit_dataset.errors import SvitInputError
 from svit_dataset.hub_layout import build_hub_dataset
 from svit_dataset.schema import DETAIL_DESCRIPTION, TASKS
 from svit_dataset.stats import PAPER, compute_stats, first_words_distribution, sunburst_rings
-from svit_dataset.synthetic import CorpusSpec, write_corpus
+from tools.synthetic import CorpusSpec, write_corpus
 
 
 @pytest.fixture(scope="module")

@@ -11,7 +11,7 @@ import pytest
 
 from svit_dataset.errors import SvitInputError
 from svit_dataset.schema import COMPLEX_REASONING, CONVERSATION, DETAIL_DESCRIPTION, REFERRING_QA, TASKS
-from svit_dataset.synthetic import CONCEPT_WORDS, CorpusSpec, main, write_corpus
+from tools.synthetic import CONCEPT_WORDS, CorpusSpec, main, write_corpus
 
 GROUNDED = re.compile(r"<st>([^<]+)<ed> ((?:\[[^\]]*\](?:, )?)+)")
 BOX = re.compile(r"\[([0-9.]+), ([0-9.]+), ([0-9.]+), ([0-9.]+)\]")

@@ -22,7 +22,6 @@ from __future__ import annotations
 import dataclasses
 import logging
 import math
-import os
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
@@ -32,8 +31,9 @@ import orjson
 
 from svit_dataset.boxes import Box, is_valid_box, normalize_xywh
 from svit_dataset.errors import SvitFormatError, SvitInputError
+from svit_dataset.files import atomic_path
 from svit_dataset.release import MalformedTally
-from svit_dataset.vg import VG_FOLDERS
+from svit_dataset.vg import iter_image_data
 
 logger = logging.getLogger(__name__)
 
@@ -148,18 +148,11 @@ def count_scenes_jsonl(path: str | Path) -> int:
 
 def write_scenes_jsonl(scenes: Iterable[Scene], path: str | Path) -> int:
     """Write scenes as JSONL, atomically (temporary file renamed into place); returns the count."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     n = 0
-    try:
-        with open(tmp, "wb") as f:
-            for scene in scenes:
-                f.write(orjson.dumps(scene.to_json()) + b"\n")
-                n += 1
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)  # left only when writing failed
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:
+        for scene in scenes:
+            f.write(orjson.dumps(scene.to_json()) + b"\n")
+            n += 1
     return n
 
 
@@ -202,41 +195,23 @@ def select_images(
     path = vg_paths(vg_dir)["image_data.json"]
     counts = counts if counts is not None else {}
     counts.setdefault("duplicate_images", 0)
+    counts.setdefault("images_without_size", 0)
     out: list[ImageMeta] = []
     seen: set[int] = set()
-    with open(path, "rb") as f:
-        try:
-            for k, item in enumerate(ijson.items(f, "item", use_float=True)):
-                meta = _image_meta(item, k, path)
-                if meta.image_id in seen:
-                    counts["duplicate_images"] += 1
-                    continue
-                seen.add(meta.image_id)
-                if wanted is not None and not wanted(meta.image_id):
-                    continue
-                out.append(meta)
-                if max_images is not None and len(out) >= max_images:
-                    break
-        except ijson.JSONError as err:
-            raise SvitFormatError(f"{path}: invalid or truncated JSON: {err}") from None
+    for image_id, info, coco_id in iter_image_data(path, flag="--annotations"):
+        if image_id in seen:
+            counts["duplicate_images"] += 1
+            continue
+        seen.add(image_id)
+        if wanted is not None and not wanted(image_id):
+            continue
+        if info.width is None:  # VG boxes are pixels: without a size they cannot be normalized
+            counts["images_without_size"] += 1
+            continue
+        out.append(ImageMeta(image_id, info.width, info.height, info.path, coco_id))
+        if max_images is not None and len(out) >= max_images:
+            break
     return out
-
-
-def _image_meta(item: Any, k: int, path: Path) -> ImageMeta:
-    """One `image_data.json` entry; the folder comes from its url (VG hosts VG_100K and VG_100K_2)."""
-    try:
-        image_id = int(item.get("image_id", item.get("id")))
-        width, height = int(item["width"]), int(item["height"])
-        coco = item.get("coco_id")
-        coco_id = int(coco) if coco is not None else None
-    except (AttributeError, KeyError, TypeError, ValueError):
-        raise SvitFormatError(
-            f"{path}: item {k} lacks an integer image_id/width/height (or has a non-integer coco_id): "
-            f"{str(item)[:120]}"
-        ) from None
-    url = item.get("url") or ""
-    folder = next((f for f in reversed(VG_FOLDERS) if f"/{f}/" in str(url)), VG_FOLDERS[0])
-    return ImageMeta(image_id, width, height, f"{folder}/{image_id}.jpg", coco_id)
 
 
 def read_coco_captions(paths: Iterable[str | Path], coco_ids: set[int] | None = None) -> dict[int, list[str]]:

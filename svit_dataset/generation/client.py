@@ -37,6 +37,7 @@ import orjson
 
 from svit_dataset.errors import SvitError, SvitInputError
 from svit_dataset.secrets import redact, register_secret
+from svit_dataset.settings import setting
 
 logger = logging.getLogger(__name__)
 
@@ -66,19 +67,25 @@ class RequestFailed(Exception):
 
 @dataclasses.dataclass
 class ClientSettings:
-    model: str
-    base_url: str | None = None
-    api_key_env: str = "OPENAI_API_KEY"
-    rpm: float | None = None
-    tpm: float | None = None
-    timeout: float = 120.0
-    max_retries: int = 6
-    backoff_base: float = 0.5
-    backoff_max: float = 30.0
-    max_retry_after: float = 600.0
-    temperature: float | None = None
-    max_tokens: int | None = 2048
-    max_tokens_field: str = "max_tokens"  # newer OpenAI models want "max_completion_tokens"
+    """How to reach the endpoint and how hard to push it (the client flags of `svit generate`)."""
+
+    model: str = setting("gpt-4o-mini", "model name at the endpoint")
+    base_url: str | None = setting(None, "OpenAI-compatible endpoint, e.g. http://localhost:8000/v1 (vLLM)")
+    api_key_env: str = setting("OPENAI_API_KEY", "environment variable holding the key")
+    rpm: float | None = setting(None, "requests-per-minute cap (retries included)")
+    tpm: float | None = setting(None, "tokens-per-minute cap (estimated, corrected by usage)")
+    timeout: float = setting(120.0, "seconds per request before a retry")
+    max_retries: int = setting(6, "retries per request on 429/5xx/timeouts")
+    backoff_base: float = setting(0.5, "first retry pause in seconds (doubles, with jitter)")
+    backoff_max: float = setting(30.0, "longest retry pause in seconds")
+    max_retry_after: float = setting(600.0, "longest Retry-After honoured, in seconds")
+    temperature: float | None = setting(None, "sampling temperature (default: the endpoint's)")
+    max_tokens: int | None = setting(2048, "completion token limit per request")
+    max_tokens_field: str = setting(
+        "max_tokens",
+        "request field of that limit (newer OpenAI models want max_completion_tokens)",
+        choices=("max_tokens", "max_completion_tokens"),
+    )
 
     def __post_init__(self):
         """Range checks before any request: a bad setting would otherwise fail every item, slowly."""

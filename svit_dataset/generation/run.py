@@ -68,6 +68,7 @@ from svit_dataset.generation.verify import DEFAULT_IOU_THRESHOLD, judge_response
 from svit_dataset.release import MalformedTally
 from svit_dataset.schema import DETAIL_DESCRIPTION, TASKS
 from svit_dataset.secrets import install_log_redaction
+from svit_dataset.settings import setting
 
 logger = logging.getLogger(__name__)
 
@@ -79,9 +80,16 @@ PROMPT_OVER_BUDGET = "prompt_over_budget"
 class SceneSource:
     """Visual Genome annotations (+ COCO captions), or a scenes JSONL file: exactly one."""
 
-    annotations: str | Path | None = None
-    coco_captions: tuple[str | Path, ...] = ()
-    scenes: str | Path | None = None
+    annotations: str | Path | None = setting(
+        None, "folder with image_data.json, objects.json, region_descriptions.json", metavar="VG_DIR"
+    )
+    coco_captions: tuple[str | Path, ...] = setting(
+        (),
+        "COCO captions_train2017.json (repeat for captions_val2017.json); linked by VG's coco_id",
+        metavar="FILE",
+        repeat=True,
+    )
+    scenes: str | Path | None = setting(None, "scenes JSONL with normalized boxes (see docs)", metavar="FILE")
 
     def __post_init__(self):
         if (self.annotations is None) == (self.scenes is None):
@@ -169,23 +177,43 @@ def derive_seed(run_seed: int, image_id: int, task: str, attempt: int) -> int:
 
 @dataclasses.dataclass
 class GenerationConfig:
-    output_dir: str | Path
-    client: ClientSettings
-    tasks: tuple[str, ...] = TASKS
-    concurrency: int = 16
-    max_images: int | None = None
-    shard: tuple[int, int] | None = None
-    templates_dir: str | Path | None = None
-    max_prompt_tokens: int = 6000
-    max_attempts: int = 3
-    iou_threshold: float = DEFAULT_IOU_THRESHOLD
-    seed: int = 0
-    prices: str | Path | None = None
-    price_input: float | None = None  # USD per 1M prompt tokens: overrides --prices, with price_output
-    price_output: float | None = None  # USD per 1M completion tokens
-    max_consecutive_api_failures: int = 50
-    progress: bool = True
-    overwrite: bool = False  # replace release files in output_dir that no run of svit generate wrote
+    """What to generate and where (the run flags of `svit generate`; `client` holds the client's)."""
+
+    output_dir: str | Path = setting(
+        help="output folder (also the resume ledger)", flag="--output", metavar="DIR"
+    )
+    client: ClientSettings = dataclasses.field(default_factory=ClientSettings)
+    tasks: tuple[str, ...] = setting(
+        TASKS,
+        "comma-separated tasks",
+        parse=lambda text: tuple(t.strip() for t in text.split(",") if t.strip()),
+        show_default="all four",
+    )
+    concurrency: int = setting(16, "requests in flight")
+    max_images: int | None = setting(None, "only the first N images (after --shard)")
+    shard: tuple[int, int] | None = setting(
+        None,
+        "this machine's share of the images, i in 0..n-1",
+        parse=lambda text: parse_shard(text),
+        metavar="i/n",
+    )
+    templates_dir: str | Path | None = setting(
+        None, "your prompt templates (a copy of templates/paper-v1)", flag="--templates", metavar="DIR"
+    )
+    max_prompt_tokens: int = setting(6000, "token budget of a prompt (trim rule in docs)")
+    max_attempts: int = setting(3, "responses per item before it counts as failed")
+    iou_threshold: float = setting(DEFAULT_IOU_THRESHOLD, "referring boxes must match a scene box this well")
+    seed: int = setting(0, "run seed (per-request seeds, detail instructions)")
+    prices: str | Path | None = setting(
+        None, 'price table JSON {"models": {name: {"input", "output"}}}', metavar="FILE"
+    )
+    price_input: float | None = setting(None, "USD per 1M prompt tokens for --model (overrides --prices)")
+    price_output: float | None = setting(None, "USD per 1M completion tokens for --model")
+    max_consecutive_api_failures: int = setting(50, "API failures in a row that stop the run")
+    progress: bool = setting(True, "show a progress bar")
+    overwrite: bool = setting(
+        False, "replace release files already in --output that no svit generate run wrote"
+    )
 
     def __post_init__(self):
         self.output_dir = Path(self.output_dir)

@@ -46,6 +46,7 @@ import pyarrow.parquet as pq
 from svit_dataset.errors import SvitFormatError, SvitInputError
 from svit_dataset.export_llava import IMAGE_TOKEN, to_llava_record
 from svit_dataset.recipes.parquet_io import ShardWriter
+from svit_dataset.release import MAX_BAD_FRACTION
 from svit_dataset.schema import ASSISTANT, SAMPLE_FEATURES, USER
 
 logger = logging.getLogger(__name__)
@@ -412,7 +413,7 @@ def kept_llava_records(
     mix_path: str | Path,
     instruct_path: str | Path,
     counts: dict,
-    max_bad_fraction: float = 0.001,
+    max_bad_fraction: float = MAX_BAD_FRACTION,
 ) -> Iterator[tuple[dict, str]]:
     """(record, unique row id) of every LLaVA mix record that is not a LLaVA-Instruct-150K record,
     in file order; `counts` is filled as it goes (complete once the generator is exhausted)."""

@@ -8,6 +8,8 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+MAX_SHARD_SIZE = "500MB"  # Parquet shards are cut past this much (uncompressed) data
+
 
 class ShardWriter:
     """Parquet shards of one split, started anew past `max_bytes` of (uncompressed) rows; named

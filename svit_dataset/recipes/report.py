@@ -7,12 +7,11 @@ drops "Yes" QAs from some of them.
 
 from __future__ import annotations
 
-import json
-import os
 from pathlib import Path
 
 import numpy as np
 
+from svit_dataset.files import save_figure_atomic, write_json_atomic
 from svit_dataset.recipes import yesno
 from svit_dataset.recipes.concepts import ConceptSet
 from svit_dataset.recipes.features import TaskFeatures
@@ -223,17 +222,12 @@ def write_reports(folder: Path, reports: dict[str, dict], train: dict) -> list[P
 
 
 def _write_json(path: Path, data: dict) -> Path:
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(json.dumps(data, indent=2) + "\n")
-    os.replace(tmp, path)
+    write_json_atomic(path, data, indent=2)
     return path
 
 
 def _save(fig, path: Path) -> Path:
-    tmp = path.with_name(f".{path.stem}.tmp-{os.getpid()}{path.suffix}")
-    fig.savefig(tmp, dpi=110, bbox_inches="tight")
-    os.replace(tmp, path)
-    return path
+    return save_figure_atomic(fig, path, dpi=110, bbox_inches="tight")
 
 
 def plot_yes_no(reports: dict[str, dict], train: dict, path: Path) -> Path:

@@ -41,6 +41,7 @@ from svit_dataset.recipes.concepts import DEFAULT_SCORE, SCORES
 from svit_dataset.recipes.features import TaskFeatures
 from svit_dataset.recipes.yesno import yes_target
 from svit_dataset.schema import TASKS
+from svit_dataset.settings import setting
 
 SVIT_80K, SVIT_80K_D, SVIT_80K_B, CORE_150K, MIX_665K = (
     "svit_80k",
@@ -57,16 +58,31 @@ DIVERSITY_SCOPES = ("task", "train")
 class RecipeParams:
     """Recipe parameters; the defaults are the paper's."""
 
-    per_task: int = 20_000  # the 80K variants: samples per task
-    yes_per_no: float = 8.0  # target Y:N of the balance step (paper figure 5: 8 works best)
-    seed: int = 0
-    keep_fraction: float = 0.5  # diversity: share of the most informative samples kept
-    informativeness: str = DEFAULT_SCORE  # "keys" or "concepts" (concepts.SCORES)
-    diversity_scope: str = "task"  # "task" or "train"
-    core_size: int = 157_712  # the size of LLaVA-Instruct-150K
-    core_split: tuple[tuple[str, float], ...] = tuple((t, 1.0) for t in TASKS)  # task -> weight
-    concepts: str | None = None  # a concept set file (JSON/YAML); None = the paper's table 4
-    mix_image_prefix: str = "vg/"  # where LLaVA-1.5 keeps VG images (mix-665K's `vg/VG_100K/...`)
+    per_task: int = setting(20_000, "svit_80k*: samples per task")
+    yes_per_no: float = setting(8.0, "target Y:N of the balance step (paper figure 5: 8 works best)")
+    seed: int = setting(0, "seed of the recipes' random draws", flag="--recipe-seed")
+    keep_fraction: float = setting(0.5, "diversity: share of the most informative samples kept")
+    informativeness: str = setting(
+        DEFAULT_SCORE,
+        "score: distinct concept key words matched (keys) or concepts covered (concepts)",
+        choices=SCORES,
+    )
+    diversity_scope: str = setting(
+        "task",
+        "cut the less informative part per task (task) or over SVIT-train as a whole (train)",
+        choices=DIVERSITY_SCOPES,
+    )
+    core_size: int = setting(157_712, "core_150k: samples (the size of LLaVA-Instruct-150K)")
+    core_split: tuple[tuple[str, float], ...] = setting(
+        tuple((t, 1.0) for t in TASKS),
+        "core_150k: task=weight,... (task -> weight)",
+        parse=lambda text: parse_split(text),
+        show_default="equal shares of the four tasks",
+    )
+    concepts: str | None = setting(
+        None, "your concept set: JSON/YAML {concept: [key words]} (default: table 4)"
+    )
+    mix_image_prefix: str = setting("vg/", "mix_665k: folder of VG images in LLaVA's layout (vg/VG_100K/...)")
 
     def __post_init__(self) -> None:
         if self.per_task < 0 or self.core_size < 0:

@@ -38,7 +38,7 @@ from svit_dataset.recipes import report as recipe_report
 from svit_dataset.recipes.concepts import ConceptSet
 from svit_dataset.recipes.features import TaskFeatures, task_features
 from svit_dataset.recipes.mix import MIX_FEATURES, convert_core_part, write_llava_part
-from svit_dataset.recipes.parquet_io import ShardWriter
+from svit_dataset.recipes.parquet_io import MAX_SHARD_SIZE, ShardWriter
 from svit_dataset.recipes.select import (
     CORE_150K,
     MIX_665K,
@@ -48,6 +48,7 @@ from svit_dataset.recipes.select import (
     drop_qa_pairs,
     select,
 )
+from svit_dataset.release import MAX_BAD_FRACTION
 from svit_dataset.schema import TASKS
 
 logger = logging.getLogger(__name__)
@@ -242,8 +243,8 @@ def build_recipes(
     llava_mix: str | Path | None = None,
     llava_instruct: str | Path | None = None,
     mix_llava_json: str | Path | None = None,
-    max_shard_size: str | int = "500MB",
-    max_bad_fraction: float = 0.001,
+    max_shard_size: str | int = MAX_SHARD_SIZE,
+    max_bad_fraction: float = MAX_BAD_FRACTION,
     suffix: str = "",
     threads: int = 2,
     workers: int | None = None,

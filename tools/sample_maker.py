@@ -14,7 +14,7 @@ two runs give byte-identical files. I/O lives only in `write_sample` and `main`.
 The maker deliberately does its own (tiny) box arithmetic instead of importing the project's box
 module: the sample is the oracle the box code is tested against, so it must not share its bugs.
 
-Regenerate with `python -m svit_dataset.sample_maker` (see `--help`).
+Regenerate with `python -m tools.sample_maker` (see `--help`).
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ from PIL import Image, ImageDraw
 
 logger = logging.getLogger(__name__)
 
-SAMPLE_DIR = Path(__file__).resolve().parent / "sample"
+SAMPLE_DIR = Path(__file__).resolve().parents[1] / "svit_dataset" / "sample"
 DEFAULT_SEED = 0
 JPEG_QUALITY = 85
 
@@ -1602,11 +1602,11 @@ Genome and COCO are not redistributed here; only their file layouts are imitated
 Regenerate (deterministic: the same seed gives byte-identical files):
 
 ```
-python -m svit_dataset.sample_maker            # writes svit_dataset/sample/ with seed {seed}
-python -m svit_dataset.sample_maker --out DIR --seed N
+python -m tools.sample_maker            # writes svit_dataset/sample/ with seed {seed}
+python -m tools.sample_maker --out DIR --seed N
 ```
 
-Do not edit these files by hand: change `svit_dataset/sample_maker.py` and regenerate.
+Do not edit these files by hand: change `tools/sample_maker.py` and regenerate.
 
 ## Layout
 
@@ -1750,7 +1750,7 @@ def write_sample(out_dir: str | os.PathLike, seed: int = DEFAULT_SEED) -> dict[s
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m svit_dataset.sample_maker",
+        prog="python -m tools.sample_maker",
         description="Write the svit format sample (not SVIT data) deterministically from a seed.",
     )
     parser.add_argument("--out", default=str(SAMPLE_DIR), help="output folder (default: the packaged sample)")

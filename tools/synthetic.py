@@ -843,7 +843,7 @@ def write_corpus(spec: CorpusSpec, out_dir: str | os.PathLike, workers: int | No
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m svit_dataset.synthetic",
+        prog="python -m tools.synthetic",
         description="Write a synthetic corpus in the released SVIT format (paper counts and mean lengths).",
     )
     parser.add_argument(
