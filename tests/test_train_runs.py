@@ -20,7 +20,14 @@ from svit_dataset.grounding import parse_grounded_text
 from svit_model.training.command import parse_train_arguments
 from svit_model.training.train import train
 from tests.fake_hub import fake_hub
-from tests.train_fixtures import grounded_rows, one_thread, train_args, write_dataset, write_tiny
+from tests.train_fixtures import (
+    grounded_rows,
+    one_thread,
+    train_args,
+    write_dataset,
+    write_tiny,
+    write_tiny_with_new_grounding_rows,
+)
 
 OVERFIT_STEPS = 300
 
@@ -85,8 +92,8 @@ def assert_exact_grounded_answers(model, processor, rows):
             )
 
 
-def overfit(files, tmp_path, recipe, **overrides):
-    model_dir, data_dir = files
+def overfit(files, tmp_path, recipe, model_dir=None, **overrides):
+    model_dir, data_dir = model_dir or files[0], files[1]
     settings = dict(max_steps=OVERFIT_STEPS, lr_scheduler_type="constant", save_steps=OVERFIT_STEPS // 2)
     return run(train_args(model_dir, data_dir, tmp_path / "run", recipe=recipe, **{**settings, **overrides}))
 
@@ -103,8 +110,18 @@ def test_full_stage2_overfits_and_reloads_with_the_auto_classes(files, rows, tmp
 
 @pytest.mark.slow
 def test_lora_overfits_loads_unmerged_and_after_svit_model_merge(files, rows, tmp_path):
+    # from a checkpoint whose grounding-token rows are equal, as `svit model build` leaves them: LoRA alone
+    # could never make the model write `<st>` rather than `<ed>`; their trainable rows must learn it
+    base = write_tiny_with_new_grounding_rows(tmp_path / "base", files[0])
     result = overfit(
-        files, tmp_path, "tiny-stage2-lora", learning_rate=1e-2, projector_lr=3e-3, lora_r=16, lora_alpha=32
+        files,
+        tmp_path,
+        "tiny-stage2-lora",
+        model_dir=base,
+        learning_rate=1e-2,
+        projector_lr=3e-3,
+        lora_r=16,
+        lora_alpha=32,
     )
     run_dir = result.output_dir
     # every checkpoint holds adapter + projector + processor; no vision-tower module carries an adapter

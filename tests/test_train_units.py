@@ -238,6 +238,24 @@ def test_lora_goes_to_the_language_model_only_and_the_projector_trains_in_full(t
         lora_config(ModelConfig(use_peft=True), STAGES["pretrain"], False)
 
 
+def test_lora_trains_the_rows_of_the_grounding_tokens_in_both_embeddings(tiny):
+    from trl import ModelConfig
+
+    from svit_model.training.model import grounding_token_ids
+
+    model, processor = build_tiny_svit_llava(seed=1)
+    ids = grounding_token_ids(processor)
+    config = lora_config(ModelConfig(use_peft=True, lora_r=4), STAGES["finetune"], False, ids)
+    peft_model = get_peft_model(model, config)
+    deltas = {n: p for n, p in peft_model.named_parameters() if "trainable_tokens_delta" in n}
+    assert {n.split(".token_adapter")[0].rsplit(".", 1)[-1] for n in deltas} == {"embed_tokens", "lm_head"}
+    assert all(p.requires_grad and p.shape[0] == len(ids) for p in deltas.values())
+    # the LM head's weight, as TRL's fused head reads it, carries the trainable rows
+    head = peft_model.get_output_embeddings()
+    (torch.randn(3, head.weight.shape[1]) @ head.weight.T).sum().backward()
+    assert next(p for n, p in deltas.items() if "lm_head" in n).grad.abs().sum() > 0
+
+
 def test_stage_prefixes_freeze_the_vision_tower_and_pretrain_trains_only_the_projector():
     model, _ = build_tiny_svit_llava(seed=1)
     set_trainable(model, trained_prefixes(STAGES["pretrain"], False, False))

@@ -122,3 +122,21 @@ def one_thread():
         yield
     finally:
         torch.set_num_threads(threads)
+
+
+def write_tiny_with_new_grounding_rows(folder: Path, source: Path) -> Path:
+    """The tiny checkpoint at `source` with the `<st>`/`<ed>` rows of both embeddings set to the mean of the
+    others, as `svit model build` leaves tokens an LLM never saw: equal rows, so equal logits, until trained."""
+    from transformers import AutoModelForImageTextToText, AutoProcessor
+
+    from svit_model.building import save_checkpoint
+    from svit_model.training.model import grounding_token_ids
+
+    model = AutoModelForImageTextToText.from_pretrained(source)
+    processor = AutoProcessor.from_pretrained(source)
+    ids = grounding_token_ids(processor)
+    with torch.no_grad():
+        for weight in (model.get_input_embeddings().weight, model.get_output_embeddings().weight):
+            others = [i for i in range(weight.shape[0]) if i not in ids]
+            weight[ids] = weight[others].mean(dim=0)
+    return save_checkpoint(model, processor, folder)

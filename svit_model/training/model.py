@@ -16,6 +16,7 @@ from transformers import AutoModelForImageTextToText, AutoProcessor, PreTrainedM
 from trl import ModelConfig
 
 from svit_dataset.errors import SvitInputError
+from svit_dataset.grounding import END_TAG, START_TAG
 from svit_model.training.stages import DEFAULT_LORA_TARGETS, VISION_TOWER, Stage
 
 logger = logging.getLogger(__name__)
@@ -88,8 +89,20 @@ def lora_target_pattern(scope: str, leaf_names) -> str:
     return rf"{re.escape(scope)}\..*\.(?:{names})"
 
 
-def lora_config(model_args: ModelConfig, stage: Stage, train_vision_tower: bool) -> LoraConfig | None:
-    """The peft LoRA config of `--use_peft`, scoped by module path; None without `--use_peft`."""
+def grounding_token_ids(processor) -> list[int]:
+    """Ids of `<st>` and `<ed>`: rows `svit model build` added to the LLM's embeddings (at their mean)."""
+    return processor.tokenizer.convert_tokens_to_ids([START_TAG, END_TAG])
+
+
+def lora_config(
+    model_args: ModelConfig, stage: Stage, train_vision_tower: bool, new_token_ids: list[int] = ()
+) -> LoraConfig | None:
+    """The peft LoRA config of `--use_peft`, scoped by module path; None without `--use_peft`.
+
+    `new_token_ids` (the grounding tokens) get trainable rows in the input embeddings and the LM head (peft's
+    trainable tokens): the LLM never saw them, and LoRA alone cannot move rows that start equal, so the
+    model could never tell `<st>` from `<ed>` apart when writing.
+    """
     if not model_args.use_peft:
         return None
     if stage.lora_scope is None:
@@ -107,6 +120,9 @@ def lora_config(model_args: ModelConfig, stage: Stage, train_vision_tower: bool)
         target_modules=lora_target_pattern(stage.lora_scope, leaf_names),
         modules_to_save=[prefix.rsplit(".", 1)[-1] for prefix in full]
         + list(model_args.lora_modules_to_save or []),
+        trainable_token_indices={"embed_tokens": list(new_token_ids), "lm_head": list(new_token_ids)}
+        if new_token_ids
+        else None,
         bias="none",
         use_rslora=model_args.use_rslora,
         use_dora=model_args.use_dora,

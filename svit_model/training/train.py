@@ -21,7 +21,14 @@ from svit_dataset.errors import SvitInputError
 from svit_model.training.arguments import SvitScriptArguments
 from svit_model.training.collator import DROP_REASONS, SvitCollator
 from svit_model.training.data import load_training_data
-from svit_model.training.model import load_model, load_processor, lora_config, set_trainable, trained_prefixes
+from svit_model.training.model import (
+    grounding_token_ids,
+    load_model,
+    load_processor,
+    lora_config,
+    set_trainable,
+    trained_prefixes,
+)
 from svit_model.training.plots import loss_points, plot_loss_curve
 from svit_model.training.sampler import modality_lengths
 from svit_model.training.stages import STAGES, Stage
@@ -161,7 +168,9 @@ def train(
         script_args.drop_missing_images,
     )
     collator.image_folder, collator.boxes_in_padded_frame = data.image_folder, data.boxes_in_padded_frame
-    peft_config = lora_config(model_args, stage, script_args.train_vision_tower)
+    peft_config = lora_config(
+        model_args, stage, script_args.train_vision_tower, grounding_token_ids(processor)
+    )
     grouping = script_args.group_by_modality_length
     if grouping is None:
         script_args.group_by_modality_length = grouping = stage.name == "finetune"

@@ -31,6 +31,15 @@ def is_peft_model(model) -> bool:
     return isinstance(model, PeftModel)
 
 
+def expose_lm_head_bias(model) -> None:
+    """TRL's fused LM head reads `lm_head.weight` and `lm_head.bias`; peft's trainable-tokens wrapper (the
+    grounding tokens' rows, see `model.lora_config`) serves `weight` with the trained rows merged in, but not
+    `bias`. Give it the wrapped layer's bias (None for Llama)."""
+    head = model.get_output_embeddings() if hasattr(model, "get_output_embeddings") else None
+    if head is not None and hasattr(head, "token_adapter") and "bias" not in dir(head):
+        head.bias = head.original_module.bias
+
+
 PROJECTOR_NAME = PROJECTOR.rsplit(".", 1)[-1]
 
 
@@ -52,6 +61,7 @@ class SvitTrainer(SFTTrainer):
             self.svit_counts
         )  # totals read from a checkpoint (process 0)
         super().__init__(*args, **kwargs)
+        expose_lm_head_bias(self.model)
 
     # --- data -------------------------------------------------------------------------------------------------
 
