@@ -18,12 +18,17 @@ _TAG = re.compile(r"<st>|<ed>")
 
 def tags_balanced(text: str) -> bool:
     """`<st>` and `<ed>` alternate, starting with `<st>` and ending with `<ed>` (no nesting)."""
-    expected = START_TAG
-    for match in _TAG.finditer(text):
-        if match.group(0) != expected:
-            return False
-        expected = END_TAG if expected == START_TAG else START_TAG
-    return expected == START_TAG
+    return tag_sequence_alternates(_TAG.findall(text))
+
+
+def tag_sequence_alternates(tags: list[str]) -> bool:
+    """`tags` is `<st>`, `<ed>`, `<st>`, `<ed>`, ... (counted in C: this runs on every referring QA)."""
+    half, odd = divmod(len(tags), 2)
+    return not odd and tags[0::2].count(START_TAG) == half and tags[1::2].count(END_TAG) == half
+
+
+def find_tags(text: str) -> list[str]:
+    return _TAG.findall(text)
 
 
 def strip_tags(text: str) -> str:

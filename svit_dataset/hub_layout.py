@@ -187,7 +187,10 @@ def build(
         release_file(input_dir, task)  # every input named before any work
     if test_ids:
         read_test_ids(test_ids)
-    ImageIndex(images_dir, image_data)  # checks --images and reads --image-data once, up front
+    if images_dir is not None and not Path(images_dir).is_dir():
+        raise SvitInputError(f"--images {images_dir}: not a folder; pass the folder holding VG_100K/")
+    if image_data is not None and not Path(image_data).is_file():
+        raise SvitInputError(f"--image-data {image_data}: not found; pass Visual Genome's image_data.json")
     started = time.time()
     with atomic_folder(output_dir, kind="building") as staging:
         options = {

@@ -12,7 +12,7 @@ from collections import Counter
 from collections.abc import Iterable, Sequence
 
 from svit_dataset.boxes import all_boxes_valid
-from svit_dataset.grounding import tags_balanced
+from svit_dataset.grounding import END_TAG, START_TAG, find_tags, tag_sequence_alternates
 from svit_dataset.schema import ASSISTANT, USER
 
 # Reason codes, in the order the gates run. A conversation is dropped for the first that fires.
@@ -78,11 +78,19 @@ def check_turns(turns: Sequence[tuple[str, str]]) -> str | None:
     ):
         return FAILED_GENERATION
     joined = "\n\n".join(texts)  # no tag or box literal spans a blank line, so one scan serves all turns
-    if ("<st>" in joined or "<ed>" in joined) and not all(map(tags_balanced, texts)):
+    if ("<st>" in joined or "<ed>" in joined) and not _tags_balanced_per_turn(joined, texts):
         return UNBALANCED_GROUNDING_TAGS
     if "[" in joined and not all_boxes_valid(joined):
         return BAD_BOX
     return None
+
+
+def _tags_balanced_per_turn(joined: str, texts: list[str]) -> bool:
+    """`tags_balanced` of every turn, in one scan: the tags of all turns alternate and each turn holds as
+    many `<st>` as `<ed>`, so each turn's tags are a whole run of pairs of the alternating sequence."""
+    return tag_sequence_alternates(find_tags(joined)) and all(
+        text.count(START_TAG) == text.count(END_TAG) for text in texts
+    )
 
 
 @dataclasses.dataclass

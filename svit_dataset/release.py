@@ -30,16 +30,6 @@ class MalformedRecord(ValueError):
     """A record whose fields have the wrong types; the message says which field."""
 
 
-@dataclasses.dataclass(frozen=True)
-class ReleaseConversation:
-    """One conversation of one record, with its raw (speaker, text) turns."""
-
-    image_id: int
-    turns: tuple[tuple[str, str], ...]
-    topic: str
-    where: str  # "referring_qa.json record 12 conversation 0": how a person finds it in the file
-
-
 def release_file(release_dir: str | Path, task: str) -> Path:
     """Path of the released file of `task`, with an error that says what is missing."""
     if task not in TASKS:

@@ -84,14 +84,14 @@ def _image_data_item(item) -> tuple[int | None, int, int]:
     """(image_id, width, height) of one image_data.json item; image_id None when it is unusable."""
     if not isinstance(item, dict):
         return None, 0, 0
-    parsed = [
-        _as_int(item.get("image_id", item.get("id"))),
-        _as_int(item.get("width")),
-        _as_int(item.get("height")),
-    ]
-    if not all(ok for ok, _ in parsed):
-        return None, 0, 0
-    image_id, width, height = (value for _, value in parsed)
+    values = (item.get("image_id", item.get("id")), item.get("width"), item.get("height"))
+    if all(type(v) is int for v in values):  # VG's own file: the fast path, 108K items
+        image_id, width, height = values
+    else:
+        parsed = [_as_int(v) for v in values]
+        if not all(ok for ok, _ in parsed):
+            return None, 0, 0
+        image_id, width, height = (value for _, value in parsed)
     if not 0 <= image_id <= MAX_IMAGE_ID:
         return None, 0, 0
     return image_id, width, height
