@@ -376,3 +376,46 @@ def test_png_fixture_is_an_image():
     from PIL import Image
 
     assert Image.open(io.BytesIO(png(10, 8, []))).size == (10, 8)
+
+
+def test_listing_and_accelerate_config_and_svit_model_tiny(tmp_path, capsys):
+    assert main(["train", "--list-recipes"]) == 0
+    out = capsys.readouterr().out
+    assert "tiny-stage2-lora" in out and "svit-v1.5-7b-full" in out and "zero3_offload" in out
+    assert main(["train", "--accelerate-config", "zero3"]) == 0
+    text = capsys.readouterr().out
+    assert "distributed_type: DEEPSPEED" in text and "accelerate_configs/deepspeed/zero3.json" in text
+    assert main(["train", "--accelerate-config", "nope"]) == 2
+    assert "not shipped" in capsys.readouterr().err
+    # --deepspeed takes a shipped config's name
+    _, training, _ = parse_train_arguments(["--config", "tiny-stage2-full", "--deepspeed", "zero2"])
+    assert str(training.deepspeed).endswith("deepspeed/zero2.json")
+
+    from transformers import AutoModelForImageTextToText, AutoProcessor
+
+    assert main(["model", "tiny", "--output", str(tmp_path / "tiny")]) == 0
+    model = AutoModelForImageTextToText.from_pretrained(tmp_path / "tiny")
+    processor = AutoProcessor.from_pretrained(tmp_path / "tiny")
+    assert model.config.model_type == "svit_llava" and set(processor.chat_template) == {"default", "plain"}
+    assert main(["model", "tiny", "--output", str(tmp_path / "tiny")]) == 2  # no silent overwrite
+    assert "--overwrite" in capsys.readouterr().err
+
+
+def test_training_on_a_llava_json_counts_what_it_left_out(tmp_path, files, rows):
+    model_dir, _ = files
+    path, images = write_llava_json(tmp_path, rows, missing=("vg/14.png",))
+    result = run_train(
+        train_args(
+            model_dir,
+            path,
+            tmp_path / "out",
+            image_folder=images,
+            drop_missing_images="true",
+            max_steps=2,
+            per_device_train_batch_size=2,
+        )
+    )
+    assert result.global_step == 2 and result.counts["tokens_trained"] > 0
+    assert result.summary.endswith("samples dropped (1 missing_image)")
+    card = (tmp_path / "out" / "README.md").exists()
+    assert not card  # no card writer given: the library writes no card of its own

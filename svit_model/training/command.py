@@ -12,7 +12,11 @@ from collections.abc import Callable
 from trl import TrlParser
 
 from svit_dataset.errors import SvitInputError
-from svit_model.training.accelerate import accelerate_config_text, list_accelerate_configs
+from svit_model.training.accelerate import (
+    accelerate_config_text,
+    deepspeed_config_path,
+    list_accelerate_configs,
+)
 from svit_model.training.arguments import TRAIN_ARGUMENT_TYPES
 from svit_model.training.recipes import list_recipes, load_recipe
 
@@ -50,6 +54,10 @@ def parse_train_arguments(argv: list[str]):
             make_parser().error("--config needs a recipe name or a YAML path")
         path, _ = load_recipe(argv[at + 1])  # unknown names, keys and wrongly typed values stop here
         argv[at + 1] = str(path)
+    if "--deepspeed" in argv:  # a shipped DeepSpeed config by name: --deepspeed zero3
+        at = argv.index("--deepspeed")
+        if at + 1 < len(argv) and not argv[at + 1].endswith(".json"):
+            argv[at + 1] = str(deepspeed_config_path(argv[at + 1]))
     try:
         return make_parser().parse_args_and_config(argv)
     except ValueError as err:  # the dataclasses' own checks (bf16 without a GPU, inconsistent strategies...)

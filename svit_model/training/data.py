@@ -20,11 +20,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import datasets
+import numpy as np
 import orjson
 import pyarrow.compute as pc
 
 from svit_dataset.errors import SvitFormatError, SvitInputError
 from svit_dataset.schema import ASSISTANT, USER
+from svit_model.training.sampler import arrow_table, row_counts
 
 logger = logging.getLogger(__name__)
 
@@ -166,17 +168,16 @@ def load_training_data(
 
 
 def rows_reading_files(dataset: datasets.Dataset) -> list[int]:
-    """Indices of rows whose image is a file to read (no bytes, an `image_path`)."""
+    """Indices of rows whose image is a file to read (no bytes, an `image_path`), from the Arrow columns."""
     if "image_path" not in dataset.column_names:
         return []
-    table = dataset.with_format("arrow")[:]
-    has_path = pc.fill_null(pc.utf8_length(table.column("image_path")), 0)
+    table, rows = arrow_table(dataset)
+    has_path = pc.utf8_length(table.column("image_path")).fill_null(0).to_numpy(zero_copy_only=False) > 0
     if "images" in table.column_names:
-        no_bytes = pc.equal(pc.fill_null(pc.list_value_length(table.column("images")), 0), 0)
-        needs_file = pc.and_(pc.greater(has_path, 0), no_bytes)
-    else:
-        needs_file = pc.greater(has_path, 0)
-    return pc.indices_nonzero(needs_file).to_pylist()
+        has_path &= row_counts(table.column("images"), table.num_rows) == 0
+    if rows is not None:
+        has_path = has_path[rows]
+    return np.flatnonzero(has_path).tolist()
 
 
 def check_image_files(

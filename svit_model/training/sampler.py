@@ -19,6 +19,30 @@ from torch.utils.data import Sampler
 MEGABATCH_STEPS = 32
 
 
+def arrow_table(dataset):
+    """The dataset's memory-mapped Arrow table (all rows, before any `select`) and the row numbers of the view."""
+    table = dataset.data.table if hasattr(dataset.data, "table") else dataset.data
+    rows = None if dataset._indices is None else dataset._indices.column(0).to_numpy()
+    return table, rows
+
+
+def row_counts(column, num_rows: int) -> np.ndarray:
+    """Per-row list lengths of a list column (offsets only: image bytes are never read)."""
+    return pc.list_value_length(column).fill_null(0).to_numpy(zero_copy_only=False).reshape(num_rows)
+
+
+def has_image_column(table) -> np.ndarray:
+    """Rows with image bytes or an image path, over the whole table."""
+    has_image = np.zeros(table.num_rows, dtype=bool)
+    if "images" in table.column_names:
+        has_image |= row_counts(table.column("images"), table.num_rows) > 0
+    if "image_path" in table.column_names:
+        has_image |= (
+            pc.utf8_length(table.column("image_path")).fill_null(0).to_numpy(zero_copy_only=False) > 0
+        )
+    return has_image
+
+
 def modality_lengths(dataset, image_tokens: int) -> list[int]:
     """Estimated tokens per row, positive for rows with an image and negative for text-only rows (LLaVA's sign
     convention). Words of every message stand for tokens (a good enough proxy for ordering, and no tokenizer
@@ -26,21 +50,17 @@ def modality_lengths(dataset, image_tokens: int) -> list[int]:
 
     Read from the Arrow columns, so images are never decoded.
     """
-    table = dataset.data.table if hasattr(dataset.data, "table") else dataset.data
-    if dataset._indices is not None:  # a selected / shuffled view
-        table = table.take(dataset._indices.column(0))
+    table, rows = arrow_table(dataset)
     messages = table.column("messages").combine_chunks()
     contents = pc.list_flatten(messages).field("content")
     words = (
         pc.list_value_length(pc.utf8_split_whitespace(contents)).fill_null(0).to_numpy(zero_copy_only=False)
     )
     row_of_message = pc.list_parent_indices(messages).to_numpy()
-    lengths = np.bincount(row_of_message, weights=words, minlength=len(table)).astype(np.int64)
-    has_image = np.zeros(len(table), dtype=bool)
-    if "images" in table.column_names:
-        has_image |= pc.list_value_length(table.column("images").combine_chunks()).fill_null(0).to_numpy() > 0
-    if "image_path" in table.column_names:
-        has_image |= pc.utf8_length(table.column("image_path").combine_chunks()).fill_null(0).to_numpy() > 0
+    lengths = np.bincount(row_of_message, weights=words, minlength=table.num_rows).astype(np.int64)
+    has_image = has_image_column(table)
+    if rows is not None:
+        lengths, has_image = lengths[rows], has_image[rows]
     lengths = lengths + np.where(has_image, image_tokens, 0)
     return np.where(has_image, np.maximum(lengths, 1), -np.maximum(lengths, 1)).tolist()
 
