@@ -256,3 +256,51 @@ def test_push_to_the_loopback_hub_checkpoints_model_and_card(files, tmp_path, mo
     assert not any(TOKEN.encode() in p.read_bytes() for p in result.output_dir.rglob("*") if p.is_file())
     # nothing else was asked of the Hub but an informational lookup huggingface_hub makes
     assert all(call == "GET /api/agent-harnesses" for call in hub.unhandled), hub.unhandled
+
+
+@pytest.mark.slow
+def test_two_processes_train_every_sample_once_and_report_once(files, tmp_path):
+    """DDP on CPU (gloo) under torchrun, what `accelerate launch` runs on GPUs: the grouped sampler shards
+    the data, the counts are summed over processes, the summary is printed once."""
+    import os
+    import socket
+    import subprocess
+    import sys
+
+    model_dir, data_dir = files
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    settings = dict(max_steps=4, save_steps=2, per_device_train_batch_size=1)
+    argv = train_args(model_dir, data_dir, tmp_path / "ddp", recipe="tiny-stage2-lora", **settings)
+    launcher = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nproc_per_node",
+        "2",
+        "--master_port",
+        str(port),
+    ]
+    done = subprocess.run(
+        [*launcher, "-m", "svit_cli.main", "train", *argv],
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    summaries = [line for line in done.stdout.splitlines() if line.startswith("svit train:")]
+    assert len(summaries) == 1 and summaries[0].startswith("svit train: 4 steps")
+    # the same 8 samples (2 epochs of 4) as one process with batches of 2
+    single = run(
+        train_args(
+            model_dir,
+            data_dir,
+            tmp_path / "single",
+            recipe="tiny-stage2-lora",
+            **{**settings, "per_device_train_batch_size": 2},
+        )
+    )
+    assert summaries[0] == single.summary
+    assert sorted(p.name for p in (tmp_path / "ddp").glob("checkpoint-*")) == ["checkpoint-2", "checkpoint-4"]
