@@ -115,6 +115,9 @@ def test_template_without_generation_markers_is_refused(tiny, rows):
     try:
         with pytest.raises(SvitError, match="no \\{% generation %\\} markers"):
             SvitCollator(processor, "default")
+        processor.chat_template = {"default": templates["default"]}
+        with pytest.raises(SvitError, match="no chat template 'plain' \\(it has default\\)"):
+            SvitCollator(processor, "plain")
     finally:
         processor.chat_template = templates
 

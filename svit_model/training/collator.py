@@ -73,6 +73,11 @@ class SvitCollator:
 
     def __post_init__(self):
         templates = self.processor.chat_template
+        if isinstance(templates, dict) and self.template not in templates:
+            raise SvitError(
+                f"the processor has no chat template {self.template!r} (it has {', '.join(templates)}); "
+                "save it with svit's SvitLlavaProcessor, whose templates are `default` (vicuna_v1) and `plain`"
+            )
         text = templates.get(self.template) if isinstance(templates, dict) else templates
         if not has_generation_markers(text):
             raise SvitError(
