@@ -345,6 +345,10 @@ def test_bad_input_stops_before_the_model_loads(tmp_path, files, rows, no_model_
     datasets.Dataset.from_dict({"text": ["a"]}).to_parquet(str(no_messages / "train.parquet"))
     with pytest.raises(SvitInputError, match="no `messages` column"):
         run_train(train_args(model_dir, no_messages, tmp_path / "out1"))
+    # --overwrite_output_dir deletes the old run only once every check has passed
+    with pytest.raises(SvitInputError, match="no `messages` column"):
+        run_train(train_args(model_dir, no_messages, used, overwrite_output_dir="true"))
+    assert (used / "checkpoint-1").is_dir()
     # an image missing on disk
     path, images = write_llava_json(tmp_path, rows, missing=("vg/13.png",))
     with pytest.raises(SvitInputError, match="images are missing"):

@@ -77,9 +77,12 @@ def get_stage(name: str) -> Stage:
     return STAGES[name]
 
 
-def resolve_resume(training_args: SFTConfig, overwrite: bool) -> str | None:
-    """The checkpoint to resume from (`--resume_from_checkpoint PATH`, or `last` / `true` for the output folder's
-    latest); refuses a used output folder without it or `--overwrite_output_dir`, and clears it with the latter."""
+def resolve_resume(training_args: SFTConfig, overwrite: bool) -> tuple[str | None, bool]:
+    """(checkpoint to resume from, whether the output folder must be cleared first).
+
+    `--resume_from_checkpoint PATH`, or `last` / `true` for the output folder's latest checkpoint. A used output
+    folder needs one of them or `--overwrite_output_dir`; nothing is deleted here (`clear_output_dir` does it
+    once every other check has passed)."""
     output_dir = Path(training_args.output_dir)
     resume = training_args.resume_from_checkpoint
     if resume is not None and str(resume).lower() in ("last", "true"):
@@ -91,16 +94,20 @@ def resolve_resume(training_args: SFTConfig, overwrite: bool) -> str | None:
     if resume is not None:
         if not os.path.isdir(resume):
             raise SvitInputError(f"--resume_from_checkpoint {resume}: no such folder")
-        return str(resume)
-    if output_dir.is_dir() and any(output_dir.iterdir()):
-        if not overwrite:
-            raise SvitInputError(
-                f"--output_dir {output_dir}: already holds a run; pass --resume_from_checkpoint last to continue it "
-                "or --overwrite_output_dir to start afresh"
-            )
-        if training_args.process_index == 0:
-            shutil.rmtree(output_dir)
-    return None
+        return str(resume), False
+    used = output_dir.is_dir() and any(output_dir.iterdir())
+    if used and not overwrite:
+        raise SvitInputError(
+            f"--output_dir {output_dir}: already holds a run; pass --resume_from_checkpoint last to continue it "
+            "or --overwrite_output_dir to start afresh"
+        )
+    return None, used
+
+
+def clear_output_dir(training_args: SFTConfig) -> None:
+    """`--overwrite_output_dir`: the old run goes (process 0 deletes it; nothing reads it before a save)."""
+    if training_args.process_index == 0:
+        shutil.rmtree(training_args.output_dir)
 
 
 def static_facts(script_args, training_args, model_args, stage: Stage, data_name: str) -> dict:
@@ -157,7 +164,7 @@ def train(
         # huggingface_hub through the environment instead, so it never lands on disk or on the Hub.
         os.environ["HF_TOKEN"], training_args.hub_token = training_args.hub_token, None
     stage = get_stage(script_args.stage)
-    resume = resolve_resume(training_args, script_args.overwrite_output_dir)
+    resume, clear = resolve_resume(training_args, script_args.overwrite_output_dir)
     processor = load_processor(model_args, training_args.trust_remote_code)
     collator = SvitCollator(processor, stage.template, max_length=training_args.max_length)
     data = load_training_data(
@@ -176,7 +183,9 @@ def train(
         script_args.group_by_modality_length = grouping = stage.name == "finetune"
     lengths = modality_lengths(data.dataset, image_token_count(processor)) if grouping else None
 
-    # 2. The model, and what of it trains.
+    # 2. The model, and what of it trains (a used output folder is cleared only now, every check passed).
+    if clear:
+        clear_output_dir(training_args)
     model = load_model(model_args, training_args.trust_remote_code)
     trained = set_trainable(
         model, trained_prefixes(stage, model_args.use_peft, script_args.train_vision_tower)
