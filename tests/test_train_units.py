@@ -426,3 +426,32 @@ def test_training_on_a_llava_json_counts_what_it_left_out(tmp_path, files, rows)
     assert result.summary.endswith("samples dropped (1 missing_image)")
     card = (tmp_path / "out" / "README.md").exists()
     assert not card  # no card writer given: the library writes no card of its own
+
+
+def test_bad_input_through_the_command_is_one_line(tmp_path, files, rows, capsys, no_model_load):
+    model_dir, data_dir = files
+    no_messages = tmp_path / "no_messages"
+    datasets.Dataset.from_dict({"text": ["a"]}).to_parquet(str(no_messages / "train.parquet"))
+    path, images = write_llava_json(tmp_path, rows, missing=("vg/11.png",))
+    used = tmp_path / "used"
+    (used / "checkpoint-7").mkdir(parents=True)
+    cases = [
+        (train_args(model_dir, no_messages, tmp_path / "a"), "no `messages` column"),
+        (train_args(model_dir, path, tmp_path / "b", image_folder=images), "1 of 4 images are missing"),
+        (train_args(model_dir, data_dir, used), "already holds a run"),
+        (
+            train_args(model_dir, data_dir, tmp_path / "c", learning_rate="fast"),
+            "invalid float value: 'fast'",
+        ),
+    ]
+    capsys.readouterr()
+    for argv, message in cases:
+        try:
+            code = main(["train", *argv])
+        except SystemExit as exit_:
+            code = exit_.code
+        err = capsys.readouterr().err
+        # one error line, no traceback (progress bars of `datasets` may precede it)
+        assert code == 2 and "Traceback" not in err, err
+        errors = [line for line in err.splitlines() if "error" in line.lower()]
+        assert len(errors) == 1 and errors[0].startswith("svit train: error: ") and message in errors[0], err
