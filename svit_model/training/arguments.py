@@ -24,7 +24,10 @@ class SvitScriptArguments(ScriptArguments):
 
     stage: str = field(
         default="finetune",
-        metadata={"help": f"training stage: {', '.join(STAGES)} (what trains, which chat template)"},
+        metadata={
+            "help": f"training stage: {', '.join(STAGES)} (what trains, which chat template)",
+            "choices": list(STAGES),
+        },
     )
     image_folder: str | None = field(
         default=None,

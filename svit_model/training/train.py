@@ -164,6 +164,10 @@ def train(
         # huggingface_hub through the environment instead, so it never lands on disk or on the Hub.
         os.environ["HF_TOKEN"], training_args.hub_token = training_args.hub_token, None
     stage = get_stage(script_args.stage)
+    if script_args.dataset_streaming:
+        raise SvitInputError(
+            "--dataset_streaming: not supported (length grouping and exact resume need the whole dataset)"
+        )
     resume, clear = resolve_resume(training_args, script_args.overwrite_output_dir)
     processor = load_processor(model_args, training_args.trust_remote_code)
     collator = SvitCollator(processor, stage.template, max_length=training_args.max_length)
