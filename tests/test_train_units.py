@@ -455,3 +455,14 @@ def test_bad_input_through_the_command_is_one_line(tmp_path, files, rows, capsys
         assert code == 2 and "Traceback" not in err, err
         errors = [line for line in err.splitlines() if "error" in line.lower()]
         assert len(errors) == 1 and errors[0].startswith("svit train: error: ") and message in errors[0], err
+
+
+def test_merge_refuses_what_is_not_a_lora_run_or_has_no_base(tmp_path, files, capsys):
+    model_dir, _ = files
+    assert main(["model", "merge", "--input", str(model_dir), "--output", str(tmp_path / "m")]) == 2
+    assert "not a LoRA run" in capsys.readouterr().err
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "adapter_config.json").write_text(json.dumps({"base_model_name_or_path": str(tmp_path / "gone")}))
+    assert main(["model", "merge", "--input", str(run), "--output", str(tmp_path / "m")]) == 2
+    assert "does not load" in capsys.readouterr().err and not (tmp_path / "m").exists()

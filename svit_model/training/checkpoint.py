@@ -39,7 +39,14 @@ def load_lora_run(run: str | os.PathLike, base_model: str | None = None, **kwarg
     from peft import PeftModel
     from transformers import AutoModelForImageTextToText, AutoProcessor
 
-    base = AutoModelForImageTextToText.from_pretrained(adapter_base(run, base_model), **kwargs)
+    base_path = adapter_base(run, base_model)
+    try:
+        base = AutoModelForImageTextToText.from_pretrained(base_path, **kwargs)
+    except OSError as err:
+        first_line = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise SvitInputError(
+            f"--input {run}: its base model {base_path} does not load ({first_line}); pass --base-model"
+        ) from None
     return PeftModel.from_pretrained(base, str(run)), AutoProcessor.from_pretrained(str(run))
 
 
