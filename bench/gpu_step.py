@@ -106,7 +106,8 @@ def batch(config, args):
     text = args.seq_len - image_tokens
     vocab = config.text_config.vocab_size
     ids = torch.randint(0, vocab, (args.batch_size, args.seq_len))
-    ids[ids == config.image_token_id] = (config.image_token_id + 1) % vocab  # images only where they are placed
+    # image tokens only where the images are placed
+    ids[ids == config.image_token_id] = (config.image_token_id + 1) % vocab
     ids[:, 1 : 1 + image_tokens] = config.image_token_id
     labels = ids.clone()
     labels[:, : 1 + image_tokens + text // 2] = -100  # prompt and image untrained; the answer half trained
