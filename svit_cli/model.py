@@ -67,6 +67,12 @@ def _merge(args) -> None:
     print(f"merged SVIT-LLaVA written to {written}")
 
 
+def _add_output_flags(parser) -> None:
+    """`--output` and `--overwrite`, as every command that writes a checkpoint folder takes them."""
+    parser.add_argument("--output", required=True, help="output folder")
+    parser.add_argument("--overwrite", action="store_true", help="replace --output if it exists")
+
+
 def register(sub) -> None:
     model = sub.add_parser("model", help="SVIT-LLaVA checkpoints: build, convert, export, tiny, merge, demo")
     model_sub = model.add_subparsers(dest="model_command", required=True)
@@ -76,8 +82,7 @@ def register(sub) -> None:
         "--vision", required=True, help="CLIP checkpoint, e.g. openai/clip-vit-large-patch14-336"
     )
     build.add_argument("--llm", required=True, help="Llama-family LLM, e.g. lmsys/vicuna-7b-v1.5")
-    build.add_argument("--output", required=True, help="output folder")
-    build.add_argument("--overwrite", action="store_true", help="replace --output if it exists")
+    _add_output_flags(build)
     build.add_argument(
         "--no-pad", action="store_true", help="resize and center-crop instead of LLaVA-1.5's pad"
     )
@@ -93,8 +98,7 @@ def register(sub) -> None:
     convert.add_argument(
         "--input", required=True, help="upstream folder (config.json + shards, or LoRA adapter)"
     )
-    convert.add_argument("--output", required=True, help="output folder")
-    convert.add_argument("--overwrite", action="store_true", help="replace --output if it exists")
+    _add_output_flags(convert)
     convert.add_argument("--base-model", help="LLM a LoRA adapter was trained on (default: the adapter's)")
     convert.add_argument("--vision-tower", help="CLIP checkpoint (default: the config's mm_vision_tower)")
     convert.add_argument(
@@ -106,16 +110,14 @@ def register(sub) -> None:
         "export-llava", help="write a plain `llava` checkpoint (stock transformers, vLLM)"
     )
     export.add_argument("--input", required=True, help="SVIT-LLaVA checkpoint folder")
-    export.add_argument("--output", required=True, help="output folder")
-    export.add_argument("--overwrite", action="store_true", help="replace --output if it exists")
+    _add_output_flags(export)
     export.set_defaults(func=_export_llava)
 
     tiny = model_sub.add_parser(
         "tiny",
         help="a tiny SVIT-LLaVA (2-layer CLIP + 2-layer Llama) for CPU: the tiny recipes start from it",
     )
-    tiny.add_argument("--output", required=True, help="output folder")
-    tiny.add_argument("--overwrite", action="store_true", help="replace --output if it exists")
+    _add_output_flags(tiny)
     tiny.add_argument("--seed", type=int, default=0, help="seed of the random weights")
     tiny.set_defaults(func=_tiny)
 
@@ -123,8 +125,7 @@ def register(sub) -> None:
         "merge", help="merge a LoRA run (adapter + projector) into a full checkpoint"
     )
     merge.add_argument("--input", required=True, help="LoRA run folder (or one of its checkpoint-* folders)")
-    merge.add_argument("--output", required=True, help="output folder")
-    merge.add_argument("--overwrite", action="store_true", help="replace --output if it exists")
+    _add_output_flags(merge)
     merge.add_argument("--base-model", help="the base model (default: the one the adapter config names)")
     merge.set_defaults(func=_merge)
 

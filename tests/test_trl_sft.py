@@ -6,13 +6,12 @@ its image's padded square.
 
 from __future__ import annotations
 
-import io
 import math
 
 import datasets
 import pytest
 import torch
-from PIL import Image, ImageDraw
+from PIL import Image
 
 from svit_dataset.boxes import move_boxes_in_text
 from svit_dataset.schema import (
@@ -33,20 +32,9 @@ from tests.tiny_llava import (
     corpus_from_rows,
     train_few_steps,
 )
+from tests.train_fixtures import png
 
 MAX_STEPS = 3
-
-
-def _png(width: int, height: int, shapes: list[tuple[str, str, tuple[float, float, float, float]]]) -> bytes:
-    """A PNG with (kind, colour, normalized box) shapes drawn on a grey background."""
-    image = Image.new("RGB", (width, height), (128, 128, 128))
-    draw = ImageDraw.Draw(image)
-    for kind, colour, (x1, y1, x2, y2) in shapes:
-        box = (x1 * width, y1 * height, x2 * width, y2 * height)
-        (draw.ellipse if kind == "ellipse" else draw.rectangle)(box, fill=colour)
-    buffer = io.BytesIO()
-    image.save(buffer, format="PNG")
-    return buffer.getvalue()
 
 
 def _row(image_id, task, turns, width, height, shapes, topic=""):
@@ -56,7 +44,7 @@ def _row(image_id, task, turns, width, height, shapes, topic=""):
         "image_id": image_id,
         "task": task,
         "messages": messages,
-        "images": [{"bytes": _png(width, height, shapes), "path": None}],
+        "images": [{"bytes": png(width, height, shapes), "path": None}],
         "image_path": vg_image_path(image_id),
         "width": width,
         "height": height,
