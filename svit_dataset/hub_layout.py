@@ -153,143 +153,150 @@ def build_hub_dataset(
 def build(
     options: BuildOptions, recipe: RecipeParams | None = None, card: CardRenderer | None = None
 ) -> dict:
-    """`svit build`: the build of `options` (see `build_hub_dataset`)."""
-    o = options
-    input_dir, output_dir, configs = o.input_dir, o.output_dir, o.configs
-    images_dir, image_data, test_ids = o.images_dir, o.image_data, o.test_ids
-    test_fraction, split_seed, max_bad_fraction = o.test_fraction, o.split_seed, o.max_bad_fraction
-    max_shard_size, num_proc, overwrite = o.max_shard_size, o.num_proc, o.overwrite
-    llava_mix, llava_instruct, mix_llava_json = o.llava_mix, o.llava_instruct, o.mix_llava_json
-    names = resolve_configs(configs)
-    asked_by_name = _named_explicitly(configs)
-    recipe_names = [n for n in names if n in RECIPE_CONFIGS]
-    if MIX_665K in recipe_names and not (llava_mix and llava_instruct):
-        raise SvitInputError(
-            "mix_665k needs --llava-mix (llava_v1_5_mix665k.json) and --llava-instruct (llava_instruct_150k.json)"
-        )
-    inputs = {
-        "--input": input_dir,
-        "--images": images_dir,
-        "--image-data": image_data,
-        "--test-ids": test_ids,
-        "--llava-mix": llava_mix,
-        "--llava-instruct": llava_instruct,
-        "--concepts": recipe.concepts if recipe else None,
-    }
-    check_output_apart(output_dir, "--output", inputs)
-    if mix_llava_json:
-        check_output_apart(mix_llava_json, "--mix-llava-json", inputs)
-    output_dir = Path(output_dir).absolute()
-    if output_dir.exists() and not overwrite:
-        raise SvitInputError(f"--output {output_dir}: already exists; pass --overwrite to replace it")
-    tasks = [t for t in SUBSETS["full"] if any(t in CONFIGS[n] for n in names)]
-    for task in tasks:
-        release_file(input_dir, task)  # every input named before any work
-    if test_ids:
-        read_test_ids(test_ids)
-    if images_dir is not None and not Path(images_dir).is_dir():
-        raise SvitInputError(f"--images {images_dir}: not a folder; pass the folder holding VG_100K/")
-    if image_data is not None and not Path(image_data).is_file():
-        raise SvitInputError(f"--image-data {image_data}: not found; pass Visual Genome's image_data.json")
+    """`svit build`: the build of `options` (see `build_hub_dataset`). Every input is checked before any
+    work; the folder is assembled in a hidden staging folder that replaces `output_dir` at the end."""
+    plan = _plan(options, recipe)
     started = time.time()
-    with atomic_folder(output_dir, kind="building") as staging:
-        options = {
-            "input_dir": str(input_dir),
-            "images_dir": str(images_dir) if images_dir else None,
-            "image_data": str(image_data) if image_data else None,
-            "test_ids": str(test_ids) if test_ids else None,
-            "test_fraction": test_fraction,
-            "split_seed": split_seed,
-            "max_bad_fraction": max_bad_fraction,
-        }
-        jobs = [(task, options, staging, max_shard_size) for task in tasks]
-        workers = _worker_count(num_proc, input_dir, tasks)
-        if workers > 1:
-            # One process per task config: the work is CPU-bound Python, and the tasks are independent.
-            context = multiprocessing.get_context("spawn")  # never fork a process that may hold torch threads
-            with ProcessPoolExecutor(workers, mp_context=context) as pool:
-                results = list(pool.map(_build_task_config, *zip(*jobs, strict=True)))
-        else:
-            results = [_build_task_config(*job) for job in jobs]
-        entries: dict[str, ConfigEntry] = {}
-        quality: dict[str, dict] = {}
-        for task, (entry, task_quality) in zip(tasks, results, strict=True):
-            entries[task], quality[task] = entry, task_quality
-        if "full" in names:
+    with atomic_folder(plan.output_dir, kind="building") as staging:
+        entries, quality = _build_task_configs(options, plan.tasks, staging)
+        if "full" in plan.names:
             entries["full"] = _union_entry("full", [entries[t] for t in SUBSETS["full"]])
-        left_out: dict[str, str] = {}
+        left_out = {}
         recipes = None
+        recipe_names = [n for n in plan.names if n in RECIPE_CONFIGS]
         without_train = [
             t for t in SUBSETS["full"] if recipe_names and not entries[t].num_examples.get(TRAIN)
         ]
         if without_train:
-            for name in recipe_names:
-                left_out[name] = (
-                    f"no train rows in {', '.join(without_train)} (recipes draw on all four tasks)"
-                )
-            recipe_names = []
-        if recipe_names:
+            why = f"no train rows in {', '.join(without_train)} (recipes draw on all four tasks)"
+            left_out |= dict.fromkeys(recipe_names, why)
+        elif recipe_names:
             recipes = build_recipes(
                 staging,
                 recipe_names,
                 recipe or RecipeParams(),
-                llava_mix=llava_mix,
-                llava_instruct=llava_instruct,
-                mix_llava_json=mix_llava_json,
-                max_shard_size=max_shard_size,
-                max_bad_fraction=max_bad_fraction,
+                llava_mix=options.llava_mix,
+                llava_instruct=options.llava_instruct,
+                mix_llava_json=options.mix_llava_json,
+                max_shard_size=options.max_shard_size,
+                max_bad_fraction=options.max_bad_fraction,
                 suffix=_PARTIAL,
             )
             entries |= _recipe_entries(recipes, entries)
             write_reports(staging / RECIPES_DIR, recipes.reports, recipes.train)
-        for name in names:
+        for name in plan.names:
             if name not in left_out and not any(entries[name].num_examples.values()):
                 left_out[name] = "every record was dropped or held out: see the quality report"
-        _check_left_out(left_out, asked_by_name)
+        _check_left_out(left_out, plan.asked_by_name)
         for name in left_out:
             shutil.rmtree(staging / "data" / name, ignore_errors=True)
-        listed = [entries[n] for n in names if n not in left_out]
+        listed = [entries[n] for n in plan.names if n not in left_out]
         for entry in listed:
             entry.description = _describe(entry.name)
-        default = DEFAULT_CONFIG if DEFAULT_CONFIG in [e.name for e in listed] else listed[0].name
-
-        report = {
-            "inputs": {
-                "input": str(input_dir),
-                "images": str(images_dir) if images_dir else None,
-                "image_data": str(image_data) if image_data else None,
-                "test_ids": str(test_ids) if test_ids else None,
-                "test_fraction": None if test_ids else test_fraction,
-                "split_seed": None if test_ids else split_seed,
-            },
-            "configs": {e.name: e.num_examples for e in listed},
-            "quality": quality,
-            "seconds": round(time.time() - started, 2),
-        }
-        if left_out:
-            report["left_out"] = left_out
-        if recipes is not None:
-            report["recipes"] = {
-                "seconds": recipes.seconds,
-                "reports": f"{RECIPES_DIR}/<config>.json",
-                "summary": {n: recipe_summary(r) for n, r in recipes.reports.items() if n not in left_out},
-            }
-        quality_rows = [
-            (task, split, rep) for task, by_split in quality.items() for split, rep in by_split.items()
-        ]
+        report = _report(options, listed, quality, left_out, recipes, seconds=time.time() - started)
         facts = BuildFacts(
             entries=listed,
-            default=default,
+            default=DEFAULT_CONFIG if DEFAULT_CONFIG in report["configs"] else listed[0].name,
             features_yaml=DatasetInfo(features=SAMPLE_FEATURES)._to_yaml_dict()["features"],
-            quality_rows=quality_rows,
-            source=f"released-format files in `{Path(input_dir).name}/`",
-            repo_id=output_dir.name,
+            quality_rows=[
+                (task, split, rep) for task, by_split in quality.items() for split, rep in by_split.items()
+            ],
+            source=f"released-format files in `{Path(options.input_dir).name}/`",
+            repo_id=plan.output_dir.name,
             recipes=report.get("recipes", {}).get("summary"),
             left_out=left_out,
         )
-        readme = (card or minimal_readme)(facts)
-        _finalize(staging, readme, report)
-    logger.info("built %s in %.1fs", output_dir, report["seconds"])
+        _finalize(staging, (card or minimal_readme)(facts), report)
+    logger.info("built %s in %.1fs", plan.output_dir, report["seconds"])
+    return report
+
+
+@dataclasses.dataclass
+class _Plan:
+    output_dir: Path  # absolute
+    names: list[str]  # the configs to build, in registry order
+    asked_by_name: set[str]  # the ones named one by one (not through a group)
+    tasks: list[str]  # the task configs they need
+
+
+def _plan(options: BuildOptions, recipe: RecipeParams | None) -> _Plan:
+    """What to build, once every input is checked: nothing is written before this returns."""
+    names = resolve_configs(options.configs)
+    if MIX_665K in names and not (options.llava_mix and options.llava_instruct):
+        raise SvitInputError(
+            "mix_665k needs --llava-mix (llava_v1_5_mix665k.json) and --llava-instruct (llava_instruct_150k.json)"
+        )
+    inputs = {
+        "--input": options.input_dir,
+        "--images": options.images_dir,
+        "--image-data": options.image_data,
+        "--test-ids": options.test_ids,
+        "--llava-mix": options.llava_mix,
+        "--llava-instruct": options.llava_instruct,
+        "--concepts": recipe.concepts if recipe else None,
+    }
+    check_output_apart(options.output_dir, "--output", inputs)
+    if options.mix_llava_json:
+        check_output_apart(options.mix_llava_json, "--mix-llava-json", inputs)
+    output_dir = Path(options.output_dir).absolute()
+    if output_dir.exists() and not options.overwrite:
+        raise SvitInputError(f"--output {output_dir}: already exists; pass --overwrite to replace it")
+    tasks = [t for t in SUBSETS["full"] if any(t in CONFIGS[n] for n in names)]
+    for task in tasks:
+        release_file(options.input_dir, task)
+    if options.test_ids:
+        read_test_ids(options.test_ids)
+    if options.images_dir is not None and not Path(options.images_dir).is_dir():
+        raise SvitInputError(f"--images {options.images_dir}: not a folder; pass the folder holding VG_100K/")
+    if options.image_data is not None and not Path(options.image_data).is_file():
+        raise SvitInputError(
+            f"--image-data {options.image_data}: not found; pass Visual Genome's image_data.json"
+        )
+    return _Plan(output_dir, names, _named_explicitly(options.configs), tasks)
+
+
+def _build_task_configs(
+    options: BuildOptions, tasks: list[str], staging: Path
+) -> tuple[dict[str, ConfigEntry], dict[str, dict]]:
+    """Every task config, one process per task up to the CPUs (the work is CPU-bound Python, and the
+    tasks are independent); returns their config entries and quality reports."""
+    workers = _worker_count(options.num_proc, options.input_dir, tasks)
+    jobs = [(task, options, staging) for task in tasks]
+    if workers > 1:
+        context = multiprocessing.get_context("spawn")  # never fork a process that may hold torch threads
+        with ProcessPoolExecutor(workers, mp_context=context) as pool:
+            results = list(pool.map(_build_task_config, *zip(*jobs, strict=True)))
+    else:
+        results = [_build_task_config(*job) for job in jobs]
+    entries = {task: entry for task, (entry, _) in zip(tasks, results, strict=True)}
+    quality = {task: task_quality for task, (_, task_quality) in zip(tasks, results, strict=True)}
+    return entries, quality
+
+
+def _report(options: BuildOptions, listed, quality, left_out, recipes, seconds: float) -> dict:
+    """build_report.json: the inputs, rows per config and split, quality counts, what was left out."""
+    held_out_list = options.test_ids is not None
+    report = {
+        "inputs": {
+            "input": str(options.input_dir),
+            "images": str(options.images_dir) if options.images_dir else None,
+            "image_data": str(options.image_data) if options.image_data else None,
+            "test_ids": str(options.test_ids) if held_out_list else None,
+            "test_fraction": None if held_out_list else options.test_fraction,
+            "split_seed": None if held_out_list else options.split_seed,
+        },
+        "configs": {e.name: e.num_examples for e in listed},
+        "quality": quality,
+        "seconds": round(seconds, 2),
+    }
+    if left_out:
+        report["left_out"] = left_out
+    if recipes is not None:
+        report["recipes"] = {
+            "seconds": recipes.seconds,
+            "reports": f"{RECIPES_DIR}/<config>.json",
+            "summary": {n: recipe_summary(r) for n, r in recipes.reports.items() if n not in left_out},
+        }
     return report
 
 
@@ -325,7 +332,7 @@ def _worker_count(num_proc: int | None, input_dir, tasks: list[str]) -> int:
     return min(len(tasks), os.cpu_count() or 1) if size > 50 * 2**20 else 1
 
 
-def _build_task_config(task: str, options: dict, staging: Path, max_shard_size) -> tuple[ConfigEntry, dict]:
+def _build_task_config(task: str, options: BuildOptions, staging: Path) -> tuple[ConfigEntry, dict]:
     """Build one task config's shards into `staging/data/<task>/` in ONE pass over its file: each row goes
     to the Parquet writer of its split. Returns the config entry (only splits with rows are declared)
     and the quality report per split."""
@@ -333,21 +340,21 @@ def _build_task_config(task: str, options: dict, staging: Path, max_shard_size) 
 
     if multiprocessing.parent_process() is not None:
         datasets.disable_progress_bars()  # bars from several processes interleave into noise
-    images = ImageIndex(options["images_dir"], options["image_data"])
-    held_out = read_test_ids(options["test_ids"]) if options["test_ids"] else None
-    split_of = split_of_images(held_out, options["test_fraction"], options["split_seed"])
+    images = ImageIndex(options.images_dir, options.image_data)
+    held_out = read_test_ids(options.test_ids) if options.test_ids else None
+    split_of = split_of_images(held_out, options.test_fraction, options.split_seed)
     reports: dict = defaultdict(QualityReport)
     schema = SAMPLE_FEATURES.arrow_schema
-    max_bytes = convert_file_size_to_int(max_shard_size)
+    max_bytes = convert_file_size_to_int(options.max_shard_size)
     folder = staging / "data" / task
     writers = {split: ShardWriter(folder, split, schema, max_bytes, suffix=_PARTIAL) for split in SPLITS}
     pending: dict[str, list[dict]] = {split: [] for split in SPLITS}
     rows = iter_samples(
-        {task: release_file(options["input_dir"], task)},
+        {task: release_file(options.input_dir, task)},
         images,
         reports,
         split_of=split_of,
-        max_bad_fraction=options["max_bad_fraction"],
+        max_bad_fraction=options.max_bad_fraction,
         embed_images=True,
     )
     try:
