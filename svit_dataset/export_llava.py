@@ -90,36 +90,26 @@ def export_llava(input_dir: str | Path, output_file: str | Path, **options) -> d
 
 
 def export(options: ExportOptions) -> dict:
-    """`svit export llava`: see `export_llava`."""
-    input_dir, output_file, images_dir, image_data = (
-        options.input_dir,
-        options.output_file,
-        options.images_dir,
-        options.image_data,
-    )
-    tasks, exclude_ids, max_bad_fraction = options.tasks, options.exclude_ids, options.max_bad_fraction
-    if images_dir is None and image_data is None:
+    """`svit export llava`: see `export_llava`. Every input is checked before the output is opened."""
+    if options.images_dir is None and options.image_data is None:
         raise SvitInputError(
             "export needs image sizes to move boxes: pass --images VG_DIR or --image-data FILE"
         )
-    check_output_apart(
-        output_file,
-        "--output",
-        {
-            "--input": input_dir,
-            "--images": images_dir,
-            "--image-data": image_data,
-            "--exclude-ids": exclude_ids,
-        },
-    )
-    output_file = Path(output_file)
+    inputs = {
+        "--input": options.input_dir,
+        "--images": options.images_dir,
+        "--image-data": options.image_data,
+        "--exclude-ids": options.exclude_ids,
+    }
+    check_output_apart(options.output_file, "--output", inputs)
+    output_file = Path(options.output_file)
     if output_file.exists() and not options.overwrite:
         raise SvitInputError(f"--output {output_file}: already exists; pass --overwrite to replace it")
     if output_file.is_dir():
         raise SvitInputError(f"--output {output_file}: is a folder; pass the path of a .json file")
-    files = {task: release_file(input_dir, task) for task in tasks}
-    images = ImageIndex(images_dir, image_data, require_size=True)
-    excluded = read_test_ids(exclude_ids, "--exclude-ids") if exclude_ids else set()
+    files = {task: release_file(options.input_dir, task) for task in options.tasks}
+    images = ImageIndex(options.images_dir, options.image_data, require_size=True)
+    excluded = read_test_ids(options.exclude_ids, "--exclude-ids") if options.exclude_ids else set()
     reports: dict = defaultdict(QualityReport)
     rng = random.Random(options.seed)
     samples = iter_samples(
@@ -128,14 +118,13 @@ def export(options: ExportOptions) -> dict:
         reports,
         split_of=lambda image_id: None if image_id in excluded else _EXPORT,
         unsplit=_EXPORT,
-        max_bad_fraction=max_bad_fraction,
+        max_bad_fraction=options.max_bad_fraction,
     )
     records = (to_llava_record(sample, rng, options.image_prefix) for _, sample in samples)
-    records = tqdm(records, desc="export llava", unit=" samples", mininterval=2)
-    written = write_json_list(output_file, records)
+    written = write_json_list(output_file, tqdm(records, desc="export llava", unit=" samples", mininterval=2))
     logger.info("wrote %d LLaVA-1.5 records to %s", written, output_file)
     return {
         "output": str(output_file),
         "written": written,
-        "quality": {t: reports[(t, _EXPORT)].to_dict() for t in tasks},
+        "quality": {t: reports[(t, _EXPORT)].to_dict() for t in options.tasks},
     }
