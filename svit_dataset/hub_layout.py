@@ -476,6 +476,7 @@ def push_hub_dataset(
     `private=None` keeps the Hub's default visibility (an organisation may default to private).
     """
     from huggingface_hub import CommitOperationAdd, HfApi
+    from huggingface_hub.errors import HfHubHTTPError
 
     folder = Path(folder)
     if not (folder / "README.md").is_file():
@@ -489,8 +490,21 @@ def push_hub_dataset(
         if path.is_file() and relative != "README.md" and any(fnmatch(relative, p) for p in _PUSHED):
             operations.append(CommitOperationAdd(path_in_repo=relative, path_or_fileobj=str(path)))
     api = HfApi(endpoint=endpoint, token=token)
-    api.create_repo(repo_id, repo_type="dataset", private=private, exist_ok=True)
-    info = api.create_commit(
-        repo_id=repo_id, repo_type="dataset", operations=operations, commit_message=commit_message
-    )
+    try:
+        api.create_repo(repo_id, repo_type="dataset", private=private, exist_ok=True)
+        info = api.create_commit(
+            repo_id=repo_id, repo_type="dataset", operations=operations, commit_message=commit_message
+        )
+    except HfHubHTTPError as err:
+        status = err.response.status_code if err.response is not None else "?"
+        advice = _PUSH_ADVICE.get(status, "check the repo id and your connection, then push again")
+        raise SvitInputError(f"push to {repo_id}: the Hub answered HTTP {status}; {advice}") from err
     return str(getattr(info, "commit_url", info))
+
+
+# What to do when the Hub refuses a push (the token itself is never repeated).
+_PUSH_ADVICE = {
+    401: "the token was refused: set HF_TOKEN or run `hf auth login` with a token that may write",
+    403: "the token may not write to this repo or organisation: use a write token, or another ORG/NAME",
+    404: "no such organisation or repo: check ORG/NAME",
+}

@@ -93,9 +93,14 @@ def test_push_again_is_a_no_op_and_lfs_path_works(built):
 
 def test_push_with_a_wrong_token_fails(built):
     folder, _, _ = built
-    with fake_hub(token=TOKEN) as hub, pytest.raises(HfHubHTTPError) as err:
-        push_hub_dataset(folder, REPO, token="hf_wrong_" + "y" * 30, endpoint=hub.endpoint)
-    assert err.value.response.status_code == 401
+    wrong = "hf_wrong_" + "y" * 30
+    with (
+        fake_hub(token=TOKEN) as hub,
+        pytest.raises(SvitInputError, match="HTTP 401; the token was refused") as err,
+    ):
+        push_hub_dataset(folder, REPO, token=wrong, endpoint=hub.endpoint)
+    assert isinstance(err.value.__cause__, HfHubHTTPError) and err.value.__cause__.response.status_code == 401
+    assert wrong not in str(err.value)
     assert hub.repos == {}
 
 
