@@ -2,14 +2,19 @@
 gathers (`svit_model.training.train.run_facts`): huggingface_hub's `ModelCard` with `ModelCardData` metadata
 (base model, datasets, licence, `pipeline_tag: image-text-to-text`, `library_name: transformers`), then the
 stage, the hyper-parameters, the loss curve and code to use the model. Imports no torch.
+
+`svit eval` writes one `results.json` per run (`svit_model.evaluation.results`); `model_index_entries` turns
+them into the card's `model-index` (huggingface_hub's `EvalResult`), `add_eval_results` writes them into a
+model folder's card.
 """
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
-from huggingface_hub import ModelCard, ModelCardData
+from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
 from hub_cards.dataset_card import SVIT_CITATION
 
@@ -133,17 +138,93 @@ def model_card(facts: dict) -> ModelCard:
     return ModelCard(f"---\n{data.to_yaml()}\n---\n\n{card_body(facts)}")
 
 
-def write_model_card(facts: dict, output_dir: str | os.PathLike) -> Path:
-    """Write README.md into `output_dir` (atomically); `svit train` passes this as its card writer."""
-    path = Path(output_dir) / "README.md"
+def _write_card(card: ModelCard, path: Path) -> Path:
+    """`card` as `path`, atomically."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".README.md.tmp-{os.getpid()}")
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     try:
-        tmp.write_text(str(model_card(facts)), encoding="utf-8")
+        tmp.write_text(str(card), encoding="utf-8")
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
     return path
 
 
-__all__ = ["card_data", "model_card", "write_model_card"]
+def write_model_card(facts: dict, output_dir: str | os.PathLike) -> Path:
+    """Write README.md into `output_dir` (atomically); `svit train` passes this as its card writer."""
+    return _write_card(model_card(facts), Path(output_dir) / "README.md")
+
+
+# --- model-index from `svit eval` results ---------------------------------------------------------------
+
+# benchmark -> (task type, [(metric key in results.json "metrics", model-index metric type, display name)])
+_INDEXED = {
+    "mme": (
+        "visual-question-answering",
+        [("perception", "mme_perception", "MME perception"), ("cognition", "mme_cognition", "MME cognition")],
+    ),
+    "pope": (
+        "visual-question-answering",
+        [
+            ("accuracy", "accuracy", "POPE accuracy"),
+            ("f1", "f1", "POPE F1"),
+            ("yes_ratio", "yes_ratio", "POPE yes-ratio"),
+        ],
+    ),
+    "grounding": (
+        "image-text-to-text",
+        [
+            ("acc@0.5", "acc@0.5", "ACC@0.5 (IoU >= 0.5)"),
+            ("mean_iou", "mean_iou", "mean IoU"),
+            ("phrase_recall", "phrase_recall", "phrase recall"),
+            ("mean_entity_iou", "mean_entity_iou", "mean entity IoU"),
+            ("entity_acc@0.5", "entity_acc@0.5", "entity ACC@0.5"),
+        ],
+    ),
+}
+
+
+def model_index_entries(results: dict) -> list[EvalResult]:
+    """The `model-index` entries of one `results.json` (POPE: one group per category)."""
+    benchmark = results["benchmark"]
+    if benchmark not in _INDEXED:
+        raise ValueError(f"results.json of benchmark {benchmark!r}: svit cards index {', '.join(_INDEXED)}")
+    task_type, wanted = _INDEXED[benchmark]
+    dataset = results.get("dataset") or {}
+    metrics = results["metrics"]
+    groups = metrics["categories"].items() if benchmark == "pope" else [(dataset.get("config"), metrics)]
+    entries = []
+    for config, values in groups:
+        for key, metric_type, name in wanted:
+            if isinstance(values.get(key), int | float):
+                entries.append(
+                    EvalResult(
+                        task_type=task_type,
+                        dataset_type=str(dataset.get("type") or benchmark),
+                        dataset_name=str(dataset.get("name") or benchmark),
+                        dataset_config=config,
+                        dataset_split=dataset.get("split"),
+                        metric_type=metric_type,
+                        metric_value=round(float(values[key]), 4),
+                        metric_name=f"{name} ({config})" if benchmark == "pope" else name,
+                    )
+                )
+    return entries
+
+
+def add_eval_results(model_dir: str | os.PathLike, results_files: list[str | os.PathLike]) -> Path:
+    """Write the `model-index` of `results_files` into `model_dir`'s README.md (made when missing); entries of
+    the same task, dataset and metric are replaced, others kept."""
+    path = Path(model_dir) / "README.md"
+    card = ModelCard.load(path) if path.is_file() else ModelCard(f"---\n{ModelCardData().to_yaml()}\n---\n")
+    new = [
+        e for f in results_files for e in model_index_entries(json.loads(Path(f).read_text(encoding="utf-8")))
+    ]
+    key = lambda e: (e.task_type, e.dataset_type, e.dataset_config, e.dataset_split, e.metric_type)  # noqa: E731
+    fresh = {key(e) for e in new}
+    card.data.eval_results = [e for e in (card.data.eval_results or []) if key(e) not in fresh] + new
+    card.data.model_name = card.data.model_name or Path(model_dir).resolve().name
+    return _write_card(card, path)
+
+
+__all__ = ["add_eval_results", "card_data", "model_card", "model_index_entries", "write_model_card"]

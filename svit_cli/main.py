@@ -21,6 +21,7 @@ COMMAND_MODULES = [
     "svit_cli.generate",
     "svit_cli.model",
     "svit_cli.train",
+    "svit_cli.eval",
 ]
 
 

@@ -1,0 +1,85 @@
+"""`svit eval mme | pope | grounding | mme-score | card`: score checkpoints the way the reference tools do.
+
+Flags come from the library's option dataclasses (svit_model.evaluation.run) through svit_cli/args.py. Importing
+them loads torch and transformers (seconds), so, as `svit train`, the `eval` parser takes the rest of the command
+line and builds its own parser only when `svit eval` runs: other commands start as fast as before.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from svit_cli.args import add_dataclass_flags, dataclass_from_args
+
+# The `eval` subparser reads no option itself: with no usable prefix character, every flag lands in `argv`.
+_NO_OPTIONS = "\x00"
+
+HELPS = {
+    "mme": "MME (official layout or lmms-lab/MME table) -> official results folder, scores, results.json",
+    "pope": "POPE (question files or lmms-lab/POPE table), scored as LLaVA's eval_pope",
+    "grounding": "RefCOCO-shaped tables (ACC@0.5, mean IoU) or SVIT's held-out referring QAs",
+}
+
+
+def _benchmark(name: str):
+    def run(args) -> None:
+        from svit_model.evaluation.run import BENCHMARKS, run_eval
+
+        run_eval(name, dataclass_from_args(BENCHMARKS[name].options, args))
+
+    return run
+
+
+def _mme_score(args) -> None:
+    from svit_model.evaluation.run import score_mme_folder
+
+    score_mme_folder(args.results_dir, args.output, args.subtasks)
+
+
+def _card(args) -> None:
+    from hub_cards.model_card import add_eval_results
+
+    print(f"model card written: {add_eval_results(args.model_dir, args.results)}")
+
+
+def eval_parser() -> argparse.ArgumentParser:
+    from svit_model.evaluation.run import BENCHMARKS
+
+    parser = argparse.ArgumentParser(prog="svit eval", description="evaluate SVIT-LLaVA checkpoints")
+    eval_sub = parser.add_subparsers(dest="eval_command", required=True)
+    for name, spec in BENCHMARKS.items():
+        command = eval_sub.add_parser(name, help=HELPS[name])
+        add_dataclass_flags(command, spec.options)
+        command.set_defaults(func=_benchmark(name))
+
+    score = eval_sub.add_parser(
+        "mme-score", help="score an MME results folder as the official calculation.py"
+    )
+    score.add_argument(
+        "results_dir", help="folder with one <subtask>.txt per subtask (image, question, gt, pred)"
+    )
+    score.add_argument("--output", required=True, help="scores JSON file")
+    score.add_argument("--subtasks", help="comma-separated subtasks to score (default: all 14)")
+    score.set_defaults(func=_mme_score)
+
+    card = eval_sub.add_parser("card", help="add results.json files to a model folder's card as model-index")
+    card.add_argument("results", nargs="+", help="results.json files of svit eval runs")
+    card.add_argument("--model-dir", required=True, help="folder whose README.md gets the model-index")
+    card.set_defaults(func=_card)
+    return parser
+
+
+def _run(args) -> None:
+    parsed = eval_parser().parse_args(args.argv)
+    parsed.func(parsed)
+
+
+def register(sub) -> None:
+    parser = sub.add_parser(
+        "eval",
+        help="evaluate a checkpoint: svit eval {mme,pope,grounding,mme-score,card} ... (--help after one)",
+        add_help=False,
+        prefix_chars=_NO_OPTIONS,
+    )
+    parser.add_argument("argv", nargs=argparse.REMAINDER)
+    parser.set_defaults(func=_run)

@@ -1,0 +1,40 @@
+"""POPE as an `evaluate` metric: LLaVA's `eval_pope.py` (svit_model.evaluation.scoring.pope_metrics).
+
+    pope = evaluate.load(svit_model.evaluation.metrics.metric_path("pope"))
+    pope.compute(predictions=["Yes", "No, there is not."], references=["yes", "no"])
+
+Predictions are the model's answers (stripped); None is a missing answer, counted wrong. Returns accuracy,
+precision, recall, F1, yes_ratio and the confusion counts; with `categories`, the same per category under
+`categories` too.
+"""
+
+import datasets
+import evaluate
+
+from svit_model.evaluation.scoring import pope_metrics
+
+_CITATION = """@inproceedings{li2023pope, title={Evaluating Object Hallucination in Large Vision-Language Models},
+author={Li, Yifan and others}, booktitle={EMNLP}, year={2023}}"""
+
+
+class Pope(evaluate.Metric):
+    def _info(self):
+        return evaluate.MetricInfo(
+            description=__doc__,
+            citation=_CITATION,
+            inputs_description="predictions: answers (None: missing); references: yes/no labels",
+            features=datasets.Features(
+                {"predictions": datasets.Value("string"), "references": datasets.Value("string")}
+            ),
+        )
+
+    def _compute(self, predictions, references, categories=None):
+        result = pope_metrics(predictions, references)
+        if categories is not None:
+            split = {}
+            for pred, label, category in zip(predictions, references, categories, strict=True):
+                split.setdefault(category, ([], []))
+                split[category][0].append(pred)
+                split[category][1].append(label)
+            result["categories"] = {name: pope_metrics(p, lab) for name, (p, lab) in split.items()}
+        return result

@@ -1,0 +1,264 @@
+"""`svit eval` end to end on the tiny SVIT-LLaVA: checkpoint -> predictions -> scores -> results.json -> model-index;
+a killed run resumes without generating an item twice; a LoRA run evaluates unmerged; a llava export and
+`accelerate`-style splitting give the same predictions."""
+
+from __future__ import annotations
+
+import json
+import threading
+
+import pytest
+import torch
+from huggingface_hub import ModelCard
+from PIL import Image
+
+import svit_model.evaluation.harness as harness
+from svit_cli.main import main
+from svit_dataset.errors import SvitInputError
+from svit_model.building import save_checkpoint
+from svit_model.demo import teach
+from svit_model.evaluation.harness import generate_predictions, load_for_eval, read_ledger
+from svit_model.evaluation.mme import read_mme, record, score_results_folder
+from svit_model.evaluation.run import MmeOptions, run_eval
+from svit_model.export import export_llava_checkpoint
+from svit_model.tiny import build_tiny_svit_llava
+from tests.test_eval_readers import write_svit_test_split
+from tests.train_fixtures import grounded_rows, one_thread, train_args, write_dataset, write_tiny
+from tools.eval_samples import draw, write_mme_layout
+
+SUBTASKS = "existence,color,count,commonsense_reasoning"
+SUFFIX = "Answer the question using a single word or phrase."
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    with one_thread():
+        yield
+
+
+@pytest.fixture(scope="module")
+def yes_model(tmp_path_factory):
+    """The tiny SVIT-LLaVA taught to answer "Yes" (a few dozen steps): MME scores it can be checked against."""
+    model, processor = build_tiny_svit_llava(["Yes", "No", "Is there a red shape in the image?"])
+    question = [
+        {
+            "role": "user",
+            "content": [
+                {"type": "image", "image": draw(40, 30, 0)},
+                {
+                    "type": "text",
+                    "text": f"Is there a red shape in the image? Please answer yes or no.\n{SUFFIX}",
+                },
+            ],
+        },
+        {"role": "assistant", "content": [{"type": "text", "text": "Yes"}]},
+    ]
+    with one_thread(), torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        teach(model, processor, question, steps=40)
+    return save_checkpoint(model, processor, tmp_path_factory.mktemp("eval_chain") / "yes-model")
+
+
+@pytest.fixture(scope="module")
+def mme_data(tmp_path_factory):
+    return write_mme_layout(tmp_path_factory.mktemp("mme_data") / "MME")
+
+
+def mme_argv(model, data, output, *extra):
+    return ["eval", "mme", "--model", str(model), "--data", str(data), "--output", str(output)] + [
+        "--subtasks",
+        SUBTASKS,
+        "--no-progress",
+        *extra,
+    ]
+
+
+def outputs(folder) -> dict[str, str]:
+    return {
+        r["id"]: r["output"] for r in map(json.loads, (folder / "predictions.jsonl").read_text().splitlines())
+    }
+
+
+def test_checkpoint_to_predictions_to_scores_to_results_to_model_index(yes_model, mme_data, tmp_path, capsys):
+    out = tmp_path / "mme"
+    assert main(mme_argv(yes_model, mme_data, out, "--batch-size", "4")) == 0
+    assert "perception" in capsys.readouterr().out  # the table
+
+    lines = [json.loads(line) for line in (out / "predictions.jsonl").read_text().splitlines()]
+    assert len(lines) == 16 and {"id", "prompt", "output", "answer", "reference"} <= set(lines[0])
+    assert lines[0]["prompt"].endswith(f"Please answer yes or no.\n{SUFFIX}")
+    assert all(line["output"].strip() == "Yes" and line["answer"] == "yes" for line in lines)
+
+    # a model that always says Yes: each image has its Yes question right and its No question wrong
+    results = json.loads((out / "results.json").read_text())
+    assert results["benchmark"] == "mme" and results["model"] == str(yes_model)
+    assert results["metrics"]["subtasks"] == dict.fromkeys(
+        ["existence", "count", "color", "commonsense_reasoning"], 50.0
+    )
+    assert (results["metrics"]["perception"], results["metrics"]["cognition"]) == (150.0, 50.0)
+    assert results["metrics"]["yes"] == 16 and results["metrics"]["yes_no_ratio"] is None
+    assert (
+        results["generation"]["padding_side"] == "left" and results["generation"]["prompt_suffix"] == SUFFIX
+    )
+    assert results["svit_version"] and results["counts"]["generated"] == 16
+    # the official results folder says the same through `mme-score`, and has the official lines
+    assert score_results_folder(out / "mme_results", SUBTASKS)["subtasks"] == results["metrics"]["subtasks"]
+    first = (out / "mme_results" / "existence.txt").read_text().splitlines()[0].split("\t")
+    assert first[0] == "0000.png" and first[2] == "Yes" and first[3] == "Yes" and len(first) == 4
+    assert Image.open(out / "mme_scores.png").size[0] > 100
+
+    card_dir = tmp_path / "card"
+    assert main(["eval", "card", str(out / "results.json"), "--model-dir", str(card_dir)]) == 0
+    card = ModelCard.load(card_dir / "README.md")
+    index = {(r.dataset_type, r.metric_type): r.metric_value for r in card.data.eval_results}
+    assert index == {("lmms-lab/MME", "mme_perception"): 150.0, ("lmms-lab/MME", "mme_cognition"): 50.0}
+    assert "model-index" in (card_dir / "README.md").read_text()
+
+
+def test_a_killed_run_resumes_without_generating_an_item_twice(yes_model, mme_data, tmp_path, monkeypatch):
+    out = tmp_path / "mme"
+    options = MmeOptions(model=str(yes_model), data=str(mme_data), output=str(out), subtasks=SUBTASKS)
+    options.batch_size, options.progress = 4, False
+    asked: list[str] = []
+    real = harness.generate_batch
+
+    def dies_on_the_second_batch(model, processor, prompts, images, max_new_tokens):
+        if len(asked) >= 4:
+            raise KeyboardInterrupt  # a kill between two batches
+        asked.extend(prompts)
+        return real(model, processor, prompts, images, max_new_tokens)
+
+    monkeypatch.setattr(harness, "generate_batch", dies_on_the_second_batch)
+    with pytest.raises(KeyboardInterrupt):
+        run_eval("mme", options, print_fn=lambda *_: None)
+    done = read_ledger(out)
+    assert len(done) == 4 and not (out / "results.json").exists()
+    # and a kill in the middle of writing the next line
+    (part,) = (out / "predictions").glob("part-*.jsonl")
+    with open(part, "a") as f:
+        f.write('{"id": "existence/0001.png#0", "prompt": "Is th')
+
+    def counts(model, processor, prompts, images, max_new_tokens):
+        asked.extend(prompts)
+        return real(model, processor, prompts, images, max_new_tokens)
+
+    monkeypatch.setattr(harness, "generate_batch", counts)
+    results = run_eval("mme", options, print_fn=lambda *_: None)
+    assert len(asked) == 16  # 4 before the kill, the 12 others after it: none twice
+    assert results["counts"]["done_before"] == 4 and results["counts"]["generated"] == 12
+    ids = [json.loads(line)["id"] for line in part.read_text().splitlines()]
+    assert len(ids) == len(set(ids)) == 16
+    assert results["metrics"]["subtasks"]["existence"] == 50.0
+
+    changed = MmeOptions(
+        model=str(yes_model), data=str(mme_data), output=str(out), subtasks=SUBTASKS, max_new_tokens=5
+    )
+    with pytest.raises(SvitInputError, match="other settings \\(max_new_tokens differ"):
+        run_eval("mme", changed)
+
+
+def test_batched_split_and_exported_predictions_equal_one_at_a_time(yes_model, mme_data, tmp_path):
+    model, processor = load_for_eval(yes_model)
+    items = read_mme(mme_data, SUBTASKS, SUFFIX)
+    single, _ = generate_predictions(
+        model, processor, items, tmp_path / "one", record=record, batch_size=1, progress=False
+    )
+    batched, _ = generate_predictions(
+        model, processor, items, tmp_path / "eight", record=record, batch_size=8, progress=False
+    )
+    assert {k: v["output"] for k, v in single.items()} == {k: v["output"] for k, v in batched.items()}
+    # an untrained model writes long, varied text: left padding must leave every answer as it is alone
+    random_model, random_processor = build_tiny_svit_llava()
+    alone = [
+        harness.generate_batch(random_model, random_processor, [i.prompt], [i.image()], 16)[0]
+        for i in items[:8]
+    ]
+    together = harness.generate_batch(
+        random_model, random_processor, [i.prompt for i in items[:8]], [i.image() for i in items[:8]], 16
+    )
+    assert together == alone and len(set(alone)) > 1
+
+    # two `accelerate launch` processes (threads here, meeting at the same barriers): each generates its half of
+    # the pending items, the main one gathers them all
+    barrier = threading.Barrier(2, timeout=120)
+    returned = {}
+
+    def process(rank):
+        returned[rank] = generate_predictions(
+            model,
+            processor,
+            items,
+            tmp_path / "two",
+            record=record,
+            layout=(rank, 2, barrier.wait),
+            progress=False,
+        )
+
+    threads = [threading.Thread(target=process, args=(rank,)) for rank in (0, 1)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    (gathered, first), (none, second) = returned[0], returned[1]
+    assert none is None and (first.generated, second.generated) == (8, 8)
+    assert {k: v["output"] for k, v in gathered.items()} == {k: v["output"] for k, v in single.items()}
+
+    export = export_llava_checkpoint(yes_model, tmp_path / "llava")
+    llava, llava_processor = load_for_eval(export)
+    assert type(llava).__name__ == "LlavaForConditionalGeneration"
+    exported, _ = generate_predictions(
+        llava, llava_processor, items, tmp_path / "llava-out", record=record, progress=False
+    )
+    assert {k: v["output"] for k, v in exported.items()} == {k: v["output"] for k, v in single.items()}
+
+
+def test_a_lora_run_evaluates_unmerged_on_svit_referring_qas(tmp_path):
+    """`svit train` LoRA run -> `svit eval grounding` without a merge; the merged checkpoint answers the same."""
+    from svit_model.training.checkpoint import merge_lora_run
+    from svit_model.training.command import parse_train_arguments
+    from svit_model.training.train import train
+
+    rows = grounded_rows()
+    tiny, data = write_tiny(tmp_path / "tiny", rows), write_dataset(tmp_path / "data", rows)
+    argv = train_args(tiny, data, tmp_path / "lora", recipe="tiny-stage2-lora", max_steps=2, save_steps=2)
+    run = train(*parse_train_arguments(argv)).output_dir
+    assert (run / "adapter_config.json").is_file() and not (run / "model.safetensors").exists()
+    model, _ = load_for_eval(run)
+    assert getattr(model, "_hf_peft_config_loaded", False)  # the adapter is on, not merged
+
+    test_split = write_svit_test_split(tmp_path / "svit", rows)
+    argv = [
+        "eval",
+        "grounding",
+        "--model",
+        str(run),
+        "--data",
+        str(test_split),
+        "--output",
+        str(tmp_path / "eval-lora"),
+    ]
+    assert main([*argv, "--max-new-tokens", "24", "--no-progress"]) == 0
+    results = json.loads((tmp_path / "eval-lora" / "results.json").read_text())
+    metrics = results["metrics"]
+    assert (
+        metrics["entities"] == 5 and 0.0 <= metrics["phrase_recall"] <= 1.0
+    )  # every reference entity counted
+    assert set(metrics) >= {"mean_entity_iou", "entity_acc@0.5"}
+
+    merged = merge_lora_run(run, tmp_path / "merged")
+    argv = [
+        "eval",
+        "grounding",
+        "--model",
+        str(merged),
+        "--data",
+        str(test_split),
+        "--output",
+        str(tmp_path / "eval-merged"),
+    ]
+    assert main([*argv, "--max-new-tokens", "24", "--no-progress"]) == 0
+    assert outputs(tmp_path / "eval-lora") == outputs(tmp_path / "eval-merged")
+    card = tmp_path / "card"
+    assert main(["eval", "card", str(tmp_path / "eval-lora" / "results.json"), "--model-dir", str(card)]) == 0
+    types = {r.metric_type for r in ModelCard.load(card / "README.md").data.eval_results}
+    assert types == {"phrase_recall", "mean_entity_iou", "entity_acc@0.5"}
