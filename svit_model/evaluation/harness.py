@@ -72,7 +72,10 @@ def load_for_eval(model_path: str | os.PathLike, dtype: str | None = None, devic
             str(model_path), dtype=getattr(torch, dtype) if dtype else None
         )
         processor = AutoProcessor.from_pretrained(str(model_path))
-    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    if device is None:  # this process's device: under `accelerate launch`, one GPU per process
+        from accelerate import PartialState
+
+        device = PartialState().device
     return model.to(device).eval(), processor
 
 

@@ -48,7 +48,7 @@ class EvalOptions:
     dtype: str | None = setting(
         None, "model dtype (default: the checkpoint's)", choices=["float32", "bfloat16", "float16"]
     )
-    device: str | None = setting(None, "cuda, cpu, ... (default: cuda when there is one)")
+    device: str | None = setting(None, "cuda, cpu, ... (default: this process's accelerator, else cpu)")
     progress: bool = setting(True, "show a progress bar")
 
 
