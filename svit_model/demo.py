@@ -128,4 +128,10 @@ def run_main_job(output_dir: str | Path, print_fn=print, card=None) -> dict:
     from svit_model.training.demo import run_training_demo  # a short `svit train` run, reloaded
 
     training = run_training_demo(output_dir, Path(output_dir).parent / "train", print_fn=print_fn)
-    return {"data": data, "model": model, "training": training}
+    print_fn("")
+    from svit_model.evaluation.demo import run_eval_demo  # `svit eval` of that checkpoint
+
+    evaluation = run_eval_demo(
+        training["result"].output_dir, output_dir, Path(output_dir).parent / "eval", print_fn=print_fn
+    )
+    return {"data": data, "model": model, "training": training, "evaluation": evaluation}

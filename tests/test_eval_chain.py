@@ -5,6 +5,7 @@ a killed run resumes without generating an item twice; a LoRA run evaluates unme
 from __future__ import annotations
 
 import json
+import os
 import threading
 
 import pytest
@@ -155,6 +156,14 @@ def test_a_killed_run_resumes_without_generating_an_item_twice(yes_model, mme_da
     )
     with pytest.raises(SvitInputError, match="other settings \\(max_new_tokens differ"):
         run_eval("mme", changed)
+    weights = yes_model / "model.safetensors"
+    stat = weights.stat()
+    os.utime(weights, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1))  # other weights under the same path
+    try:
+        with pytest.raises(SvitInputError, match="other settings \\(model_files differ"):
+            run_eval("mme", options)
+    finally:
+        os.utime(weights, ns=(stat.st_atime_ns, stat.st_mtime_ns))
 
 
 def test_batched_split_and_exported_predictions_equal_one_at_a_time(yes_model, mme_data, tmp_path):

@@ -2,6 +2,7 @@
 question files and table, a RefCOCO-shaped table. Tests and `make demo` evaluate the tiny model on them; the
 scores mean nothing, the shapes are exact.
 
+    python -m tools.eval_samples            # rewrites the MME-layout sample shipped for `make demo`
     python -m tools.eval_samples OUT        # writes OUT/mme (release layout) and OUT/refcoco.parquet
 """
 
@@ -173,6 +174,15 @@ def refcoco_rows() -> list[dict]:
     return rows
 
 
+# The MME-layout sample `make demo` evaluates the tiny model on (package data of svit_model).
+SHIPPED_MME = Path(__file__).resolve().parents[1] / "svit_model" / "evaluation" / "sample" / "mme"
+
 if __name__ == "__main__":
-    out = Path(sys.argv[1] if len(sys.argv) > 1 else "out/eval_samples")
-    print(write_mme_layout(out / "mme"), write_table(out / "refcoco.parquet", refcoco_rows()))
+    if len(sys.argv) > 1:
+        out = Path(sys.argv[1])
+        print(write_mme_layout(out / "mme"), write_table(out / "refcoco.parquet", refcoco_rows()))
+    else:
+        import shutil
+
+        shutil.rmtree(SHIPPED_MME, ignore_errors=True)
+        print(write_mme_layout(SHIPPED_MME))

@@ -154,6 +154,7 @@ def generate_batch(
             max_new_tokens=max_new_tokens,
             do_sample=False,
             num_beams=1,
+            use_cache=True,  # a training run may have saved use_cache=False (TRL turns it off to train)
             pad_token_id=tokenizer.pad_token_id,
         )
     return processor.batch_decode(output[:, inputs["input_ids"].shape[1] :], skip_special_tokens=True)

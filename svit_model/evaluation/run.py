@@ -143,6 +143,16 @@ BENCHMARKS: dict[str, Benchmark] = {
 }
 
 
+def model_files(model: str) -> list | None:
+    """(name, size, mtime) of a local checkpoint's weight files: the same path holding other weights (a
+    retrained run) is another model to a resume. None for a Hub id."""
+    folder = Path(model)
+    if not folder.is_dir():
+        return None
+    weights = sorted(p for p in folder.iterdir() if p.suffix in (".safetensors", ".bin"))
+    return [[p.name, p.stat().st_size, p.stat().st_mtime_ns] for p in weights]
+
+
 def _signature(benchmark: str, options: EvalOptions) -> dict:
     """Settings that change predictions: a resume must use the same (batch size and device do not count)."""
     kept = {
@@ -150,7 +160,7 @@ def _signature(benchmark: str, options: EvalOptions) -> dict:
         for k, v in dataclasses.asdict(options).items()
         if k not in ("output", "batch_size", "device", "progress")
     }
-    return {"benchmark": benchmark, **kept}
+    return {"benchmark": benchmark, **kept, "model_files": model_files(options.model)}
 
 
 def check_resume(output: Path, signature: dict) -> None:
