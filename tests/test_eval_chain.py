@@ -22,7 +22,7 @@ from svit_model.evaluation.harness import generate_predictions, load_for_eval, r
 from svit_model.evaluation.mme import read_mme, record, score_results_folder
 from svit_model.evaluation.run import MmeOptions, run_eval
 from svit_model.export import export_llava_checkpoint
-from svit_model.tiny import build_tiny_svit_llava
+from svit_model.tiny import build_tiny_svit_llava, save_tiny_svit_llava
 from tests.test_eval_readers import write_svit_test_split
 from tests.train_fixtures import grounded_rows, one_thread, train_args, write_dataset, write_tiny
 from tools.eval_samples import draw, write_mme_layout
@@ -271,3 +271,49 @@ def test_a_lora_run_evaluates_unmerged_on_svit_referring_qas(tmp_path):
     assert main(["eval", "card", str(tmp_path / "eval-lora" / "results.json"), "--model-dir", str(card)]) == 0
     types = {r.metric_type for r in ModelCard.load(card / "README.md").data.eval_results}
     assert types == {"phrase_recall", "mean_entity_iou", "entity_acc@0.5"}
+
+
+@pytest.mark.slow
+def test_torchrun_two_processes_split_the_items(mme_data, tmp_path):
+    """Two processes (torchrun, gloo on CPU: what `accelerate launch` runs) each generate half of the items into
+    their own ledger part; the main one writes the predictions and the results once."""
+    import socket
+    import subprocess
+    import sys
+
+    tiny = save_tiny_svit_llava(tmp_path / "tiny")  # untrained: varied answers
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    launcher = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nproc_per_node",
+        "2",
+        "--master_port",
+        str(port),
+    ]
+    out = tmp_path / "ddp"
+    done = subprocess.run(
+        [*launcher, "-m", "svit_cli.main", *mme_argv(tiny, mme_data, out, "--batch-size", "4")],
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.count("mme of ") == 1  # the table, from the main process only
+    parts = sorted((out / "predictions").glob("part-*.jsonl"))
+    assert [len(p.read_text().splitlines()) for p in parts] == [8, 8]
+    model, processor = load_for_eval(tiny)
+    alone, _ = generate_predictions(
+        model,
+        processor,
+        read_mme(mme_data, SUBTASKS, SUFFIX),
+        tmp_path / "one",
+        record=record,
+        progress=False,
+    )
+    assert outputs(out) == {k: v["output"] for k, v in alone.items()}
+    assert json.loads((out / "results.json").read_text())["counts"]["total"] == 16

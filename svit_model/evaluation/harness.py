@@ -73,9 +73,7 @@ def load_for_eval(model_path: str | os.PathLike, dtype: str | None = None, devic
         )
         processor = AutoProcessor.from_pretrained(str(model_path))
     if device is None:  # this process's device: under `accelerate launch`, one GPU per process
-        from accelerate import PartialState
-
-        device = PartialState().device
+        device = process_state().device
     return model.to(device).eval(), processor
 
 
@@ -172,11 +170,28 @@ def shard(items: Sequence, rank: int, world: int) -> Sequence:
     return items[start : start + per + (rank < extra)]
 
 
-def _process_layout():
-    """(rank, world, barrier) of this process under `accelerate launch` (one process otherwise)."""
+def process_state():
+    """accelerate's `PartialState` of this process, one of `WORLD_SIZE` under `accelerate launch` or torchrun.
+
+    Without an accelerator, accelerate sees several processes only when told the run is on CPU (then gloo);
+    a state that still disagrees with `WORLD_SIZE` is refused: the processes would each generate everything
+    into the same ledger part."""
+    import torch
     from accelerate import PartialState
 
-    state = PartialState()
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    state = PartialState(cpu=world > 1 and not torch.cuda.is_available())
+    if state.num_processes != world:
+        raise SvitInputError(
+            f"WORLD_SIZE is {world} but accelerate sees {state.num_processes} process(es); launch with "
+            "`accelerate launch` (or torchrun) and one device per process"
+        )
+    return state
+
+
+def _process_layout():
+    """(rank, world, barrier) of this process under `accelerate launch` (one process otherwise)."""
+    state = process_state()
     return state.process_index, state.num_processes, state.wait_for_everyone
 
 

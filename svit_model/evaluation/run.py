@@ -19,7 +19,7 @@ from svit_dataset.errors import SvitInputError
 from svit_dataset.files import check_output_apart, write_json_atomic
 from svit_dataset.settings import setting
 from svit_model.evaluation import grounding, mme, pope
-from svit_model.evaluation.harness import EvalItem, generate_predictions, load_for_eval
+from svit_model.evaluation.harness import EvalItem, generate_predictions, load_for_eval, process_state
 from svit_model.evaluation.results import mme_bar_chart, results_document, results_table, write_results
 from svit_model.evaluation.scoring import POPE_CATEGORIES, mme_results_field
 
@@ -190,9 +190,7 @@ def run_eval(benchmark: str, options: EvalOptions, print_fn=print) -> dict | Non
     check_resume(output, signature)
     model, processor = load_for_eval(options.model, options.dtype, options.device)
     output.mkdir(parents=True, exist_ok=True)
-    from accelerate import PartialState
-
-    if PartialState().is_main_process:
+    if process_state().is_main_process:
         write_json_atomic(output / RUN_FILE, signature)
     records, stats = generate_predictions(
         model,
