@@ -25,7 +25,7 @@ from svit_model.export import export_llava_checkpoint
 from svit_model.tiny import build_tiny_svit_llava, save_tiny_svit_llava
 from tests.test_eval_readers import write_svit_test_split
 from tests.train_fixtures import grounded_rows, one_thread, train_args, write_dataset, write_tiny
-from tools.eval_samples import draw, write_mme_layout
+from tools.eval_samples import draw, write_mme_layout, write_pope_files
 
 SUBTASKS = "existence,color,count,commonsense_reasoning"
 SUFFIX = "Answer the question using a single word or phrase."
@@ -317,3 +317,45 @@ def test_torchrun_two_processes_split_the_items(mme_data, tmp_path):
     )
     assert outputs(out) == {k: v["output"] for k, v in alone.items()}
     assert json.loads((out / "results.json").read_text())["counts"]["total"] == 16
+
+
+def test_images_that_do_not_load_are_counted_wrong_and_retried(yes_model, tmp_path, capsys):
+    questions, images = write_pope_files(tmp_path / "pope")
+    out = tmp_path / "out"
+    argv = [
+        "eval",
+        "pope",
+        "--model",
+        str(yes_model),
+        "--data",
+        str(questions),
+        "--output",
+        str(out),
+        "--no-progress",
+    ]
+    assert main([*argv, "--images", str(tmp_path)]) == 2  # every image missing: not a model to score
+    err = capsys.readouterr().err.strip().splitlines()[-1]  # after transformers' loading bar
+    assert (
+        err.startswith("svit eval: error: 12 of 12 images did not load (first: random/0:")
+        and "--images" in err
+    )
+    assert not (out / "results.json").exists()
+
+    first = images / "COCO_val2014_000000000000.jpg"  # the first question of each category asks about it
+    first.rename(tmp_path / "aside.jpg")
+    assert main([*argv, "--images", str(images), "--max-failed-fraction", "0.5"]) == 0
+    results = json.loads((out / "results.json").read_text())
+    assert results["counts"]["failed_in_ledger"] == 3 and results["counts"]["generated"] == 12
+    random = results["metrics"]["categories"]["random"]
+    # the yes-model says Yes everywhere; the missing "yes" question is a false negative, not dropped
+    assert (random["tp"], random["fp"], random["fn"], random["missing"], random["total"]) == (1, 2, 1, 1, 4)
+    assert random["accuracy"] == 0.25
+
+    (tmp_path / "aside.jpg").rename(first)
+    assert (
+        main([*argv, "--images", str(images), "--max-failed-fraction", "0.5"]) == 0
+    )  # only the 3 are retried
+    results = json.loads((out / "results.json").read_text())
+    assert (results["counts"]["done_before"], results["counts"]["generated"]) == (9, 3)
+    assert results["counts"]["failed_in_ledger"] == 0
+    assert results["metrics"]["categories"]["random"]["accuracy"] == 0.5

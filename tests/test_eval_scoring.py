@@ -209,7 +209,10 @@ def test_pope_metrics_hand_computed_with_a_missing_answer():
         "total": 8,
     }
     assert pope_metrics(predictions, labels) == pytest.approx(expected)
-    module = load_metric("pope").compute(predictions=predictions, references=labels)
+    missing = [p is None for p in predictions]
+    module = load_metric("pope").compute(
+        predictions=[p or "" for p in predictions], references=labels, missing=missing
+    )
     assert {k: module[k] for k in expected} == pytest.approx(expected)
 
 

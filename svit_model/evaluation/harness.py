@@ -45,7 +45,7 @@ class EvalItem:
 @dataclass
 class GenerationStats:
     total: int
-    done_before: int  # finished by an earlier run (read from the ledger)
+    done_before: int  # answered by an earlier run (read from the ledger)
     generated: int  # by this process in this run
     failed: int  # items whose image did not load: recorded with an empty output (scored wrong)
 
@@ -105,10 +105,13 @@ def read_part(path: Path, repair: bool = False) -> list[dict]:
 
 
 def read_ledger(output_dir: str | os.PathLike) -> dict[str, dict]:
-    """id -> record of every finished prediction in `output_dir`'s ledger parts."""
-    records = {}
+    """id -> record of every prediction in `output_dir`'s ledger parts; an item whose image failed and was
+    retried later has its answer, not its failure."""
+    records: dict[str, dict] = {}
     for part in sorted((Path(output_dir) / LEDGER_DIR).glob("part-*.jsonl")):
-        records.update((record["id"], record) for record in read_part(part))
+        for record in read_part(part):
+            if record["id"] not in records or "error" in records[record["id"]]:
+                records[record["id"]] = record
     return records
 
 
@@ -236,7 +239,8 @@ def generate_predictions(
     barrier()  # every process repaired its part before any reads the ledger
     done = read_ledger(output_dir)
     barrier()  # every process read the same ledger before any appends
-    pending = [item for item in items if item.id not in done]
+    # an item whose image did not load is tried again: the image may be there now (a fixed --images path)
+    pending = [item for item in items if item.id not in done or "error" in done[item.id]]
     mine = shard(pending, rank, world)
     stats = GenerationStats(total=len(items), done_before=len(items) - len(pending), generated=0, failed=0)
     if stats.done_before:

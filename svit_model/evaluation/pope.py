@@ -115,8 +115,10 @@ def score(items: list[EvalItem], records: dict[str, dict]) -> dict:
     from svit_model.evaluation.metrics import load_metric
 
     entries = [records.get(item.id) for item in items]
+    missing = [e is None or "error" in e for e in entries]
     return load_metric("pope").compute(
-        predictions=[None if e is None or e.get("error") else e["output"].strip() for e in entries],
+        predictions=["" if gone else e["output"].strip() for e, gone in zip(entries, missing, strict=True)],
         references=[item.reference for item in items],
         categories=[item.meta["category"] for item in items],
+        missing=missing,
     )

@@ -50,6 +50,9 @@ class EvalOptions:
     )
     device: str | None = setting(None, "cuda, cpu, ... (default: this process's accelerator, else cpu)")
     progress: bool = setting(True, "show a progress bar")
+    max_failed_fraction: float = setting(
+        0.01, "share of items whose image may fail to load (scored wrong) before the run stops with an error"
+    )
 
 
 @dataclass
@@ -154,11 +157,12 @@ def model_files(model: str) -> list | None:
 
 
 def _signature(benchmark: str, options: EvalOptions) -> dict:
-    """Settings that change predictions: a resume must use the same (batch size and device do not count)."""
+    """Settings that change predictions: a resume must use the same (batch size, device and where the images
+    are do not count: a fixed --images path retries the items whose images failed)."""
     kept = {
         k: v
         for k, v in dataclasses.asdict(options).items()
-        if k not in ("output", "batch_size", "device", "progress")
+        if k not in ("output", "batch_size", "device", "progress", "max_failed_fraction", "images")
     }
     return {"benchmark": benchmark, **kept, "model_files": model_files(options.model)}
 
@@ -175,6 +179,19 @@ def check_resume(output: Path, signature: dict) -> None:
             f"--output {output}: holds predictions made with other settings ({', '.join(changed)} differ); "
             "pass another --output, or delete it to start over"
         )
+
+
+def check_failures(records: dict[str, dict], max_fraction: float) -> None:
+    """Stop when more images failed to load than `max_fraction` allows (each one is a wrong answer): a wrong
+    `--images` folder or a damaged copy, not a model to score. A rerun tries them again."""
+    failed = [record for record in records.values() if "error" in record]
+    if failed and len(failed) > max_fraction * len(records):
+        raise SvitInputError(
+            f"{len(failed)} of {len(records)} images did not load (first: {failed[0]['id']}: {failed[0]['error']}); "
+            "check --data / --images and run again (those items are retried), or raise --max-failed-fraction"
+        )
+    if failed:
+        logger.warning("%d of %d images did not load: scored wrong", len(failed), len(records))
 
 
 def run_eval(benchmark: str, options: EvalOptions, print_fn=print) -> dict | None:
@@ -212,6 +229,7 @@ def run_eval(benchmark: str, options: EvalOptions, print_fn=print) -> dict | Non
     )
     if records is None:
         return None
+    check_failures(records, options.max_failed_fraction)
     metrics = spec.score(items, records, output)
     generation = {
         "do_sample": False,
@@ -224,7 +242,10 @@ def run_eval(benchmark: str, options: EvalOptions, print_fn=print) -> dict | Non
         "dtype": str(model.dtype).removeprefix("torch."),
     }
     document = results_document(options.model, benchmark, spec.dataset(options), metrics, generation)
-    document["counts"] = dataclasses.asdict(stats)
+    document["counts"] = {
+        **dataclasses.asdict(stats),
+        "failed_in_ledger": sum("error" in r for r in records.values()),
+    }
     write_results(output, document)
     print_fn(results_table(document))
     return document

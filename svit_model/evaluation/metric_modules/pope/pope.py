@@ -3,7 +3,8 @@
     pope = evaluate.load(svit_model.evaluation.metrics.metric_path("pope"))
     pope.compute(predictions=["Yes", "No, there is not."], references=["yes", "no"])
 
-Predictions are the model's answers (stripped); None is a missing answer, counted wrong. Returns accuracy,
+Predictions are the model's answers (stripped); `missing` (one bool per prediction) marks answers that do
+not exist (an image that did not load), counted wrong; evaluate's inputs cannot hold None. Returns accuracy,
 precision, recall, F1, yes_ratio and the confusion counts; with `categories`, the same per category under
 `categories` too.
 """
@@ -22,13 +23,15 @@ class Pope(evaluate.Metric):
         return evaluate.MetricInfo(
             description=__doc__,
             citation=_CITATION,
-            inputs_description="predictions: answers (None: missing); references: yes/no labels",
+            inputs_description="predictions: answers; references: yes/no labels; missing, categories: optional",
             features=datasets.Features(
                 {"predictions": datasets.Value("string"), "references": datasets.Value("string")}
             ),
         )
 
-    def _compute(self, predictions, references, categories=None):
+    def _compute(self, predictions, references, categories=None, missing=None):
+        if missing is not None:
+            predictions = [None if gone else p for p, gone in zip(predictions, missing, strict=True)]
         result = pope_metrics(predictions, references)
         if categories is not None:
             split = {}
