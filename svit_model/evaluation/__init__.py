@@ -5,5 +5,5 @@
 - `harness`: batched greedy generation, left padding, a resumable JSONL ledger, `accelerate launch` splitting.
 - `metrics`: the shipped `evaluate` metric modules (`evaluate.load(metric_path("mme"))`, offline).
 - `results`: results.json (model-index via `hub_cards.model_card`), the table, MME's bar chart.
-- `run`: the options dataclasses, the benchmark registry and `run_eval`.
+- `run`: the options dataclasses, the benchmark registry and `run_eval`; `demo`: `make demo`'s evaluation part.
 """

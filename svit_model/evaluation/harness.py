@@ -205,6 +205,31 @@ def _load_image(item: EvalItem):
         return None, f"{type(err).__name__}: {err}"
 
 
+def predict_batch(
+    model, processor, batch: Sequence[EvalItem], record: Callable, max_new_tokens: int
+) -> list[dict]:
+    """The ledger lines of one batch: id, prompt, raw output and the benchmark's fields; an item whose image
+    does not load gets an empty output and its error (the benchmark scores it wrong)."""
+    loaded = [_load_image(item) for item in batch]
+    good = [i for i, (image, _) in enumerate(loaded) if image is not None]
+    outputs = dict.fromkeys(range(len(batch)), "")
+    if good:
+        texts = generate_batch(
+            model, processor, [batch[i].prompt for i in good], [loaded[i][0] for i in good], max_new_tokens
+        )
+        outputs.update(zip(good, texts, strict=True))
+    lines = []
+    for i, item in enumerate(batch):
+        image, error = loaded[i]
+        size = image.size if image is not None else None
+        line = {"id": item.id, "prompt": item.prompt, "output": outputs[i], **record(item, outputs[i], size)}
+        if error:
+            line["error"] = error
+            logger.warning("%s: image did not load (%s); counted wrong", item.id, error)
+        lines.append(line)
+    return lines
+
+
 def generate_predictions(
     model,
     processor,
@@ -247,33 +272,8 @@ def generate_predictions(
         logger.info("resuming: %d of %d items already predicted", stats.done_before, len(items))
     bar = tqdm(total=len(mine), desc="generating", unit="item", disable=not progress or rank != 0)
     for batch in _chunks(mine, batch_size):
-        loaded = [_load_image(item) for item in batch]
-        good = [i for i, (image, _) in enumerate(loaded) if image is not None]
-        outputs = dict.fromkeys(range(len(batch)), "")
-        if good:
-            texts = generate_batch(
-                model,
-                processor,
-                [batch[i].prompt for i in good],
-                [loaded[i][0] for i in good],
-                max_new_tokens,
-            )
-            outputs.update(zip(good, texts, strict=True))
-        lines = []
-        for i, item in enumerate(batch):
-            image, error = loaded[i]
-            size = image.size if image is not None else None
-            line = {
-                "id": item.id,
-                "prompt": item.prompt,
-                "output": outputs[i],
-                **record(item, outputs[i], size),
-            }
-            if error:
-                line["error"] = error
-                stats.failed += 1
-                logger.warning("%s: image did not load (%s); counted wrong", item.id, error)
-            lines.append(line)
+        lines = predict_batch(model, processor, batch, record, max_new_tokens)
+        stats.failed += sum("error" in line for line in lines)
         _append(part, lines)
         stats.generated += len(batch)
         bar.update(len(batch))
