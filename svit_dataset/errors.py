@@ -20,12 +20,14 @@ class SvitQualityError(SvitError):
 
 
 def _chain(err: BaseException):
-    """`err` and the exceptions it was raised from, outermost first."""
+    """`err` and the exceptions it was raised `from` (`datasets` and process pools wrap causes so),
+    outermost first. Not the ones it was merely raised while handling: a defect raised inside an
+    `except SvitError` block is a defect, not the user's error."""
     seen = set()
     while err is not None and id(err) not in seen:
         seen.add(id(err))
         yield err
-        err = err.__cause__ or err.__context__
+        err = err.__cause__
 
 
 _OS_ADVICE = {

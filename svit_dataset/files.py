@@ -167,8 +167,8 @@ def check_output_apart(output: str | Path, output_flag: str, inputs: Mapping[str
             break
     for flag, value in inputs.items():
         for item in value if isinstance(value, list | tuple) else [value]:
-            if item is None:
-                continue
+            if item is None or not Path(item).expanduser().exists():
+                continue  # nothing on disk to harm (a Hub id, say)
             source = _resolved(item)
             if out == source:
                 relation = "is"

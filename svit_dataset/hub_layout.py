@@ -187,7 +187,7 @@ def build(
         for name in plan.names:
             if name not in left_out and not any(entries[name].num_examples.values()):
                 left_out[name] = "every record was dropped or held out: see the quality report"
-        _check_left_out(left_out, plan.asked_by_name)
+        _check_left_out(left_out, plan.asked_by_name, plan.names)
         for name in left_out:
             shutil.rmtree(staging / "data" / name, ignore_errors=True)
         listed = [entries[n] for n in plan.names if n not in left_out]
@@ -236,9 +236,18 @@ def _plan(options: BuildOptions, recipe: RecipeParams | None) -> _Plan:
         "--concepts": recipe.concepts if recipe else None,
     }
     check_output_apart(options.output_dir, "--output", inputs)
-    if options.mix_llava_json:
-        check_output_apart(options.mix_llava_json, "--mix-llava-json", inputs)
     output_dir = Path(options.output_dir).absolute()
+    if options.mix_llava_json:
+        mix_json = Path(options.mix_llava_json).absolute()
+        check_output_apart(mix_json, "--mix-llava-json", inputs)
+        if mix_json.resolve().is_relative_to(output_dir.resolve()):  # the folder is replaced whole at the end
+            raise SvitInputError(
+                f"--mix-llava-json {mix_json}: inside --output, which the build replaces whole; write it elsewhere"
+            )
+        if mix_json.exists() and not options.overwrite:
+            raise SvitInputError(
+                f"--mix-llava-json {mix_json}: already exists; pass --overwrite to replace it"
+            )
     if output_dir.exists() and not options.overwrite:
         raise SvitInputError(f"--output {output_dir}: already exists; pass --overwrite to replace it")
     tasks = [t for t in SUBSETS["full"] if any(t in CONFIGS[n] for n in names)]
@@ -308,7 +317,7 @@ def _named_explicitly(configs: list[str] | str | None) -> set[str]:
     return {n.strip() for n in names if n.strip() in CONFIGS}
 
 
-def _check_left_out(left_out: dict[str, str], asked_by_name: set[str]) -> None:
+def _check_left_out(left_out: dict[str, str], asked_by_name: set[str], names: list[str]) -> None:
     """A config with no rows is never declared (it would not load). One the user named fails the build;
     one that came with a group is left out with a warning, and the report and card say so."""
     named = {n: why for n, why in left_out.items() if n in asked_by_name}
@@ -319,8 +328,11 @@ def _check_left_out(left_out: dict[str, str], asked_by_name: set[str]) -> None:
         )
     for name, why in left_out.items():
         logger.warning("config %s left out: %s", name, why)
-    if left_out and len(left_out) == len(CONFIGS):
-        raise SvitInputError("no config has any rows; check --input and the quality report")
+    if set(names) <= set(left_out):
+        raise SvitInputError(
+            "no config has any rows: every record was dropped or held out; check --input and the quality "
+            "report printed above"
+        )
 
 
 def _worker_count(num_proc: int | None, input_dir, tasks: list[str]) -> int:
@@ -476,7 +488,7 @@ def push_hub_dataset(
     `private=None` keeps the Hub's default visibility (an organisation may default to private).
     """
     from huggingface_hub import CommitOperationAdd, HfApi
-    from huggingface_hub.errors import HfHubHTTPError
+    from huggingface_hub.errors import HfHubHTTPError, OfflineModeIsEnabled
 
     folder = Path(folder)
     if not (folder / "README.md").is_file():
@@ -499,7 +511,22 @@ def push_hub_dataset(
         status = err.response.status_code if err.response is not None else "?"
         advice = _PUSH_ADVICE.get(status, "check the repo id and your connection, then push again")
         raise SvitInputError(f"push to {repo_id}: the Hub answered HTTP {status}; {advice}") from err
+    except Exception as err:
+        if not (isinstance(err, OfflineModeIsEnabled) or _is_transport_error(err)):
+            raise
+        raise SvitInputError(
+            f"push to {repo_id}: cannot reach {api.endpoint} ({type(err).__name__}); check the network, "
+            "HF_HUB_OFFLINE (unset it to push) and HF_ENDPOINT"
+        ) from err
     return str(getattr(info, "commit_url", info))
+
+
+def _is_transport_error(err: BaseException) -> bool:
+    """A connection that failed (refused, reset, timed out), whichever HTTP client huggingface_hub uses
+    (httpx, its httpx2 fork, requests): they all name their base class so."""
+    return isinstance(err, ConnectionError | TimeoutError) or any(
+        cls.__name__ in ("TransportError", "ConnectionError", "Timeout") for cls in type(err).__mro__
+    )
 
 
 # What to do when the Hub refuses a push (the token itself is never repeated).

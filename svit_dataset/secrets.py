@@ -15,7 +15,11 @@ from collections.abc import Sequence
 # Shapes of API keys (OpenAI sk-..., HF hf_...), wherever they appear.
 _KEY_LIKE = re.compile(r"\b(?:(?:sk|rk|pk)-[A-Za-z0-9_\-]{8,}|hf_[A-Za-z0-9]{8,})")
 # user:password@ in a URL (the password may be a key); a user name alone is kept.
-_URL_USERINFO = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.\-]*://)(?P<user>[^/@:\s]*):[^/@\s]*@")
+# The lookbehind starts a scheme only at the beginning of a word: a long run of letters is scanned once,
+# not once per letter (log records can hold anything a server answered).
+_URL_USERINFO = re.compile(
+    r"(?<![A-Za-z0-9+.\-])(?P<scheme>[A-Za-z][A-Za-z0-9+.\-]*://)(?P<user>[^/@:\s]*):[^/@\s]*@"
+)
 # Query parameters that carry credentials: api-key, api_key, key, token, access_token, sig, ...
 _SECRET_PARAM = re.compile(
     r"(?P<name>[?&;](?:api[-_]?key|key|token|access[-_]?token|auth|sig|signature|secret|password)=)[^&#\s]+",

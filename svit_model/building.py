@@ -28,7 +28,7 @@ from transformers import (
 from transformers.models.llava.modeling_llava import LlavaMultiModalProjector
 
 from svit_dataset.errors import SvitInputError
-from svit_dataset.files import atomic_folder
+from svit_dataset.files import atomic_folder, check_output_apart
 from svit_dataset.grounding import END_TAG, START_TAG
 from svit_model.configuration_svit_llava import SvitLlavaConfig
 from svit_model.loading import loading
@@ -171,7 +171,7 @@ def build(
         overwrite: replace an existing `output_dir` (refused otherwise, before anything is loaded).
     """
     if output_dir is not None:
-        check_output_dir(output_dir, overwrite)
+        check_output_dir(output_dir, overwrite, {"--vision": vision_model, "--llm": language_model})
     hub_kwargs = {"token": token} if token else {}
     with loading("--vision", vision_model, "a CLIP checkpoint folder or Hub id"):
         vision_config = load_vision_config(vision_model, **hub_kwargs)
@@ -216,8 +216,12 @@ def _check_materialized(model: torch.nn.Module) -> None:
         raise RuntimeError(f"SVIT-LLaVA assembly left tensors unset: {left[:5]}")
 
 
-def check_output_dir(output_dir: str | os.PathLike, overwrite: bool) -> Path:
-    """`output_dir` as a Path; refuses an existing one unless `overwrite` (called before any heavy work)."""
+def check_output_dir(
+    output_dir: str | os.PathLike, overwrite: bool, inputs: dict[str, object] | None = None
+) -> Path:
+    """`output_dir` as a Path; refuses an existing one unless `overwrite`, and one that is, contains or lies
+    inside an input (`{"--input": path, ...}`) even with it (called before any heavy work)."""
+    check_output_apart(output_dir, "--output", inputs or {})
     output_dir = Path(output_dir)
     if output_dir.exists() and not overwrite:
         raise SvitInputError(

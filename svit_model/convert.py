@@ -175,7 +175,11 @@ def convert_upstream_checkpoint(
     """
     model_dir = Path(model_dir)
     if output_dir is not None:
-        check_output_dir(output_dir, overwrite)
+        check_output_dir(
+            output_dir,
+            overwrite,
+            {"--input": model_dir, "--base-model": base_model, "--vision-tower": vision_tower},
+        )
     hub_kwargs = {"token": token} if token else {}
     if not model_dir.is_dir():
         raise SvitInputError(f"--input {model_dir}: not a folder; pass {_UPSTREAM}")

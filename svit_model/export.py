@@ -72,7 +72,9 @@ def export_llava_checkpoint(
 
     An existing `output_dir` is replaced only with `overwrite` (refused otherwise, before anything is loaded).
     """
-    check_output_dir(output_dir, overwrite)
+    check_output_dir(
+        output_dir, overwrite, {"--input": source if isinstance(source, str | os.PathLike) else None}
+    )
     if isinstance(source, (str, os.PathLike)):
         if not (Path(source) / "config.json").is_file():
             raise SvitInputError(f"{source}: no config.json; pass a saved SVIT-LLaVA checkpoint folder")

@@ -65,6 +65,9 @@ def _cases(root: Path) -> list[tuple[str, list[str], str, dict]]:
     truncated = json.dumps(GOOD_RECORDS)[:-40]
     bad_types = json.dumps([{"image_id": i, "conversations": "x"} for i in range(10)])
     models = _tiny_checkpoints(root)
+    pushable = root / "built"
+    pushable.mkdir()
+    (pushable / "README.md").write_text("---\nlicense: cc-by-4.0\n---\n")
     build = ["build", "--output", str(out / "svit")]
     cases = [
         ("missing input", [*build, "--input", str(root / "nope")], "conversation.json: not found"),
@@ -119,6 +122,17 @@ def _cases(root: Path) -> list[tuple[str, list[str], str, dict]]:
          "--input"),
         ("export-llava garbage", ["model", "export-llava", "--input", str(models["garbage"]), "--output",
                                   str(out / "e")], "--input"),
+        ("export-llava onto input", ["model", "export-llava", "--input", str(models["clip"]), "--output",
+                                     str(models["clip"]), "--overwrite"], "inputs are never written"),
+        ("merge onto input", ["model", "merge", "--input", str(models["clip"]), "--output", str(models["clip"]),
+                              "--overwrite"], "inputs are never written"),
+        ("train onto its model", ["train", "--config", "tiny-stage2-full", "--model_name_or_path",
+                                  str(models["clip"]), "--output_dir", str(models["clip"]),
+                                  "--overwrite_output_dir"], "inputs are never written"),
+        ("push offline", ["push", str(pushable), "someone/x"], "cannot reach"),
+        ("mix json inside output", [*build, "--input", str(release), "--image-data", str(image_data), "--configs",
+                                    "mix_665k", "--llava-mix", str(a_file), "--llava-instruct", str(a_file),
+                                    "--mix-llava-json", str(out / "svit" / "mix.json")], "inside --output"),
     ]  # fmt: skip
     return [(c[0], c[1], c[2], c[3] if len(c) > 3 else {}) for c in cases]
 
@@ -142,7 +156,7 @@ def test_every_bad_input_is_one_clean_line_with_exit_2(tmp_path):
         results = list(pool.map(lambda case: _run(case[1], **case[3]), cases))
     failures = []
     for (name, argv, expected, _), done in zip(cases, results, strict=True):
-        command = " ".join(a for a in argv[:2] if not a.startswith("-"))
+        command = " ".join(a for a in argv[:2] if not a.startswith("-") and "/" not in a)
         last = done.stderr.strip().splitlines()[-1] if done.stderr.strip() else ""
         problems = []
         if done.returncode != 2:
@@ -194,3 +208,16 @@ def test_wrapped_causes_are_found_and_other_errors_are_svits():
         assert describe_error(outer) == ("rel/conversation.json: invalid JSON", True)
     message, users = describe_error(ZeroDivisionError("division by zero"))
     assert not users and message == "ZeroDivisionError: division by zero"
+
+
+def test_a_defect_raised_while_handling_a_user_error_is_still_a_defect():
+    from svit_dataset.errors import SvitInputError
+
+    try:
+        try:
+            raise SvitInputError("--input x: not found")
+        except SvitInputError:
+            raise KeyError("bug in the handler")  # noqa: B904 - the implicit chain is the point
+    except KeyError as err:
+        message, users = describe_error(err)
+    assert not users and message.startswith("KeyError")

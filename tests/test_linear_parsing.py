@@ -16,6 +16,7 @@ from svit_dataset.generation.verify import judge_response
 from svit_dataset.grounding import parse_grounded_text, strip_tags, tags_balanced
 from svit_dataset.quality import check_turns
 from svit_dataset.schema import CONVERSATION, REFERRING_QA
+from svit_dataset.secrets import redact
 
 SCENE = Scene(1, 640, 480, "VG_100K/1.jpg", objects=(("ball", (0.1, 0.2, 0.3, 0.4)),))
 
@@ -33,6 +34,7 @@ PARSERS = {
     "parse_detail": parse_detail,
     "judge_referring": lambda t: judge_response(REFERRING_QA, t, "stop", SCENE, 0.5),
     "judge_conversation": lambda t: judge_response(CONVERSATION, t, "stop", SCENE, 0.5),
+    "redact": redact,  # every log record passes through it
 }
 
 # Repeated units (and a prefix) that make backtracking regexes and naive loops go quadratic.
@@ -57,6 +59,9 @@ SHAPES = {
     "many_labels": ("", "User: "),
     "star_lines": ("", "**\n"),
     "detail_spaces": ("Description", " \t"),
+    "letters": ("", "a"),
+    "schemes": ("", "a://"),
+    "query_keys": ("x?", "key=1&"),
 }
 
 SMALL, LARGE = 64 * 1024, 2 * 1024 * 1024

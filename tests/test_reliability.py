@@ -140,6 +140,10 @@ def test_a_named_config_with_no_rows_fails_the_build_and_a_grouped_one_is_left_o
     report = build_hub_dataset(release, tmp_path / "b", "all")
     assert "referring_qa" in report["left_out"] and "referring_qa" not in report["configs"]
     assert datasets.load_dataset(str(tmp_path / "b"), "full")["train"].num_rows == 3
+    empty = write_release(tmp_path / "empty", {t: [record(1, conversation(qa("Q?", "")))] for t in TASKS})
+    with pytest.raises(SvitInputError, match="no config has any rows"):
+        build_hub_dataset(empty, tmp_path / "c")  # "all", every one of them empty
+    assert not (tmp_path / "c").exists()
 
 
 # --- 4. Every record accounted for ---------------------------------------------------------------------------

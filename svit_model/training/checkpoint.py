@@ -57,7 +57,7 @@ def merge_lora_run(
     overwrite: bool = False,
 ) -> Path:
     """Merge a LoRA run (adapter + projector) into its base and save a full checkpoint with the run's processor."""
-    check_output_dir(output_dir, overwrite)
+    check_output_dir(output_dir, overwrite, {"--input": run, "--base-model": base_model})
     model, processor = load_lora_run(run, base_model)
     merged = model.merge_and_unload()
     logger.info("merged %s into %s", run, adapter_base(run, base_model))

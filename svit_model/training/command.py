@@ -45,9 +45,17 @@ def listing() -> str:
     return "\n".join(lines)
 
 
+_NAMED = ("--config", "--deepspeed")  # flags that take a shipped name as well as a path
+
+
 def parse_train_arguments(argv: list[str]):
     """(script_args, training_args, model_args) of `svit train` flags; `--config` takes a recipe name or path."""
-    argv = list(argv)
+    # `--config=NAME` and `--deepspeed=NAME` as two tokens, so that both forms resolve names below.
+    argv = [
+        part
+        for arg in argv
+        for part in (arg.split("=", 1) if arg.startswith(tuple(f"{flag}=" for flag in _NAMED)) else [arg])
+    ]
     if "--config" in argv:
         at = argv.index("--config")
         if at + 1 >= len(argv):

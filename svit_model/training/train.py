@@ -18,6 +18,7 @@ from transformers.trainer_utils import get_last_checkpoint
 from trl import ModelConfig, SFTConfig
 
 from svit_dataset.errors import SvitInputError
+from svit_dataset.files import check_output_apart
 from svit_model.training.arguments import SvitScriptArguments
 from svit_model.training.collator import DROP_REASONS, SvitCollator
 from svit_model.training.data import load_training_data
@@ -168,6 +169,15 @@ def train(
         raise SvitInputError(
             "--dataset_streaming: not supported (length grouping and exact resume need the whole dataset)"
         )
+    check_output_apart(
+        training_args.output_dir,
+        "--output_dir",
+        {
+            "--model_name_or_path": model_args.model_name_or_path,
+            "--dataset_name": script_args.dataset_name,
+            "--image_folder": script_args.image_folder,
+        },
+    )
     resume, clear = resolve_resume(training_args, script_args.overwrite_output_dir)
     processor = load_processor(model_args, training_args.trust_remote_code)
     collator = SvitCollator(processor, stage.template, max_length=training_args.max_length)
@@ -187,10 +197,10 @@ def train(
         script_args.group_by_modality_length = grouping = stage.name == "finetune"
     lengths = modality_lengths(data.dataset, image_token_count(processor)) if grouping else None
 
-    # 2. The model, and what of it trains (a used output folder is cleared only now, every check passed).
+    # 2. The model, and what of it trains (a used output folder is cleared only once it loaded).
+    model = load_model(model_args, training_args.trust_remote_code)
     if clear:
         clear_output_dir(training_args)
-    model = load_model(model_args, training_args.trust_remote_code)
     trained = set_trainable(
         model, trained_prefixes(stage, model_args.use_peft, script_args.train_vision_tower)
     )
