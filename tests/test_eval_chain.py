@@ -359,3 +359,36 @@ def test_images_that_do_not_load_are_counted_wrong_and_retried(yes_model, tmp_pa
     assert (results["counts"]["done_before"], results["counts"]["generated"]) == (9, 3)
     assert results["counts"]["failed_in_ledger"] == 0
     assert results["metrics"]["categories"]["random"]["accuracy"] == 0.5
+
+
+@pytest.mark.slow
+def test_a_sigkilled_command_resumes_without_generating_an_item_twice(mme_data, tmp_path):
+    """`svit eval mme` killed with SIGKILL mid-run (untrained model, long answers: about a second an item),
+    then run again: every item ends in the ledger exactly once, and the rerun generated only the others."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    tiny = save_tiny_svit_llava(tmp_path / "tiny")
+    out = tmp_path / "out"
+    argv = [sys.executable, "-m", "svit_cli.main", *mme_argv(tiny, mme_data, out, "--batch-size", "1")]
+    argv += ["--max-new-tokens", "160"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    process = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    part = out / "predictions" / "part-00000.jsonl"
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline and process.poll() is None:
+        if part.is_file() and len(part.read_bytes().splitlines()) >= 3:
+            break
+        time.sleep(0.05)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    before = len(read_ledger(out))
+    assert 3 <= before < 16, "the run ended before it could be killed; make the answers longer"
+    done = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    results = json.loads((out / "results.json").read_text())
+    assert (results["counts"]["done_before"], results["counts"]["generated"]) == (before, 16 - before)
+    ids = [json.loads(line)["id"] for line in part.read_text().splitlines()]
+    assert len(ids) == len(set(ids)) == 16
