@@ -25,7 +25,7 @@ from svit_dataset.jsonlist import write_json_list
 from svit_dataset.quality import QualityReport
 from svit_dataset.reader import iter_samples
 from svit_dataset.release import MAX_BAD_FRACTION, release_file
-from svit_dataset.schema import ASSISTANT, REFERRING_QA, TASKS, USER
+from svit_dataset.schema import ASSISTANT, REFERRING_QA, TASKS, USER, parse_tasks
 from svit_dataset.settings import setting
 from svit_dataset.vg import ImageIndex, read_test_ids
 
@@ -56,10 +56,6 @@ def to_llava_record(sample: dict, rng: random.Random, image_prefix: str = "") ->
     return {"id": sample["id"], "image": image_prefix + sample["image_path"], "conversations": turns}
 
 
-def _tasks(text: str) -> tuple[str, ...]:
-    return tuple(t.strip() for t in text.split(",") if t.strip())
-
-
 @dataclasses.dataclass
 class ExportOptions:
     """What `svit export llava` reads and writes: the flags of the command, one home each."""
@@ -72,7 +68,7 @@ class ExportOptions:
         None, "Visual Genome folder (image sizes are read from the files)", flag="--images"
     )
     image_data: str | Path | None = setting(None, "Visual Genome image_data.json (image sizes)")
-    tasks: Sequence[str] = setting(TASKS, "comma-separated tasks", parse=_tasks, show_default="all four")
+    tasks: Sequence[str] = setting(TASKS, "comma-separated tasks", parse=parse_tasks, show_default="all four")
     exclude_ids: str | Path | None = setting(None, "image ids to leave out (e.g. the held-out test list)")
     seed: int = setting(0, "seed of the referring-question suffixes")
     image_prefix: str = setting("", "prefix of the `image` paths, e.g. 'vg/'")
@@ -103,10 +99,10 @@ def export(options: ExportOptions) -> dict:
     }
     check_output_apart(options.output_file, "--output", inputs)
     output_file = Path(options.output_file)
-    if output_file.exists() and not options.overwrite:
-        raise SvitInputError(f"--output {output_file}: already exists; pass --overwrite to replace it")
     if output_file.is_dir():
         raise SvitInputError(f"--output {output_file}: is a folder; pass the path of a .json file")
+    if output_file.exists() and not options.overwrite:
+        raise SvitInputError(f"--output {output_file}: already exists; pass --overwrite to replace it")
     files = {task: release_file(options.input_dir, task) for task in options.tasks}
     images = ImageIndex(options.images_dir, options.image_data, require_size=True)
     excluded = read_test_ids(options.exclude_ids, "--exclude-ids") if options.exclude_ids else set()

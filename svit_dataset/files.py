@@ -23,8 +23,6 @@ from svit_dataset.errors import SvitInputError
 
 logger = logging.getLogger(__name__)
 
-_TEMP_MARK = ".tmp-"
-
 
 def temp_sibling(path: Path, kind: str = "tmp") -> Path:
     """The work-in-progress name of `path` for this process: `.<name>.<kind>-<pid>` in the same folder."""

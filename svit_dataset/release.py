@@ -95,12 +95,6 @@ def record_conversations(record: dict) -> list[tuple[str, tuple[tuple[str, str],
     return parsed
 
 
-def parse_record(record: Any) -> tuple[int, list[tuple[str, tuple[tuple[str, str], ...]]]]:
-    """(image_id, [(topic, turns), ...]) of one record; raises MalformedRecord on wrong types."""
-    image_id = record_image_id(record)
-    return image_id, record_conversations(record)
-
-
 @dataclasses.dataclass
 class MalformedTally:
     """Malformed records of one file: counted, and fatal past `max_fraction` of the records."""

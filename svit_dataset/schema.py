@@ -40,6 +40,11 @@ SAMPLE_FEATURES = datasets.Features(
 )
 
 
+def parse_tasks(text: str) -> tuple[str, ...]:
+    """`"conversation, referring_qa"` -> `("conversation", "referring_qa")` (a --tasks flag); checked by the caller."""
+    return tuple(task.strip() for task in text.split(",") if task.strip())
+
+
 def sample_id(image_id: int, task: str, index: int) -> str:
     """Stable, unique id of the `index`-th conversation of `task` for one image."""
     return f"{image_id}-{task}-{index}"

@@ -141,11 +141,6 @@ def iter_scenes_jsonl(path: str | Path, tally: MalformedTally | None = None) -> 
     tally.check()
 
 
-def count_scenes_jsonl(path: str | Path) -> int:
-    with open(path, "rb") as f:
-        return sum(1 for line in f if line.strip())
-
-
 def write_scenes_jsonl(scenes: Iterable[Scene], path: str | Path) -> int:
     """Write scenes as JSONL, atomically (temporary file renamed into place); returns the count."""
     n = 0

@@ -73,6 +73,11 @@ def collect_outputs(output_dir: str | Path, tasks: tuple[str, ...] = TASKS, over
     """
     output_dir = Path(output_dir)
     check_run_folder(output_dir, overwrite)
+    if not ledger_files(output_dir):
+        raise SvitInputError(
+            f"--output {output_dir}: no ledger (ledger*.jsonl) to collect from; pass the --output of a "
+            "svit generate run"
+        )
     done: dict[str, list[tuple[int, Path, object]]] = {t: [] for t in TASKS}
     failures = []
     pending = 0

@@ -66,7 +66,7 @@ from svit_dataset.generation.prompts import (
 )
 from svit_dataset.generation.verify import DEFAULT_IOU_THRESHOLD, judge_response
 from svit_dataset.release import MalformedTally
-from svit_dataset.schema import DETAIL_DESCRIPTION, TASKS
+from svit_dataset.schema import DETAIL_DESCRIPTION, TASKS, parse_tasks
 from svit_dataset.secrets import install_log_redaction
 from svit_dataset.settings import setting
 
@@ -186,7 +186,7 @@ class GenerationConfig:
     tasks: tuple[str, ...] = setting(
         TASKS,
         "comma-separated tasks",
-        parse=lambda text: tuple(t.strip() for t in text.split(",") if t.strip()),
+        parse=parse_tasks,
         show_default="all four",
     )
     concurrency: int = setting(16, "requests in flight")
@@ -194,7 +194,7 @@ class GenerationConfig:
     shard: tuple[int, int] | None = setting(
         None,
         "this machine's share of the images, i in 0..n-1",
-        parse=lambda text: parse_shard(text),
+        parse=parse_shard,
         metavar="i/n",
     )
     templates_dir: str | Path | None = setting(

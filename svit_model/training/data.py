@@ -21,10 +21,10 @@ from pathlib import Path
 
 import datasets
 import numpy as np
-import orjson
 import pyarrow.compute as pc
 
 from svit_dataset.errors import SvitFormatError, SvitInputError
+from svit_dataset.jsonlist import iter_json_list
 from svit_dataset.schema import ASSISTANT, USER
 from svit_model.training.sampler import arrow_table, row_counts
 
@@ -87,29 +87,25 @@ def llava_record_to_row(record: dict) -> dict:
 def read_llava_json(path: Path, dropped: Counter) -> datasets.Dataset:
     """LLaVA-1.5 training JSON (LLaVA-Pretrain's 558K captions, LLaVA-1.5 / `svit export llava` instructions).
 
-    Malformed records are counted under `dropped['malformed_record']` and logged; a file with none usable stops.
+    Streamed record by record (LLaVA-1.5's mix is 1 GB of JSON). Malformed records are counted under
+    `dropped['malformed_record']` and logged; a file with none usable stops.
     """
-    try:
-        records = orjson.loads(path.read_bytes())
-    except orjson.JSONDecodeError as err:
-        raise SvitFormatError(
-            f"--dataset_name {path}: not valid JSON ({err}); expected a LLaVA JSON list"
-        ) from None
-    if not isinstance(records, list):
-        raise SvitFormatError(
-            f"--dataset_name {path}: a JSON {type(records).__name__}; expected a LLaVA JSON list"
-        )
     rows = []
-    for index, record in enumerate(records):
-        try:
-            rows.append(llava_record_to_row(record if isinstance(record, dict) else {}))
-        except ValueError as err:
-            dropped["malformed_record"] += 1
-            if dropped["malformed_record"] <= 5:
-                logger.warning("%s: record %d left out: %s", path, index, err)
+    read = 0
+    try:
+        for index, record in iter_json_list(path):
+            read += 1
+            try:
+                rows.append(llava_record_to_row(record if isinstance(record, dict) else {}))
+            except ValueError as err:
+                dropped["malformed_record"] += 1
+                if dropped["malformed_record"] <= 5:
+                    logger.warning("%s: record %d left out: %s", path, index, err)
+    except SvitFormatError as err:
+        raise SvitFormatError(f"--dataset_name {err}") from None
     if not rows:
         raise SvitFormatError(
-            f"--dataset_name {path}: none of its {len(records)} records is a LLaVA training record "
+            f"--dataset_name {path}: none of its {read} records is a LLaVA training record "
             "({'id', 'image', 'conversations': [{'from': 'human'|'gpt', 'value': ...}]})"
         )
     return datasets.Dataset.from_list(rows, features=TRAINING_FEATURES)

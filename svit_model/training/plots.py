@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from svit_dataset.files import save_figure_atomic
+
 
 def loss_points(log_history: list[dict]) -> list[tuple[int, float]]:
     """(step, training loss) of every logged step."""
@@ -33,15 +35,10 @@ def plot_loss_curve(
     axes.set_title(title)
     axes.grid(alpha=0.3)
     figure.tight_layout()
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}.png")
     try:
-        figure.savefig(tmp, format="png")
-        os.replace(tmp, path)
+        return save_figure_atomic(figure, path)
     finally:
         plt.close(figure)
-        tmp.unlink(missing_ok=True)
-    return path
 
 
 __all__ = ["loss_points", "plot_loss_curve"]
