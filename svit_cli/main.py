@@ -43,8 +43,15 @@ def main(argv: list[str] | None = None) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     install_log_redaction()
+    # The command's words as the user typed them, for the error line: `svit export llava`, `svit eval mme`
+    # (train and eval parse their own sub-commands: the first word of what they were given).
+    passed_on = (getattr(args, "argv", None) or [])[:1]
+    passed_on = [word for word in passed_on if not word.startswith("-")]
     command = " ".join(
-        filter(None, [args.command, getattr(args, "model_command", None), getattr(args, "format", None)])
+        filter(
+            None,
+            [args.command, getattr(args, "model_command", None), getattr(args, "format", None), *passed_on],
+        )
     )
     try:
         args.func(args)

@@ -336,7 +336,7 @@ def test_images_that_do_not_load_are_counted_wrong_and_retried(yes_model, tmp_pa
     assert main([*argv, "--images", str(tmp_path)]) == 2  # every image missing: not a model to score
     err = capsys.readouterr().err.strip().splitlines()[-1]  # after transformers' loading bar
     assert (
-        err.startswith("svit eval: error: 12 of 12 images did not load (first: random/0:")
+        err.startswith("svit eval pope: error: 12 of 12 images did not load (first: random/0:")
         and "--images" in err
     )
     assert not (out / "results.json").exists()

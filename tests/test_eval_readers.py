@@ -104,7 +104,7 @@ def test_an_mme_folder_missing_subtasks_is_named(tmp_path, capsys):
         str(tmp_path / "o"),
     ]
     code, err = run_cli(argv, capsys)
-    assert code == 2 and len(err.splitlines()) == 1 and err.startswith("svit eval: error:")
+    assert code == 2 and len(err.splitlines()) == 1 and err.startswith("svit eval mme: error:")
     assert "lacks subtasks position, posters, celebrity, scene, landmark, artwork, OCR" in err
     assert "numerical_calculation, text_translation, code_reasoning" in err and "--subtasks" in err
     with pytest.raises(SvitInputError, match="lacks subtasks position"):

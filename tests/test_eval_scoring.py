@@ -151,7 +151,7 @@ def test_mme_score_bad_folders_are_one_line_errors(tmp_path, capsys):
     folder = write_results_folder(tmp_path / "partial", {"existence": RIGHT})
     assert main(["eval", "mme-score", str(folder), "--output", str(tmp_path / "s.json")]) == 2
     err = capsys.readouterr().err.strip()
-    assert err.startswith("svit eval: error:") and "count.txt" in err and "--subtasks" in err
+    assert err.startswith("svit eval mme-score: error:") and "count.txt" in err and "--subtasks" in err
     assert len(err.splitlines()) == 1
     # scoring fewer subtasks is asked for explicitly
     argv = ["eval", "mme-score", str(folder), "--output", str(tmp_path / "s.json"), "--subtasks", "existence"]
