@@ -200,8 +200,11 @@ def test_plain_llava_export_and_remote_code_load_without_svit(tiny, saved, tmp_p
 def test_export_refuses_a_folder_without_a_checkpoint(tmp_path):
     from svit_dataset.errors import SvitInputError
 
+    (tmp_path / "empty").mkdir()
     with pytest.raises(SvitInputError, match="config.json"):
-        export_llava_checkpoint(tmp_path, tmp_path / "out")
+        export_llava_checkpoint(tmp_path / "empty", tmp_path / "out")
+    with pytest.raises(SvitInputError, match="inside --input .*inputs are never written"):
+        export_llava_checkpoint(tmp_path, tmp_path / "out")  # an output inside its input
 
 
 class _Saves:
@@ -340,8 +343,12 @@ def test_build_refuses_a_non_clip_vision_model(tmp_path):
     with pytest.raises(SvitInputError, match="CLIP"):
         svit_model.build(tmp_path / "llm", tmp_path / "llm")
     # An existing output folder is refused before anything is loaded (so even with a wrong vision model).
+    (tmp_path / "existing").mkdir()
     with pytest.raises(SvitInputError, match="pass --overwrite"):
-        svit_model.build(tmp_path / "llm", tmp_path / "llm", tmp_path / "llm")
+        svit_model.build(tmp_path / "llm", tmp_path / "llm", tmp_path / "existing")
+    # An input is never the output, even with overwrite.
+    with pytest.raises(SvitInputError, match="is --vision .*inputs are never written"):
+        svit_model.build(tmp_path / "llm", tmp_path / "llm", tmp_path / "llm", overwrite=True)
 
 
 def test_draw_entities_outlines_the_boxes():

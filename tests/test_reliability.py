@@ -83,6 +83,7 @@ def test_generate_refuses_its_inputs_and_release_files_it_did_not_write(tmp_path
     settings = ClientSettings(model="m", base_url="http://127.0.0.1:9/v1")
     with pytest.raises(SvitInputError, match="--output .* is --scenes"):
         generate(SceneSource(scenes=scenes), GenerationConfig(output_dir=scenes, client=settings))
+    (tmp_path / "vg").mkdir()
     with pytest.raises(SvitInputError, match="--output .* contains --annotations"):
         generate(
             SceneSource(annotations=tmp_path / "vg"), GenerationConfig(output_dir=tmp_path, client=settings)
