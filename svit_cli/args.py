@@ -82,3 +82,15 @@ def dataclass_from_args(cls: type, args: argparse.Namespace, **given: Any):
             value = tuple(value)
         values[f.name] = value
     return cls(**values, **given)
+
+
+# A sub-command that parses its own arguments (TrlParser for `svit train`, eval's sub-commands): argparse
+# reads no option of it, because no character is a prefix of its options, and hands it every word.
+_NO_OPTIONS = "\x00"
+
+
+def add_passthrough_command(sub, name: str, help: str, func) -> None:
+    """`svit NAME ...`: everything after NAME reaches `func(args)` as `args.argv`, untouched."""
+    parser = sub.add_parser(name, help=help, add_help=False, prefix_chars=_NO_OPTIONS)
+    parser.add_argument("argv", nargs=argparse.REMAINDER)
+    parser.set_defaults(func=func)

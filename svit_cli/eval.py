@@ -9,10 +9,7 @@ from __future__ import annotations
 
 import argparse
 
-from svit_cli.args import add_dataclass_flags, dataclass_from_args
-
-# The `eval` subparser reads no option itself: with no usable prefix character, every flag lands in `argv`.
-_NO_OPTIONS = "\x00"
+from svit_cli.args import add_dataclass_flags, add_passthrough_command, dataclass_from_args
 
 HELPS = {
     "mme": "MME (official layout or lmms-lab/MME table) -> official results folder, scores, results.json",
@@ -75,11 +72,9 @@ def _run(args) -> None:
 
 
 def register(sub) -> None:
-    parser = sub.add_parser(
+    add_passthrough_command(
+        sub,
         "eval",
-        help="evaluate a checkpoint: svit eval {mme,pope,grounding,mme-score,card} ... (--help after one)",
-        add_help=False,
-        prefix_chars=_NO_OPTIONS,
+        "evaluate a checkpoint: svit eval {mme,pope,grounding,mme-score,card} ... (--help after one)",
+        _run,
     )
-    parser.add_argument("argv", nargs=argparse.REMAINDER)
-    parser.set_defaults(func=_run)

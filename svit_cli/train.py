@@ -7,10 +7,7 @@ flag names, a YAML recipe by name or path). `--list-recipes` lists the shipped r
 
 from __future__ import annotations
 
-import argparse
-
-# This subparser reads no option itself: with no usable prefix character, every flag lands in `argv`.
-_NO_OPTIONS = "\x00"
+from svit_cli.args import add_passthrough_command
 
 
 def _run(args) -> None:
@@ -21,11 +18,9 @@ def _run(args) -> None:
 
 
 def register(sub) -> None:
-    parser = sub.add_parser(
+    add_passthrough_command(
+        sub,
         "train",
-        help="train SVIT-LLaVA with TRL: svit train --config RECIPE [--key value ...]; --list-recipes",
-        add_help=False,
-        prefix_chars=_NO_OPTIONS,
+        "train SVIT-LLaVA with TRL: svit train --config RECIPE [--key value ...]; --list-recipes",
+        _run,
     )
-    parser.add_argument("argv", nargs=argparse.REMAINDER)
-    parser.set_defaults(func=_run)
