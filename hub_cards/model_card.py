@@ -17,6 +17,7 @@ from pathlib import Path
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
 from hub_cards.dataset_card import SVIT_CITATION
+from svit_dataset.files import write_text_atomic
 
 LICENSE = "cc-by-4.0"  # SVIT's data licence; the base LLM's licence applies too (stated in the body)
 STAGE_TEXT = {
@@ -139,14 +140,8 @@ def model_card(facts: dict) -> ModelCard:
 
 
 def _write_card(card: ModelCard, path: Path) -> Path:
-    """`card` as `path`, atomically."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
-        tmp.write_text(str(card), encoding="utf-8")
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    """`card` as `path`, atomically (svit_dataset.files, the one home of atomic writes)."""
+    write_text_atomic(path, str(card))
     return path
 
 
