@@ -24,7 +24,14 @@ from svit_model.evaluation.run import MmeOptions, run_eval
 from svit_model.export import export_llava_checkpoint
 from svit_model.tiny import build_tiny_svit_llava, save_tiny_svit_llava
 from tests.test_eval_readers import write_svit_test_split
-from tests.train_fixtures import grounded_rows, one_thread, train_args, write_dataset, write_tiny
+from tests.train_fixtures import (
+    grounded_rows,
+    one_thread,
+    run_svit_on_two_processes,
+    train_args,
+    write_dataset,
+    write_tiny,
+)
 from tools.eval_samples import draw, write_mme_layout, write_pope_files
 
 SUBTASKS = "existence,color,count,commonsense_reasoning"
@@ -277,31 +284,9 @@ def test_a_lora_run_evaluates_unmerged_on_svit_referring_qas(tmp_path):
 def test_torchrun_two_processes_split_the_items(mme_data, tmp_path):
     """Two processes (torchrun, gloo on CPU: what `accelerate launch` runs) each generate half of the items into
     their own ledger part; the main one writes the predictions and the results once."""
-    import socket
-    import subprocess
-    import sys
-
     tiny = save_tiny_svit_llava(tmp_path / "tiny")  # untrained: varied answers
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    launcher = [
-        sys.executable,
-        "-m",
-        "torch.distributed.run",
-        "--nproc_per_node",
-        "2",
-        "--master_port",
-        str(port),
-    ]
     out = tmp_path / "ddp"
-    done = subprocess.run(
-        [*launcher, "-m", "svit_cli.main", *mme_argv(tiny, mme_data, out, "--batch-size", "4")],
-        env={**os.environ, "OMP_NUM_THREADS": "1"},
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
+    done = run_svit_on_two_processes(mme_argv(tiny, mme_data, out, "--batch-size", "4"))
     assert done.returncode == 0, done.stderr[-3000:]
     assert done.stdout.count("mme of ") == 1  # the table, from the main process only
     parts = sorted((out / "predictions").glob("part-*.jsonl"))

@@ -23,6 +23,7 @@ from tests.fake_hub import fake_hub
 from tests.train_fixtures import (
     grounded_rows,
     one_thread,
+    run_svit_on_two_processes,
     train_args,
     write_dataset,
     write_tiny,
@@ -262,33 +263,10 @@ def test_push_to_the_loopback_hub_checkpoints_model_and_card(files, tmp_path, mo
 def test_two_processes_train_every_sample_once_and_report_once(files, tmp_path):
     """DDP on CPU (gloo) under torchrun, what `accelerate launch` runs on GPUs: the grouped sampler shards
     the data, the counts are summed over processes, the summary is printed once."""
-    import os
-    import socket
-    import subprocess
-    import sys
-
     model_dir, data_dir = files
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
     settings = dict(max_steps=4, save_steps=2, per_device_train_batch_size=1)
     argv = train_args(model_dir, data_dir, tmp_path / "ddp", recipe="tiny-stage2-lora", **settings)
-    launcher = [
-        sys.executable,
-        "-m",
-        "torch.distributed.run",
-        "--nproc_per_node",
-        "2",
-        "--master_port",
-        str(port),
-    ]
-    done = subprocess.run(
-        [*launcher, "-m", "svit_cli.main", "train", *argv],
-        env={**os.environ, "OMP_NUM_THREADS": "1"},
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
+    done = run_svit_on_two_processes(["train", *argv])
     assert done.returncode == 0, done.stderr[-3000:]
     summaries = [line for line in done.stdout.splitlines() if line.startswith("svit train:")]
     assert len(summaries) == 1 and summaries[0].startswith("svit train: 4 steps")

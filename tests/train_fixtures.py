@@ -5,6 +5,10 @@ from __future__ import annotations
 
 import contextlib
 import io
+import os
+import socket
+import subprocess
+import sys
 from pathlib import Path
 
 import datasets
@@ -140,3 +144,26 @@ def write_tiny_with_new_grounding_rows(folder: Path, source: Path) -> Path:
             others = [i for i in range(weight.shape[0]) if i not in ids]
             weight[ids] = weight[others].mean(dim=0)
     return save_checkpoint(model, processor, folder)
+
+
+def run_svit_on_two_processes(argv: list[str]) -> subprocess.CompletedProcess:
+    """`svit ARGV` under torchrun with 2 CPU processes (gloo: what `accelerate launch` runs), one thread each."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    launcher = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nproc_per_node",
+        "2",
+        "--master_port",
+        str(port),
+    ]
+    return subprocess.run(
+        [*launcher, "-m", "svit_cli.main", *argv],
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )

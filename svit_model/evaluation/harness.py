@@ -50,6 +50,17 @@ class GenerationStats:
     failed: int  # items whose image did not load: recorded with an empty output (scored wrong)
 
 
+def image_file(path: Path) -> Callable[[], Any]:
+    """An `EvalItem.image` that opens an image file when the item is generated, not before."""
+
+    def load():
+        from PIL import Image
+
+        return Image.open(path)
+
+    return load
+
+
 def with_suffix(question: str, suffix: str) -> str:
     """LLaVA-1.5's prompt: the question, a newline, then the suffix (e.g. its short-answer instruction)."""
     return f"{question}\n{suffix}" if suffix else question

@@ -21,7 +21,7 @@ from pathlib import Path
 
 from svit_dataset.errors import SvitFormatError, SvitInputError
 from svit_dataset.files import atomic_folder
-from svit_model.evaluation.harness import EvalItem, with_suffix
+from svit_model.evaluation.harness import EvalItem, image_file, with_suffix
 from svit_model.evaluation.scoring import (
     MME_SUBTASKS,
     mme_parse_answer,
@@ -81,16 +81,10 @@ def _subtask_items(folder: Path, subtask: str, suffix: str) -> list[EvalItem]:
         if image is None:
             raise SvitInputError(f"{question_file}: no image {question_file.stem}.jpg or .png in {image_dir}")
         for k, (question, answer) in enumerate(parse_question_file(question_file)):
-            items.append(_item(subtask, image.name, k, question, answer, suffix, _opener(image)))
+            items.append(_item(subtask, image.name, k, question, answer, suffix, image_file(image)))
     if not items:
         raise SvitInputError(f"{folder}: no question files (*.txt) for subtask {subtask}")
     return items
-
-
-def _opener(path: Path):
-    from PIL import Image
-
-    return lambda: Image.open(path)
 
 
 def _item(subtask: str, image_name: str, k: int, question: str, answer: str, suffix: str, image) -> EvalItem:

@@ -13,19 +13,13 @@ import os
 from pathlib import Path
 
 from svit_dataset.errors import SvitFormatError, SvitInputError
-from svit_model.evaluation.harness import EvalItem, with_suffix
+from svit_model.evaluation.harness import EvalItem, image_file, with_suffix
 from svit_model.evaluation.scoring import POPE_CATEGORIES, pope_parse_answer
 from svit_model.evaluation.tables import load_table, require_columns, row_image
 
 FILE_PREFIX = "coco_pope_"
 TABLE_COLUMNS = ("question_id", "question", "answer", "category", "image")
 QUESTION_KEYS = ("question_id", "image", "text", "label")
-
-
-def _opener(path: Path):
-    from PIL import Image
-
-    return lambda: Image.open(path)
 
 
 def _item(category: str, qid, question: str, label: str, suffix: str, image) -> EvalItem:
@@ -83,7 +77,7 @@ def read_pope(
             for number, line in enumerate(lines, 1):
                 if line.strip():
                     q = parse_question_line(line, f"{files[category]}:{number}")
-                    image = _opener(Path(images) / q["image"])
+                    image = image_file(Path(images) / q["image"])
                     items.append(_item(category, q["question_id"], q["text"], q["label"], suffix, image))
         return items
     table = load_table(data, split)
