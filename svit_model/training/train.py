@@ -18,7 +18,7 @@ from transformers.trainer_utils import get_last_checkpoint
 from trl import ModelConfig, SFTConfig
 
 from svit_dataset.errors import SvitInputError
-from svit_dataset.files import check_output_apart
+from svit_dataset.files import check_output_apart, write_json_atomic
 from svit_model.training.arguments import SvitScriptArguments
 from svit_model.training.collator import DROP_REASONS, SvitCollator
 from svit_model.training.data import load_training_data
@@ -38,6 +38,8 @@ from svit_model.training.trainer import SvitTrainer
 logger = logging.getLogger(__name__)
 
 LOSS_CURVE_FILE = "loss_curve.png"
+# The run's facts as plain JSON in its folder: `svit card model RUN` writes the card from them, later.
+RUN_FACTS_FILE = "svit_run.json"
 # What the model card reports of the trainer's arguments.
 CARD_HYPERPARAMETERS = (
     "learning_rate",
@@ -241,6 +243,8 @@ def train(
     facts.update(counts=counts, dropped_before=dict(data.dropped), summary=summary)
     if trainer.is_world_process_zero():
         logger.info(summary)
+        # written before a push, so that it goes up with the model
+        write_json_atomic(output_dir / RUN_FACTS_FILE, run_facts(trainer, facts))
     if training_args.push_to_hub:
         trainer.push_to_hub(commit_message="End of training")  # saves the model and writes the card first
     else:
@@ -266,4 +270,4 @@ def run_facts(trainer: SvitTrainer, facts: dict) -> dict:
     }
 
 
-__all__ = ["TrainResult", "train"]
+__all__ = ["RUN_FACTS_FILE", "TrainResult", "train"]

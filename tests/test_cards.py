@@ -1,0 +1,339 @@
+"""Hub cards through huggingface_hub's card classes (hub_cards): they parse back with `DatasetCard.load` /
+`ModelCard.load` holding the metadata and `model-index` as produced, pass the offline validators of
+huggingface_hub and datasets, keep a built folder loadable, and the model card's usage code runs as written.
+
+Validation here is offline: huggingface_hub's own parsing (`ModelCardData` turns `model-index` into
+`EvalResult`s and refuses a malformed one; `EvalResult` checks its fields) and the parsers `load_dataset` itself
+uses on a dataset card (`MetadataConfigs`, `DatasetInfosDict`). The Hub's `/api/validate-yaml` schema check
+(`RepoCard.validate`) needs the real Hub: the loopback fake only checks that the YAML is a mapping, so it would
+prove nothing more here.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import datasets
+import pytest
+from datasets.info import DatasetInfosDict
+from datasets.utils.metadata import MetadataConfigs
+from huggingface_hub import DatasetCard, ModelCard
+from huggingface_hub.repocard_data import eval_results_to_model_index, model_index_to_eval_results
+from PIL import Image
+
+from hub_cards.dataset_card import (
+    dataset_card_data,
+    dataset_rows,
+    folder_facts,
+    render_dataset_card,
+    size_category,
+    write_dataset_card,
+)
+from hub_cards.model_card import (
+    RUN_FACTS_FILE,
+    add_eval_results,
+    model_index_entries,
+    write_run_card,
+)
+from svit_cli.main import main
+from svit_dataset import bundled
+from svit_dataset.errors import SvitInputError
+from svit_dataset.hub_layout import build_hub_dataset, push_hub_dataset
+from svit_dataset.hub_readme import ConfigEntry
+from svit_dataset.stats import write_stats
+from tests.fake_hub import fake_hub
+from tests.test_eval_card import GROUNDING, MME, POPE
+from tests.test_train_card import FACTS
+
+PYTHON_BLOCK = re.compile(r"```python\n(.*?)```", re.S)
+IMAGE_LINK = re.compile(r"!\[[^\]]*\]\(([^)]+)\)")
+
+
+def section(text: str, heading: str) -> str:
+    """The markdown of `## heading` up to the next `## `."""
+    start = text.index(f"\n## {heading}\n")
+    end = text.find("\n## ", start + 1)
+    return text[start : end if end > 0 else None]
+
+
+# --- pure functions --------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("rows", "bucket"),
+    [
+        (0, "n<1K"),
+        (999, "n<1K"),
+        (1_000, "1K<n<10K"),
+        (9_999, "1K<n<10K"),
+        (10_000, "10K<n<100K"),
+        (157_712, "100K<n<1M"),
+        (999_999, "100K<n<1M"),
+        (1_000_000, "1M<n<10M"),
+        (4_240_311, "1M<n<10M"),  # the whole release
+        (10_000_000, "10M<n<100M"),
+        (999_999_999_999, "100B<n<1T"),
+        (1_000_000_000_000, "n>1T"),
+    ],
+)
+def test_size_category_boundaries(rows, bucket):
+    assert size_category(rows) == bucket
+
+
+def test_dataset_rows_counts_the_tasks_once_or_the_largest_config():
+    def entry(name, train, test=0):
+        return ConfigEntry(name, {}, {"train": train, "test": test}, {})
+
+    tasks = [entry("conversation", 600, 60), entry("referring_qa", 300, 30)]
+    assert dataset_rows([*tasks, entry("full", 900, 90), entry("core_150k", 500, 90)]) == 990
+    assert dataset_rows([*tasks, entry("mix_665k", 5000)]) == 5000  # LLaVA's records come on top
+    assert dataset_rows([entry("core_150k", 500, 90)]) == 590  # recipes alone
+
+
+# --- the dataset card ------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory):
+    """The bundled sample, every config, built with the card; (folder, report, card text at build time)."""
+    folder = tmp_path_factory.mktemp("cards") / "svit"
+    report = build_hub_dataset(
+        bundled.RELEASE_DIR,
+        folder,
+        "all,recipes",
+        images_dir=bundled.IMAGES_DIR,
+        test_ids=bundled.TEST_IDS,
+        llava_mix=bundled.LLAVA_DIR / "llava_v1_5_mix665k.json",
+        llava_instruct=bundled.LLAVA_DIR / "llava_instruct_150k.json",
+        card=render_dataset_card,
+    )
+    at_build = (folder / "README.md").read_text()
+    write_stats(folder)
+    write_dataset_card(folder)
+    return folder, report, at_build
+
+
+def test_dataset_card_parses_back_with_the_metadata_produced(built):
+    folder, report, at_build = built
+    card = DatasetCard.load(folder / "README.md")
+    facts, _ = folder_facts(folder)
+    assert card.data.to_dict() == dataset_card_data(facts).to_dict()
+    data = card.data
+    assert data.license == "cc-by-4.0" and data.language == ["en"] and data.pretty_name == "SVIT"
+    assert data.task_categories == ["image-text-to-text", "visual-question-answering"]
+    assert data.size_categories == ["n<1K"] and data.annotations_creators == ["machine-generated"]
+    # rewriting the card keeps the configs exactly as the build wrote them
+    built_data = DatasetCard(at_build).data
+    assert data.configs == built_data.configs and data.dataset_info == built_data.dataset_info
+    assert [c["config_name"] for c in data.configs] == list(report["configs"])
+    assert "&id0" not in (folder / "README.md").read_text()  # plain YAML blocks, no anchors
+
+
+def test_dataset_card_metadata_passes_the_parsers_load_dataset_uses(built):
+    folder, report, _ = built
+    data = DatasetCard.load(folder / "README.md").data
+    configs = MetadataConfigs.from_dataset_card_data(data)
+    assert list(configs) == list(report["configs"]) and configs.get_default_config_name() == "full"
+    infos = DatasetInfosDict.from_dataset_card_data(data)
+    assert {
+        name: {s: i.num_examples for s, i in info.splits.items()} for name, info in infos.items()
+    } == report["configs"]
+
+
+def test_every_config_still_loads_after_the_card_is_rewritten(built, tmp_path):
+    folder, report, _ = built
+    for config, splits in report["configs"].items():
+        loaded = datasets.load_dataset(str(folder), config, cache_dir=str(tmp_path / "cache"))
+        assert {s: loaded[s].num_rows for s in loaded} == splits, config
+
+
+def test_dataset_card_body_states_the_build(built, tmp_path):
+    folder, report, at_build = built
+    text = DatasetCard.load(folder / "README.md").text
+    headings = re.findall(r"^##+ .*$", text, re.M)
+    assert headings == re.findall(r"^##+ .*$", DatasetCard(at_build).text, re.M)  # one template, one shape
+    assert "| `full` (default) | 186 | 24 | all four tasks |" in text
+    stats = section(text, "Statistics (paper section 3.4)")
+    assert "| referring_qa | 34 | 340 |" in stats and "(11.3)" in stats and "QAs in all: 1,430." in stats
+    made = section(text, "How it was made")
+    assert "| `yes_per_no` | 8.0 |" in made and "| `core_size` | 157,712 |" in made
+    assert "| `core_150k` | 94 | 9.46 | 8.00 |" in made
+    assert (
+        "| referring_qa | train | 33 | 30 | bad box: 1, duplicate sample: 1, unbalanced grounding tags: 1 |"
+        in made
+    )
+    assert "| all | | 217 | 210 |" in made
+    assert "## Known issues" in text and "@article{zhao2023svit" in text
+    links = IMAGE_LINK.findall(text)
+    assert {"stats/tasks_first_words.png", "recipes/yes_no.png"} <= set(links)
+    assert all((folder / link).is_file() for link in links)  # relative: they show on the Hub too
+    assert str(folder.parent) not in text and "/work" not in text  # no local paths
+    # the load snippet runs as written from the folder's parent
+    code = PYTHON_BLOCK.findall(section(text, "Usage"))[0] + "print(ds.num_rows)\n"
+    env = {"HF_HUB_OFFLINE": "1", "HF_DATASETS_CACHE": str(tmp_path / "cache")}
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=folder.parent,
+        capture_output=True,
+        text=True,
+        env=_env(env),
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.split()[-1] == str(report["configs"]["full"]["train"])
+
+
+def test_pushed_readme_is_the_card(built, tmp_path):
+    folder, _, _ = built
+    with fake_hub() as hub:
+        push_hub_dataset(folder, "my-org/svit", token="hf_" + "c" * 30, endpoint=hub.endpoint)
+    files = hub.files("my-org/svit")
+    (tmp_path / "README.md").write_bytes(files["README.md"])
+    pushed = DatasetCard.load(tmp_path / "README.md")
+    local = DatasetCard.load(folder / "README.md")
+    assert pushed.data.to_dict() == local.data.to_dict()
+    assert 'load_dataset("my-org/svit", "full", split="train")' in pushed.text
+    assert pushed.text == local.text.replace('load_dataset("svit",', 'load_dataset("my-org/svit",')
+    assert set(IMAGE_LINK.findall(pushed.text)) <= set(files)  # the figures went up with it
+
+
+def test_generation_facts_join_the_card_when_the_input_has_them(tmp_path):
+    release = tmp_path / "generated"
+    shutil.copytree(bundled.RELEASE_DIR, release)
+    summary = {
+        "model": "gpt-4o-2024-08-06",
+        "prompt_version": "paper-v1@0123456789ab",
+        "items": {"selected": 40, "done": 37, "failed": 3, "pending": 0},
+        "failed_by_reason": {"mentions_source": 2, "too_few_pairs": 1},
+        "tokens": {"prompt": 123456, "completion": 65432},
+    }
+    (release / "generation_summary.json").write_text(json.dumps(summary))
+    folder = tmp_path / "svit"
+    build_hub_dataset(release, folder, ["referring_qa"], card=render_dataset_card)
+    assert "| prompt version |" not in (folder / "README.md").read_text()  # the build does not look there
+    made = section(DatasetCard.load(write_dataset_card(folder)).text, "How it was made")
+    assert "Read from released-format files in `generated/`, written by `svit generate`:" in made
+    assert (
+        "| model | `gpt-4o-2024-08-06` |" in made and "| prompt version | `paper-v1@0123456789ab` |" in made
+    )
+    assert "| items failed | 3 |" in made and "mentions source: 2, too few pairs: 1" in made
+    assert "| tokens (prompt / completion) | 123,456 / 65,432 |" in made
+
+
+def test_dataset_card_needs_a_built_folder(tmp_path):
+    with pytest.raises(SvitInputError, match="no such folder"):
+        write_dataset_card(tmp_path / "nope")
+    (tmp_path / "README.md").write_text("---\nlicense: cc-by-4.0\n---\n")
+    with pytest.raises(SvitInputError, match="build_report.json: not found"):
+        write_dataset_card(tmp_path)
+
+
+# --- the model card --------------------------------------------------------------------------------------
+
+
+def _env(extra: dict) -> dict:
+    return os.environ | extra
+
+
+def _run_folder(root: Path, facts: dict = FACTS) -> Path:
+    run = root / "run"
+    run.mkdir()
+    (run / RUN_FACTS_FILE).write_text(json.dumps(facts))
+    for name, results in (("mme", MME), ("pope", POPE), ("grounding", GROUNDING)):
+        (root / f"{name}.json").write_text(json.dumps(results))
+    return run
+
+
+def test_run_card_parses_back_with_its_model_index(tmp_path):
+    run = _run_folder(tmp_path)
+    write_run_card(run, [tmp_path / "mme.json", tmp_path / "grounding.json"])
+    card = ModelCard.load(run / "README.md")
+    produced = model_index_entries(MME) + model_index_entries(GROUNDING)
+    assert card.data.eval_results == produced and card.data.model_name == "svit-v1.5-7b-lora"
+    data = card.data.to_dict()
+    assert data["base_model"] == "my-org/svit-llava-7b-stage1" and data["datasets"] == ["my-org/svit"]
+    assert data["license"] == "cc-by-4.0" and data["pipeline_tag"] == "image-text-to-text"
+    assert data["library_name"] == "transformers"
+    # huggingface_hub's own model-index parser reads it back to the same entries
+    name, parsed = model_index_to_eval_results(data["model-index"])
+    assert name == "svit-v1.5-7b-lora" and parsed == produced
+    assert data["model-index"] == eval_results_to_model_index(name, produced)
+    evaluation = section(card.text, "Evaluation")
+    assert "| MME | - | - | MME perception | 1560.31 |" in evaluation
+    assert "| grounding | - | val | ACC@0.5 (IoU >= 0.5) | 0.7123 |" in evaluation
+    assert "| `lora_r` | 128 |" in card.text and "![training loss](loss_curve.png)" in card.text
+    assert "## Limitations" in card.text
+
+    # POPE joins the entries already there; a rerun of MME replaces its own, never duplicates them
+    add_eval_results(run, [tmp_path / "pope.json", tmp_path / "mme.json"])
+    card = ModelCard.load(run / "README.md")
+    assert len(card.data.eval_results) == 2 + 9 + 2
+    assert "| POPE | adversarial | - | POPE F1 (adversarial) | 0.86 |" in section(card.text, "Evaluation")
+    write_run_card(run)  # no results given: the card keeps the ones it has
+    assert len(ModelCard.load(run / "README.md").data.eval_results) == 13
+    assert not list(run.glob(".README*"))
+
+
+def test_run_card_errors_name_the_file(tmp_path):
+    with pytest.raises(SvitInputError, match="no such folder"):
+        write_run_card(tmp_path / "nope")
+    with pytest.raises(SvitInputError, match=f"{RUN_FACTS_FILE}: not found"):
+        write_run_card(tmp_path)
+    run = _run_folder(tmp_path)
+    with pytest.raises(SvitInputError, match="missing.json: not found"):
+        write_run_card(run, [tmp_path / "missing.json"])
+    (tmp_path / "bad.json").write_text(json.dumps({"benchmark": "vqa", "metrics": {}}))
+    with pytest.raises(SvitInputError, match="bad.json: not a results.json"):
+        write_run_card(run, [tmp_path / "bad.json"])
+
+
+def test_cards_import_no_torch():
+    code = "import sys, hub_cards.dataset_card, hub_cards.model_card; sys.exit('torch' in sys.modules)"
+    assert subprocess.run([sys.executable, "-c", code], timeout=120).returncode == 0
+
+
+def test_run_facts_file_name_is_the_trainers():
+    from svit_model.training.train import RUN_FACTS_FILE as TRAINERS
+
+    assert TRAINERS == RUN_FACTS_FILE
+
+
+@pytest.mark.slow
+def test_usage_code_of_the_card_runs_against_a_trained_tiny_run(tmp_path):
+    """`svit train` a few steps, `svit card model RUN --results ...`, then the card's code as written."""
+    from tests.train_fixtures import one_thread, train_args, write_dataset, write_tiny
+
+    model, data = write_tiny(tmp_path / "tiny"), write_dataset(tmp_path / "data")
+    run = tmp_path / "tiny-svit-run"
+    with one_thread():
+        assert main(["train", *train_args(model, data, run, max_steps=2, save_steps=2)]) == 0
+    facts = json.loads((run / RUN_FACTS_FILE).read_text())
+    assert (
+        facts["global_step"] == 2 and facts["stage"] == "finetune" and facts["loss_curve"] == "loss_curve.png"
+    )
+    (tmp_path / "grounding.json").write_text(json.dumps(GROUNDING))
+    assert main(["card", "model", str(run), "--results", str(tmp_path / "grounding.json")]) == 0
+
+    card = ModelCard.load(run / "README.md")
+    assert card.data.eval_results == model_index_entries(GROUNDING)
+    assert card.data.base_model is None  # a local path is no Hub id
+    assert "steps: 2," in card.text and "![training loss](loss_curve.png)" in card.text
+    assert (run / "loss_curve.png").is_file()
+    (code,) = PYTHON_BLOCK.findall(section(card.text, "Use"))
+    assert f'from_pretrained("{run.name}")' in code
+    Image.new("RGB", (64, 48), (200, 30, 30)).save(tmp_path / "image.jpg")
+    done = subprocess.run(
+        [sys.executable, "-c", code],  # as written: only the model id is the run folder's name
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        env=_env({"HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}),
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
