@@ -4,7 +4,10 @@ export HF_HUB_OFFLINE := 1
 export HF_DATASETS_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: setup demo test lint bench clean
+# apt-get needs root: CI runs as root; elsewhere sudo.
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+.PHONY: setup chromium demo test lint bench clean
 
 .venv/.installed: pyproject.toml
 	python3 -m venv .venv
@@ -15,7 +18,13 @@ export TOKENIZERS_PARALLELISM := false
 	DS_BUILD_OPS=0 $(PY) -m pip install --quiet -e ".[dev]"
 	touch $@
 
-setup: .venv/.installed
+# Debian's chromium, driven by Playwright in the Space's browser test (Playwright's own browser download needs
+# the internet). Installed once; a no-op when it is there.
+chromium:
+	@command -v chromium >/dev/null || ($(SUDO) apt-get update -qq && \
+		$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null)
+
+setup: .venv/.installed chromium
 
 demo: setup
 	.venv/bin/svit demo --output out/svit

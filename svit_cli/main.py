@@ -22,6 +22,7 @@ COMMAND_MODULES = [
     "svit_cli.model",
     "svit_cli.train",
     "svit_cli.eval",
+    "svit_cli.space",
     "svit_cli.card",
 ]
 

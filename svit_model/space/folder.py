@@ -1,0 +1,240 @@
+"""The grounded-chat app around a checkpoint: a ready Hub Space folder (`svit space`) or a local server (`svit app`).
+
+A Space folder runs as written (`pip install -r requirements.txt && python app.py`, or pushed to a Gradio
+Space) without svit:
+
+    OUT/
+      README.md          Space front matter (title, sdk: gradio, sdk_version, app_file, license) and a short card
+      app.py             svit_model/space/app.py, as it is
+      requirements.txt   svit_model/space/requirements.txt, as it is
+      space.json         the app's settings (AppSettings): model folder, referring question, max_new_tokens, examples
+      svit_draw.py       svit_model/draw.py, importing its box helper from the copy beside it
+      svit_boxes.py      svit_dataset/boxes.py
+      examples/          a few bundled images
+      model/             the checkpoint (a LoRA run merged), with the processor's remote code
+"""
+
+from __future__ import annotations
+
+import inspect
+import logging
+import os
+import shutil
+import sys
+from importlib import metadata
+from pathlib import Path
+
+from svit_dataset import boxes as boxes_module
+from svit_dataset import bundled
+from svit_dataset.errors import SvitInputError
+from svit_dataset.export_llava import REFERRING_SUFFIXES
+from svit_dataset.files import atomic_folder, check_output_apart, write_text_atomic
+from svit_model import draw as draw_module
+from svit_model.space.app import SETTINGS_FILE, AppSettings
+
+logger = logging.getLogger(__name__)
+
+SPACE_SOURCES = Path(__file__).parent
+APP_FILE, REQUIREMENTS_FILE, README_FILE = "app.py", "requirements.txt", "README.md"
+MODEL_DIR, EXAMPLES_DIR = "model", "examples"
+DRAW_MODULE, BOXES_MODULE = "svit_draw", "svit_boxes"
+EXPECTED_CHECKPOINT = "a `svit train` run or SVIT-LLaVA checkpoint folder (a LoRA run is merged)"
+
+# SVIT's referring questions carry one of its grounding instructions (as in the LLaVA-1.5 training export), so
+# a model trained on that data answers the referring mode with boxes.
+REFERRING_TEMPLATE = "Where is {phrase}? " + REFERRING_SUFFIXES[0]
+DEFAULT_DESCRIPTION = (
+    "Upload an image or pick an example, then ask. Each grounded phrase of the answer is highlighted in the "
+    "colour of its boxes on the image. The referring mode asks where something is."
+)
+
+
+def example_images(limit: int = 4) -> list[Path]:
+    """Bundled images to offer as examples: the one the demo teaches the tiny model about first."""
+    from svit_model.demo import bundled_referring_rows, pick_grounded_turn
+
+    row, _ = pick_grounded_turn(bundled_referring_rows())
+    first = bundled.IMAGES_DIR / row["image_path"]
+    others = [path for path in sorted(bundled.IMAGES_DIR.rglob("*.jpg")) if path != first]
+    return [first, *others][:limit]
+
+
+def app_settings(
+    model: str = MODEL_DIR,
+    examples: tuple[str, ...] = (),
+    title: str | None = None,
+    max_new_tokens: int = AppSettings.max_new_tokens,
+) -> AppSettings:
+    """The app's settings with SVIT's referring question."""
+    return AppSettings(
+        model=model,
+        title=title or AppSettings.title,
+        referring_template=REFERRING_TEMPLATE,
+        max_new_tokens=max_new_tokens,
+        examples=tuple(examples),
+        description=DEFAULT_DESCRIPTION,
+    )
+
+
+def vendored_modules() -> dict[str, str]:
+    """file name -> source of the svit modules `app.py` imports in a Space: the drawing module and its box
+    helper, the drawing module's import pointed at the copy beside it."""
+    svit_import = f"from {boxes_module.__name__} import"
+    draw_source = inspect.getsource(draw_module)
+    if svit_import not in draw_source:  # the drawing module changed its imports: vendoring must follow
+        raise RuntimeError(f"{draw_module.__file__} no longer has `{svit_import}`; update vendored_modules()")
+    return {
+        f"{DRAW_MODULE}.py": draw_source.replace(svit_import, f"from {BOXES_MODULE} import"),
+        f"{BOXES_MODULE}.py": inspect.getsource(boxes_module),
+    }
+
+
+def gradio_version() -> str:
+    """The installed gradio: what the app was tested with, the Space's `sdk_version`."""
+    try:
+        return metadata.version("gradio")
+    except metadata.PackageNotFoundError:
+        raise SvitInputError(
+            "gradio is not installed; install the app extra (pip install 'svit[app]') to write or serve the Space"
+        ) from None
+
+
+def space_readme(settings: AppSettings, sdk_version: str, license: str, source: str) -> str:
+    """README.md of the Space: the Hub's front matter and a short card. `source` names the checkpoint."""
+    from huggingface_hub import SpaceCardData
+
+    data = SpaceCardData(
+        title=settings.title,
+        sdk="gradio",
+        sdk_version=sdk_version,
+        python_version=f"{sys.version_info.major}.{sys.version_info.minor}",
+        app_file=APP_FILE,
+        license=license,
+        tags=["svit", "llava", "grounding", "visual-question-answering"],
+        emoji="🔎",
+        colorFrom="blue",
+        colorTo="green",
+        pinned=False,
+        short_description="Grounded chat with SVIT-LLaVA: phrases and their boxes",
+    )
+    return (
+        f"---\n{data.to_yaml()}\n---\n\n# {settings.title}\n\n{settings.description}\n\n"
+        f"Model: `{source}` (in `{settings.model}/`), greedy decoding, at most {settings.max_new_tokens} new "
+        f'tokens. Referring mode asks: "{settings.referring_template.format(phrase="...")}"\n\n'
+        "Run it locally:\n\n```bash\npip install -r requirements.txt\npython app.py\n```\n\n"
+        "Written by `svit space`; the app needs no svit: the checkpoint loads with `trust_remote_code=True`.\n"
+    )
+
+
+def card_license(run_dir: str | os.PathLike) -> str | None:
+    """The licence a run's model card states, if it has one."""
+    readme = Path(run_dir) / README_FILE
+    if not readme.is_file():
+        return None
+    from huggingface_hub import ModelCard
+
+    try:
+        return ModelCard.load(readme).data.license
+    except Exception:  # a card without valid front matter states no licence
+        return None
+
+
+def load_checkpoint(path: str | os.PathLike, flag: str = "--model"):
+    """(model, processor with `post_process_generation`) of a checkpoint or `svit train` run (a LoRA run
+    unmerged, through transformers' peft integration), on the CPU; loading errors become one line naming `flag`
+    (`svit space` names its RUN, which `evaluation.harness.load_for_eval` cannot)."""
+    from transformers import AutoModelForImageTextToText, AutoProcessor
+
+    from svit_model.evaluation.grounding import grounding_processor
+    from svit_model.loading import loading
+
+    with loading(flag, path, EXPECTED_CHECKPOINT):
+        model = AutoModelForImageTextToText.from_pretrained(str(path))
+        processor = AutoProcessor.from_pretrained(str(path))
+    return model.eval(), grounding_processor(processor)
+
+
+def save_space_model(run_dir: str | os.PathLike, output_dir: Path) -> None:
+    """The run as a full checkpoint in `output_dir`: a LoRA run merged, any other loaded and saved again (so the
+    folder holds exactly the model, processor and remote code, not the run's training files)."""
+    from svit_model.building import save_checkpoint
+    from svit_model.training.checkpoint import ADAPTER_CONFIG, merge_lora_run
+
+    if (Path(run_dir) / ADAPTER_CONFIG).is_file():
+        merge_lora_run(run_dir, output_dir)
+        return
+    model, processor = load_checkpoint(run_dir, flag="RUN")
+    save_checkpoint(model, processor, output_dir)
+
+
+def write_space(
+    run_dir: str | os.PathLike,
+    out_dir: str | os.PathLike,
+    *,
+    overwrite: bool = False,
+    title: str | None = None,
+    max_new_tokens: int = AppSettings.max_new_tokens,
+    license: str | None = None,
+    num_examples: int = 4,
+) -> Path:
+    """Write a ready Hub Space folder for the checkpoint or `svit train` run `run_dir` into `out_dir` (see the
+    module docstring); returns `out_dir`. The folder is written aside and renamed into place whole.
+
+    `license` defaults to the run's model card's, else "other".
+    """
+    out_dir, run_dir = Path(out_dir), Path(run_dir)
+    check_output_apart(out_dir, "OUT", {"RUN": run_dir})
+    if out_dir.exists() and not overwrite:
+        raise SvitInputError(
+            f"OUT {out_dir}: already exists; pass --overwrite (overwrite=True) to replace it"
+        )
+    if not run_dir.is_dir():
+        raise SvitInputError(f"RUN {run_dir}: not a folder; pass {EXPECTED_CHECKPOINT}")
+    sdk_version = gradio_version()
+    with atomic_folder(out_dir) as staging:
+        save_space_model(run_dir, staging / MODEL_DIR)
+        for name in (APP_FILE, REQUIREMENTS_FILE):
+            shutil.copyfile(SPACE_SOURCES / name, staging / name)
+        for name, source in vendored_modules().items():
+            (staging / name).write_text(source, encoding="utf-8")
+        (staging / EXAMPLES_DIR).mkdir()
+        shipped = []
+        for image in example_images(num_examples):
+            relative = Path(EXAMPLES_DIR, "_".join(image.relative_to(bundled.IMAGES_DIR).parts))
+            shutil.copyfile(image, staging / relative)
+            shipped.append(relative.as_posix())
+        settings = app_settings(MODEL_DIR, tuple(shipped), title=title, max_new_tokens=max_new_tokens)
+        write_text_atomic(staging / SETTINGS_FILE, settings.to_json())
+        readme = space_readme(
+            settings, sdk_version, license or card_license(run_dir) or "other", run_dir.name
+        )
+        write_text_atomic(staging / README_FILE, readme)
+    logger.info("Space folder written to %s", out_dir)
+    return out_dir
+
+
+def local_demo(
+    model: str | os.PathLike, max_new_tokens: int = AppSettings.max_new_tokens, title: str | None = None
+):
+    """The app's Blocks for a checkpoint, run from the svit package: bundled images as examples."""
+    gradio_version()
+    from svit_model.space.app import best_device, build_demo
+
+    loaded, processor = load_checkpoint(model)
+    settings = app_settings(str(model), tuple(str(p) for p in example_images()), title, max_new_tokens)
+    return build_demo(loaded.to(best_device()), processor, settings)
+
+
+def serve(
+    model: str | os.PathLike,
+    host: str = "127.0.0.1",
+    port: int = 7860,
+    max_new_tokens: int = AppSettings.max_new_tokens,
+    title: str | None = None,
+) -> None:
+    """`svit app`: serve the app for `model` on `host:port` until interrupted (no share link)."""
+    demo = local_demo(model, max_new_tokens=max_new_tokens, title=title)
+    demo.launch(server_name=host, server_port=port, share=False, allowed_paths=[str(bundled.IMAGES_DIR)])
+
+
+__all__ = ["app_settings", "local_demo", "serve", "space_readme", "vendored_modules", "write_space"]
