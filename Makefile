@@ -27,7 +27,7 @@ chromium:
 setup: .venv/.installed chromium
 
 demo: setup
-	.venv/bin/svit demo --output out/svit
+	.venv/bin/svit demo --output out
 
 test: setup
 	$(PY) -m pytest -q

@@ -183,25 +183,33 @@ def _card_results(path: Path) -> list[EvalResult]:
     return (ModelCard.load(path).data.eval_results or []) if path.is_file() else []
 
 
-def write_run_card(
+def run_card(
     run_dir: str | os.PathLike,
     results_files: Iterable[str | os.PathLike] = (),
     *,
     model_id: str | None = None,
-) -> Path:
-    """(Re)write a training run's README.md from its `svit_run.json`, with the `results.json` files of `svit eval`
-    as `model-index` and evaluation table (joining the entries the card already has). The usage code loads
-    `model_id`, else the run's Hub id, else the folder by its name (from the folder's parent)."""
+) -> ModelCard:
+    """A training run's card from its `svit_run.json`, with the `results.json` files of `svit eval` as
+    `model-index` and evaluation table (joining the entries the run's README.md already has). The usage code
+    loads `model_id`, else the run's Hub id, else the folder by its name (from the folder's parent)."""
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
         raise SvitInputError(f"{run_dir}: no such folder; pass a folder written by `svit train`")
     facts = _read_json(
         run_dir / RUN_FACTS_FILE, "a folder written by `svit train` (it saves its facts there)"
     )
-    readme = run_dir / "README.md"
-    results = _merged(_card_results(readme), _results_entries(results_files))
-    card = model_card(facts, model_id or facts.get("hub_model_id") or run_dir.name, results)
-    return _write_card(card, readme)
+    results = _merged(_card_results(run_dir / "README.md"), _results_entries(results_files))
+    return model_card(facts, model_id or facts.get("hub_model_id") or run_dir.name, results)
+
+
+def write_run_card(
+    run_dir: str | os.PathLike,
+    results_files: Iterable[str | os.PathLike] = (),
+    *,
+    model_id: str | None = None,
+) -> Path:
+    """(Re)write a training run's README.md: `run_card` (`svit card model RUN --results ...`)."""
+    return _write_card(run_card(run_dir, results_files, model_id=model_id), Path(run_dir) / "README.md")
 
 
 # --- model-index from `svit eval` results ---------------------------------------------------------------
@@ -276,6 +284,7 @@ def add_eval_results(model_dir: str | os.PathLike, results_files: list[str | os.
 
 
 __all__ = [
+    "run_card",
     "RUN_FACTS_FILE",
     "add_eval_results",
     "card_context",

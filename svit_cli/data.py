@@ -1,4 +1,4 @@
-"""`svit build`, `svit push`, `svit export`, `svit demo`: the data commands.
+"""`svit build`, `svit push`, `svit export`, `svit demo`: the data commands (push takes training runs too).
 
 Flags come from the library's dataclasses (BuildOptions, RecipeParams, ExportOptions) through
 svit_cli/args.py: defaults and help texts live there, once.
@@ -7,6 +7,7 @@ svit_cli/args.py: defaults and help texts live there, once.
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 from svit_cli.args import add_dataclass_flags, dataclass_from_args
 from svit_dataset.export_llava import ExportOptions
@@ -29,9 +30,21 @@ def _build(args) -> None:
 
 
 def _push(args) -> None:
-    from svit_dataset.hub_layout import push_hub_dataset
+    from hub_cards.model_card import RUN_FACTS_FILE
 
-    print(push_hub_dataset(args.folder, args.repo_id, private=args.private or None))
+    private = args.private or None
+    if (
+        Path(args.folder) / RUN_FACTS_FILE
+    ).is_file():  # a `svit train` run: a model repo, its card names the repo
+        from hub_cards.model_card import run_card
+        from svit_model.training.push import push_training_run
+
+        readme = str(run_card(args.folder, model_id=args.repo_id))
+        print(push_training_run(args.folder, args.repo_id, readme=readme, private=private))
+    else:
+        from svit_dataset.hub_layout import push_hub_dataset
+
+        print(push_hub_dataset(args.folder, args.repo_id, private=private))
 
 
 def _export_llava(args) -> None:
@@ -41,10 +54,11 @@ def _export_llava(args) -> None:
 
 
 def _demo(args) -> None:
-    from hub_cards.dataset_card import render_dataset_card
-    from svit_model.demo import run_main_job
+    from hub_cards.dataset_card import render_dataset_card, write_dataset_card
+    from hub_cards.model_card import write_run_card
+    from svit_model.main_job import MainJobCards, run_main_job
 
-    run_main_job(args.output, card=render_dataset_card)
+    run_main_job(args.output, MainJobCards(render_dataset_card, write_dataset_card, write_run_card))
 
 
 def register(sub) -> None:
@@ -58,7 +72,8 @@ def register(sub) -> None:
     build.set_defaults(func=_build)
 
     push = sub.add_parser(
-        "push", help="upload a built folder to the Hub (token: HF_TOKEN or `hf auth login`)"
+        "push",
+        help="upload a built dataset folder or a `svit train` run, with its card (token: HF_TOKEN or `hf auth login`)",
     )
     push.add_argument("folder")
     push.add_argument("repo_id", metavar="ORG/NAME")
@@ -71,6 +86,8 @@ def register(sub) -> None:
     add_dataclass_flags(llava, ExportOptions)
     llava.set_defaults(func=_export_llava)
 
-    demo = sub.add_parser("demo", help="the main job on the bundled sample")
-    demo.add_argument("--output", default="out/svit", help="where the sample is built (default: out/svit)")
+    demo = sub.add_parser(
+        "demo", help="the main job on the bundled sample: build, train, eval, cards, Space (about 2 minutes)"
+    )
+    demo.add_argument("--output", default="out", help="the folder everything goes under (default: out)")
     demo.set_defaults(func=_demo)

@@ -36,6 +36,7 @@ from tqdm import tqdm
 from svit_dataset.builder import CONFIGS, DEFAULT_CONFIG, RECIPE_CONFIGS, SUBSETS
 from svit_dataset.errors import SvitInputError
 from svit_dataset.files import atomic_folder, check_output_apart
+from svit_dataset.hub_push import push_files
 from svit_dataset.hub_readme import BuildFacts, CardRenderer, ConfigEntry, minimal_readme
 from svit_dataset.quality import QualityReport, format_report_table
 from svit_dataset.reader import iter_samples
@@ -487,51 +488,25 @@ def push_hub_dataset(
 
     `private=None` keeps the Hub's default visibility (an organisation may default to private).
     """
-    from huggingface_hub import CommitOperationAdd, HfApi
-    from huggingface_hub.errors import HfHubHTTPError, OfflineModeIsEnabled
-
     folder = Path(folder)
     if not (folder / "README.md").is_file():
         raise SvitInputError(f"{folder}: no README.md; pass a folder written by `svit build`")
     # The card was written for local use (`load_dataset("<folder name>", ...)` from its parent);
     # on the Hub its snippet names the repo instead. Everything else goes up as built, in one commit.
     card = _LOAD_CALL.sub(f'load_dataset("{repo_id}",', (folder / "README.md").read_text())
-    operations = [CommitOperationAdd(path_in_repo="README.md", path_or_fileobj=card.encode())]
-    for path in sorted(folder.rglob("*")):
-        relative = path.relative_to(folder).as_posix()
-        if path.is_file() and relative != "README.md" and any(fnmatch(relative, p) for p in _PUSHED):
-            operations.append(CommitOperationAdd(path_in_repo=relative, path_or_fileobj=str(path)))
-    api = HfApi(endpoint=endpoint, token=token)
-    try:
-        api.create_repo(repo_id, repo_type="dataset", private=private, exist_ok=True)
-        info = api.create_commit(
-            repo_id=repo_id, repo_type="dataset", operations=operations, commit_message=commit_message
-        )
-    except HfHubHTTPError as err:
-        status = err.response.status_code if err.response is not None else "?"
-        advice = _PUSH_ADVICE.get(status, "check the repo id and your connection, then push again")
-        raise SvitInputError(f"push to {repo_id}: the Hub answered HTTP {status}; {advice}") from err
-    except Exception as err:
-        if not (isinstance(err, OfflineModeIsEnabled) or _is_transport_error(err)):
-            raise
-        raise SvitInputError(
-            f"push to {repo_id}: cannot reach {api.endpoint} ({type(err).__name__}); check the network, "
-            "HF_HUB_OFFLINE (unset it to push) and HF_ENDPOINT"
-        ) from err
-    return str(getattr(info, "commit_url", info))
-
-
-def _is_transport_error(err: BaseException) -> bool:
-    """A connection that failed (refused, reset, timed out), whichever HTTP client huggingface_hub uses
-    (httpx, its httpx2 fork, requests): they all name their base class so."""
-    return isinstance(err, ConnectionError | TimeoutError) or any(
-        cls.__name__ in ("TransportError", "ConnectionError", "Timeout") for cls in type(err).__mro__
+    files = [
+        path.relative_to(folder).as_posix()
+        for path in sorted(folder.rglob("*"))
+        if path.is_file() and any(fnmatch(path.relative_to(folder).as_posix(), p) for p in _PUSHED)
+    ]
+    return push_files(
+        folder,
+        files,
+        repo_id,
+        "dataset",
+        readme=card,
+        private=private,
+        token=token,
+        endpoint=endpoint,
+        commit_message=commit_message,
     )
-
-
-# What to do when the Hub refuses a push (the token itself is never repeated).
-_PUSH_ADVICE = {
-    401: "the token was refused: set HF_TOKEN or run `hf auth login` with a token that may write",
-    403: "the token may not write to this repo or organisation: use a write token, or another ORG/NAME",
-    404: "no such organisation or repo: check ORG/NAME",
-}

@@ -114,24 +114,3 @@ def run_model_demo(print_fn=print, seed: int = 0, steps: int = 60, drawing: str 
 
 
 __all__ = ["run_model_demo"]
-
-
-def run_main_job(output_dir: str | Path, print_fn=print, card=None) -> dict:
-    """`svit demo`: the data part (svit_dataset.demo) on the bundled sample, then the grounded answer,
-    drawn next to the built dataset. `card` renders the dataset card (the CLI passes hub_cards')."""
-    from svit_dataset.demo import run_data_demo
-
-    data = run_data_demo(output_dir, print_fn=print_fn, card=card)
-    print_fn("")
-    model = run_model_demo(print_fn=print_fn, drawing=Path(output_dir) / "grounded_answer.png")
-    print_fn("")
-    from svit_model.training.demo import run_training_demo  # a short `svit train` run, reloaded
-
-    training = run_training_demo(output_dir, Path(output_dir).parent / "train", print_fn=print_fn)
-    print_fn("")
-    from svit_model.evaluation.demo import run_eval_demo  # `svit eval` of that checkpoint
-
-    evaluation = run_eval_demo(
-        training["result"].output_dir, output_dir, Path(output_dir).parent / "eval", print_fn=print_fn
-    )
-    return {"data": data, "model": model, "training": training, "evaluation": evaluation}

@@ -123,3 +123,33 @@ def test_the_pushed_card_names_the_repo_whatever_the_folder_is_called(tmp_path):
     assert 'load_dataset("other-org/svit-gen", "referring_qa", split="train")' in pushed
     assert "my_build_2026" not in pushed
     assert pushed.replace("other-org/svit-gen", "my_build_2026") == local_card
+
+
+def test_svit_push_of_a_training_run_makes_a_model_repo_whose_card_names_it(tmp_path, monkeypatch):
+    """`svit push RUN ORG/NAME`: the run's top-level files and its card, not the checkpoints kept for resuming."""
+    from huggingface_hub import ModelCard, constants
+
+    from hub_cards.model_card import RUN_FACTS_FILE
+    from svit_cli.main import main
+    from tests.test_train_card import FACTS
+
+    run = tmp_path / "tiny-stage2-lora"
+    (run / "checkpoint-10").mkdir(parents=True)
+    (run / "checkpoint-10" / "optimizer.pt").write_bytes(b"state")
+    (run / RUN_FACTS_FILE).write_text(json.dumps({**FACTS, "hub_model_id": None}))
+    (run / "config.json").write_text('{"model_type": "svit_llava"}')
+    (run / "adapter_model.safetensors").write_bytes(b"weights")
+    (run / "README.md").write_text("an old card\n")
+    with fake_hub() as hub:
+        monkeypatch.setattr(constants, "ENDPOINT", hub.endpoint)
+        monkeypatch.setenv("HF_TOKEN", TOKEN)
+        assert main(["push", str(run), "my-org/svit-tiny"]) == 0
+
+    assert list(hub.repos) == [("model", "my-org/svit-tiny")]
+    files = hub.files("my-org/svit-tiny", repo_type="model")
+    assert set(files) == {"README.md", RUN_FACTS_FILE, "config.json", "adapter_model.safetensors"}
+    (tmp_path / "pushed.md").write_bytes(files["README.md"])
+    card = ModelCard.load(tmp_path / "pushed.md")
+    assert card.data.pipeline_tag == "image-text-to-text"
+    assert 'from_pretrained("my-org/svit-tiny")' in card.text and "tiny-stage2-lora" not in card.text
+    assert TOKEN not in json.dumps({k: v.decode(errors="replace") for k, v in files.items()})

@@ -1,0 +1,108 @@
+"""The main job (`make demo`, `svit demo`): the whole chain on the bundled sample, into one output folder.
+
+    OUT/svit/                  every config of the sample (Parquet + README.md dataset card), stats/, recipes/
+    OUT/grounded_answer.png    a tiny SVIT-LLaVA taught one grounded answer, its boxes drawn
+    OUT/train/tiny-svit-llava  the tiny model `svit train` starts from
+    OUT/train/tiny-stage2-full a short `svit train` run: checkpoint, loss curve, README.md model card
+    OUT/eval/mme, eval/grounding   `svit eval` results (official MME folder, results.json, chart)
+    OUT/space/                 a ready Hub Space folder: the grounded chat on that checkpoint
+
+Cards come from `hub_cards`, which svit_model does not import: the caller passes the writers (`MainJobCards`;
+the `svit demo` command passes hub_cards' functions).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from pathlib import Path
+
+from svit_dataset.hub_readme import CardRenderer
+
+
+@dataclasses.dataclass(frozen=True)
+class MainJobCards:
+    """The card writers of the main job (the `svit demo` command passes hub_cards')."""
+
+    render_dataset: CardRenderer  # a build's facts -> the README.md written with the dataset
+    write_dataset: Callable[[Path], Path]  # a built folder -> its README.md rewritten with stats and figures
+    write_model: Callable[[Path, list[Path]], Path]  # a run folder + results.json files -> its README.md
+
+
+@dataclasses.dataclass(frozen=True)
+class MainJobLayout:
+    """Where each part of the main job writes, under one root."""
+
+    root: Path
+
+    @property
+    def dataset(self) -> Path:
+        return self.root / "svit"  # the tiny training recipes read `out/svit`
+
+    @property
+    def drawing(self) -> Path:
+        return self.root / "grounded_answer.png"
+
+    @property
+    def train(self) -> Path:
+        return self.root / "train"
+
+    @property
+    def eval(self) -> Path:
+        return self.root / "eval"
+
+    @property
+    def space(self) -> Path:
+        return self.root / "space"
+
+
+def artefact_listing(artefacts: dict[str, Path]) -> str:
+    """The closing lines: what was made, where."""
+    width = max(map(len, artefacts))
+    return "\n".join(f"  {name:{width}s}  {path}" for name, path in artefacts.items())
+
+
+def run_main_job(output_dir: str | Path, cards: MainJobCards, print_fn=print) -> dict[str, Path]:
+    """Build → statistics and recipes → grounded answer → train → eval → cards → Space; returns the artefacts
+    (name -> path), each of which exists when this returns."""
+    from svit_dataset.demo import run_data_demo
+    from svit_model.demo import run_model_demo
+    from svit_model.evaluation.demo import run_eval_demo
+    from svit_model.space import write_space
+    from svit_model.training.demo import run_training_demo
+
+    layout = MainJobLayout(Path(output_dir))
+    data = run_data_demo(layout.dataset, print_fn=print_fn, card=cards.render_dataset)
+    dataset_card = cards.write_dataset(layout.dataset)  # again, now with the statistics and their figures
+    print_fn(f"Dataset card: {dataset_card}\n")
+    run_model_demo(print_fn=print_fn, drawing=layout.drawing)
+    print_fn("")
+    training = run_training_demo(layout.dataset, layout.train, print_fn=print_fn)
+    run = training["result"].output_dir
+    print_fn("")
+    evaluation = run_eval_demo(run, layout.dataset, layout.eval, print_fn=print_fn)
+    results = [layout.eval / benchmark / "results.json" for benchmark in evaluation]
+    model_card = cards.write_model(run, results)
+    print_fn(f"Model card with the evaluation as model-index: {model_card}\n")
+    space = write_space(run, layout.space, overwrite=True)
+    print_fn(f"Grounded-chat Space folder: {space} (run it: svit app --model {run})\n")
+
+    artefacts = {
+        "dataset (load_dataset)": layout.dataset,
+        "dataset card": dataset_card,
+        "build report": layout.dataset / "build_report.json",
+        "statistics and figures": Path(data["stats"]["json"]).parent,
+        "recipe reports and figures": layout.dataset / "recipes",
+        "grounded answer drawn": layout.drawing,
+        "tiny model": layout.train / "tiny-svit-llava",
+        "trained checkpoint": run,
+        "loss curve": training["result"].loss_curve,
+        "model card": model_card,
+        **{f"{benchmark} results": path for benchmark, path in zip(evaluation, results, strict=True)},
+        "Space folder": space,
+    }
+    print_fn("Artefacts:\n" + artefact_listing(artefacts))
+    return artefacts
+
+
+__all__ = ["MainJobCards", "MainJobLayout", "artefact_listing", "run_main_job"]
