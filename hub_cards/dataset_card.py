@@ -301,7 +301,8 @@ def card_context(facts: BuildFacts, folder: FolderFacts | None = None) -> dict:
         "recipe_params": {
             k: _param_text(params[k]) for k in _CARD_RECIPE_PARAMS if params.get(k) is not None
         },
-        "recipe_notes": list(dict.fromkeys(n for r in recipes.values() for n in r.get("notes", []))),
+        # each note says which config it is about: three recipes can be short of data in the same words
+        "recipe_notes": [f"`{name}`: {note}" for name, r in recipes.items() for note in r.get("notes", [])],
         # write_reports draws both figures whenever recipes are built
         "recipe_figures": [
             {"alt": "Yes:No before and after the balance step", "path": f"{RECIPES_DIR}/{FIGURE_YES_NO}"},
