@@ -19,12 +19,10 @@ from pathlib import Path
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
 from svit_dataset.errors import SvitInputError
-from svit_dataset.facts import SVIT_CITATION, SVIT_DATA_LICENSE, SVIT_PAPER_URL
+from svit_dataset.facts import RUN_FACTS_FILE, SVIT_CITATION, SVIT_DATA_LICENSE, SVIT_PAPER_URL
 from svit_dataset.files import write_text_atomic
 
 TEMPLATE = Path(__file__).parent / "templates" / "model_card.md.j2"
-# svit_model.training.train.RUN_FACTS_FILE (not imported: that module loads torch); a test pins them equal.
-RUN_FACTS_FILE = "svit_run.json"
 LICENSE = SVIT_DATA_LICENSE  # SVIT's data licence; the base LLM's licence applies too (stated in the body)
 STAGE_TEXT = {
     "pretrain": "stage 1 (pretraining: only the projector trains; LLaVA's plain template, image + caption)",
@@ -285,7 +283,6 @@ def add_eval_results(model_dir: str | os.PathLike, results_files: list[str | os.
 
 __all__ = [
     "run_card",
-    "RUN_FACTS_FILE",
     "add_eval_results",
     "card_context",
     "card_data",

@@ -30,7 +30,7 @@ def _build(args) -> None:
 
 
 def _push(args) -> None:
-    from hub_cards.model_card import RUN_FACTS_FILE
+    from svit_dataset.facts import RUN_FACTS_FILE
 
     private = args.private or None
     if (

@@ -36,7 +36,6 @@ from hub_cards.dataset_card import (
     write_dataset_card,
 )
 from hub_cards.model_card import (
-    RUN_FACTS_FILE,
     add_eval_results,
     model_index_entries,
     write_run_card,
@@ -44,6 +43,7 @@ from hub_cards.model_card import (
 from svit_cli.main import main
 from svit_dataset import bundled
 from svit_dataset.errors import SvitInputError
+from svit_dataset.facts import RUN_FACTS_FILE
 from svit_dataset.hub_layout import build_hub_dataset, push_hub_dataset
 from svit_dataset.hub_readme import ConfigEntry
 from svit_dataset.stats import write_stats
@@ -296,12 +296,6 @@ def test_run_card_errors_name_the_file(tmp_path):
 def test_cards_import_no_torch():
     code = "import sys, hub_cards.dataset_card, hub_cards.model_card; sys.exit('torch' in sys.modules)"
     assert subprocess.run([sys.executable, "-c", code], timeout=120).returncode == 0
-
-
-def test_run_facts_file_name_is_the_trainers():
-    from svit_model.training.train import RUN_FACTS_FILE as TRAINERS
-
-    assert TRAINERS == RUN_FACTS_FILE
 
 
 @pytest.mark.slow

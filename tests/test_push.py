@@ -129,8 +129,8 @@ def test_svit_push_of_a_training_run_makes_a_model_repo_whose_card_names_it(tmp_
     """`svit push RUN ORG/NAME`: the run's top-level files and its card, not the checkpoints kept for resuming."""
     from huggingface_hub import ModelCard, constants
 
-    from hub_cards.model_card import RUN_FACTS_FILE
     from svit_cli.main import main
+    from svit_dataset.facts import RUN_FACTS_FILE
     from tests.test_train_card import FACTS
 
     run = tmp_path / "tiny-stage2-lora"

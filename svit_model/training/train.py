@@ -18,6 +18,7 @@ from transformers.trainer_utils import get_last_checkpoint
 from trl import ModelConfig, SFTConfig
 
 from svit_dataset.errors import SvitInputError
+from svit_dataset.facts import RUN_FACTS_FILE
 from svit_dataset.files import check_output_apart, write_json_atomic
 from svit_model.training.arguments import SvitScriptArguments
 from svit_model.training.collator import DROP_REASONS, SvitCollator
@@ -38,8 +39,6 @@ from svit_model.training.trainer import SvitTrainer
 logger = logging.getLogger(__name__)
 
 LOSS_CURVE_FILE = "loss_curve.png"
-# The run's facts as plain JSON in its folder: `svit card model RUN` writes the card from them, later.
-RUN_FACTS_FILE = "svit_run.json"
 # What the model card reports of the trainer's arguments.
 CARD_HYPERPARAMETERS = (
     "learning_rate",
@@ -270,4 +269,4 @@ def run_facts(trainer: SvitTrainer, facts: dict) -> dict:
     }
 
 
-__all__ = ["RUN_FACTS_FILE", "TrainResult", "train"]
+__all__ = ["TrainResult", "train"]
