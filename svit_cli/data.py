@@ -7,7 +7,6 @@ svit_cli/args.py: defaults and help texts live there, once.
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 from svit_cli.args import add_dataclass_flags, dataclass_from_args
 from svit_dataset.export_llava import ExportOptions
@@ -30,21 +29,13 @@ def _build(args) -> None:
 
 
 def _push(args) -> None:
-    from svit_dataset.facts import RUN_FACTS_FILE
+    from hub_cards.model_card import run_card
+    from svit_model.push import push_folder
 
-    private = args.private or None
-    if (
-        Path(args.folder) / RUN_FACTS_FILE
-    ).is_file():  # a `svit train` run: a model repo, its card names the repo
-        from hub_cards.model_card import run_card
-        from svit_model.training.push import push_training_run
+    def card(run, repo_id: str) -> str:  # a pushed run's card names the repo in its usage code
+        return str(run_card(run, model_id=repo_id))
 
-        readme = str(run_card(args.folder, model_id=args.repo_id))
-        print(push_training_run(args.folder, args.repo_id, readme=readme, private=private))
-    else:
-        from svit_dataset.hub_layout import push_hub_dataset
-
-        print(push_hub_dataset(args.folder, args.repo_id, private=private))
+    print(push_folder(args.folder, args.repo_id, run_card=card, private=args.private or None))
 
 
 def _export_llava(args) -> None:

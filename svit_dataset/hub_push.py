@@ -4,9 +4,14 @@ repeated in a message."""
 
 from __future__ import annotations
 
+import os
+import re
 from pathlib import Path
 
 from svit_dataset.errors import SvitInputError
+
+# `name` or `org/name`: letters, digits, `-`, `_`, `.` (huggingface_hub's own rule, without its length limit)
+_REPO_ID = re.compile(r"[A-Za-z0-9][\w.-]*(/[A-Za-z0-9][\w.-]*)?")
 
 # What to do when the Hub refuses a push.
 _PUSH_ADVICE = {
@@ -59,6 +64,15 @@ def push_files(
     return str(getattr(info, "commit_url", info))
 
 
+def hub_repo_id(value: str | os.PathLike | None) -> str | None:
+    """`value` when it names a Hub repo (`org/name`), None when it is a local path (absolute, relative, existing
+    here) or no repo id at all: what card metadata and a pushed model may refer to."""
+    text = os.fspath(value) if value is not None else ""
+    if not text or text.count("/") != 1 or text.startswith(".") or os.path.exists(text):
+        return None
+    return text if _REPO_ID.fullmatch(text) else None
+
+
 def _is_transport_error(err: BaseException) -> bool:
     """A connection that failed (refused, reset, timed out), whichever HTTP client huggingface_hub uses
     (httpx, its httpx2 fork, requests): they all name their base class so."""
@@ -67,4 +81,4 @@ def _is_transport_error(err: BaseException) -> bool:
     )
 
 
-__all__ = ["push_files"]
+__all__ = ["hub_repo_id", "push_files"]

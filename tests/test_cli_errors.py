@@ -10,6 +10,7 @@ import errno
 import json
 import os
 import resource
+import shutil
 import subprocess
 import sys
 from concurrent.futures import ThreadPoolExecutor
@@ -68,6 +69,9 @@ def _cases(root: Path) -> list[tuple[str, list[str], str, dict]]:
     pushable = root / "built"
     pushable.mkdir()
     (pushable / "README.md").write_text("---\nlicense: cc-by-4.0\n---\n")
+    pushed = root / "built_and_reported"  # what `svit push` takes for a dataset folder
+    shutil.copytree(pushable, pushed)
+    (pushed / "build_report.json").write_text("{}")
     build = ["build", "--output", str(out / "svit")]
     cases = [
         ("missing input", [*build, "--input", str(root / "nope")], "conversation.json: not found"),
@@ -129,7 +133,8 @@ def _cases(root: Path) -> list[tuple[str, list[str], str, dict]]:
         ("train onto its model", ["train", "--config", "tiny-stage2-full", "--model_name_or_path",
                                   str(models["clip"]), "--output_dir", str(models["clip"]),
                                   "--overwrite_output_dir"], "inputs are never written"),
-        ("push offline", ["push", str(pushable), "someone/x"], "cannot reach"),
+        ("push offline", ["push", str(pushed), "someone/x"], "cannot reach"),
+        ("push neither", ["push", str(pushable), "someone/x"], "neither a folder written by `svit build`"),
         ("card of no build", ["card", "dataset", str(pushable)], "build_report.json: not found"),
         ("card of no run", ["card", "model", str(models["clip"])], "svit_run.json: not found"),
         ("card missing folder", ["card", "model", str(root / "nope")], "no such folder"),

@@ -1,6 +1,7 @@
 """`push_hub_dataset` talks to a real-protocol Hub: the loopback fake in tests/fake_hub.py."""
 
 import json
+from pathlib import Path
 
 import datasets
 import pytest
@@ -125,21 +126,41 @@ def test_the_pushed_card_names_the_repo_whatever_the_folder_is_called(tmp_path):
     assert pushed.replace("other-org/svit-gen", "my_build_2026") == local_card
 
 
-def test_svit_push_of_a_training_run_makes_a_model_repo_whose_card_names_it(tmp_path, monkeypatch):
-    """`svit push RUN ORG/NAME`: the run's top-level files and its card, not the checkpoints kept for resuming."""
+def _fake_run(run: Path, *, adapter_base: str | None = None) -> Path:
+    """A `svit train` run folder's layout: full (config.json) or LoRA (adapter on `adapter_base`), processor
+    chat templates in a subfolder, checkpoints and logs beside it."""
+    from svit_dataset.facts import RUN_FACTS_FILE
+    from tests.test_train_card import FACTS
+
+    for folder in ("checkpoint-10", "runs/Nov30", "additional_chat_templates", ".cache"):
+        (run / folder).mkdir(parents=True)
+    (run / "checkpoint-10" / "optimizer.pt").write_bytes(b"state")
+    (run / "runs" / "Nov30" / "events.out").write_bytes(b"log")
+    (run / ".cache" / "x").write_bytes(b"x")
+    (run / "additional_chat_templates" / "plain.jinja").write_text("{{ messages }}")
+    (run / RUN_FACTS_FILE).write_text(json.dumps({**FACTS, "hub_model_id": None}))
+    if adapter_base is None:
+        (run / "config.json").write_text('{"model_type": "svit_llava"}')
+        (run / "model.safetensors").write_bytes(b"weights")
+    else:
+        (run / "adapter_config.json").write_text(json.dumps({"base_model_name_or_path": adapter_base}))
+        (run / "adapter_model.safetensors").write_bytes(b"weights")
+    (run / "README.md").write_text("an old card\n")
+    return run
+
+
+@pytest.mark.parametrize("adapter_base", [None, "my-org/svit-llava-7b-stage1"], ids=["full", "lora"])
+def test_svit_push_of_a_training_run_makes_a_model_repo_whose_card_names_it(
+    tmp_path, monkeypatch, adapter_base
+):
+    """`svit push RUN ORG/NAME`: what loads (chat templates folder included) and its card; not the checkpoints
+    kept for resuming, logs or hidden files."""
     from huggingface_hub import ModelCard, constants
 
     from svit_cli.main import main
     from svit_dataset.facts import RUN_FACTS_FILE
-    from tests.test_train_card import FACTS
 
-    run = tmp_path / "tiny-stage2-lora"
-    (run / "checkpoint-10").mkdir(parents=True)
-    (run / "checkpoint-10" / "optimizer.pt").write_bytes(b"state")
-    (run / RUN_FACTS_FILE).write_text(json.dumps({**FACTS, "hub_model_id": None}))
-    (run / "config.json").write_text('{"model_type": "svit_llava"}')
-    (run / "adapter_model.safetensors").write_bytes(b"weights")
-    (run / "README.md").write_text("an old card\n")
+    run = _fake_run(tmp_path / "tiny-stage2", adapter_base=adapter_base)
     with fake_hub() as hub:
         monkeypatch.setattr(constants, "ENDPOINT", hub.endpoint)
         monkeypatch.setenv("HF_TOKEN", TOKEN)
@@ -147,9 +168,30 @@ def test_svit_push_of_a_training_run_makes_a_model_repo_whose_card_names_it(tmp_
 
     assert list(hub.repos) == [("model", "my-org/svit-tiny")]
     files = hub.files("my-org/svit-tiny", repo_type="model")
-    assert set(files) == {"README.md", RUN_FACTS_FILE, "config.json", "adapter_model.safetensors"}
+    weights = (
+        {"config.json", "model.safetensors"}
+        if adapter_base is None
+        else {
+            "adapter_config.json",
+            "adapter_model.safetensors",
+        }
+    )
+    assert set(files) == {"README.md", RUN_FACTS_FILE, "additional_chat_templates/plain.jinja"} | weights
     (tmp_path / "pushed.md").write_bytes(files["README.md"])
     card = ModelCard.load(tmp_path / "pushed.md")
     assert card.data.pipeline_tag == "image-text-to-text"
-    assert 'from_pretrained("my-org/svit-tiny")' in card.text and "tiny-stage2-lora" not in card.text
+    assert 'from_pretrained("my-org/svit-tiny"' in card.text and "tiny-stage2" not in card.text
     assert TOKEN not in json.dumps({k: v.decode(errors="replace") for k, v in files.items()})
+
+
+def test_svit_push_refuses_a_lora_run_on_a_local_base_and_a_folder_that_is_neither(tmp_path):
+    from svit_model.push import push_folder
+
+    def card(run, repo_id):
+        raise AssertionError("no card is written for a run that cannot be pushed")
+
+    run = _fake_run(tmp_path / "lora", adapter_base=str(tmp_path / "stage1"))
+    with pytest.raises(SvitInputError, match=r"local path .*merge it first \(svit model merge --input "):
+        push_folder(run, REPO, run_card=card, endpoint="http://127.0.0.1:9")
+    with pytest.raises(SvitInputError, match=r"neither a folder written by `svit build` .* nor a finished"):
+        push_folder(tmp_path, REPO, run_card=card, endpoint="http://127.0.0.1:9")
