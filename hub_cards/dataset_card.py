@@ -20,8 +20,10 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import yaml
 from huggingface_hub import DatasetCard, DatasetCardData
 
+from hub_cards.model_card import json_kind
 from svit_dataset.builder import SUBSETS
 from svit_dataset.errors import SvitInputError
 from svit_dataset.facts import SVIT_CITATION, SVIT_PAPER_URL
@@ -87,6 +89,7 @@ class FolderFacts:
     recipe_params: dict | None = None  # the `params` of the recipe reports
     generation: dict | None = None  # generation_summary.json beside the input, when it is still there
     looked_for_generation: bool = False  # whether that input folder was looked at (not at build time)
+    has_images: bool | None = None  # whether the build embedded images (None: not known, at build time)
 
 
 # --- pure functions: facts -> metadata and template values ----------------------------------------------
@@ -294,6 +297,8 @@ def card_context(facts: BuildFacts, folder: FolderFacts | None = None) -> dict:
         "load_code": usage_code(facts),
         "repo_id": facts.repo_id,
         "trl_config": trl_config,
+        "has_images": folder.has_images,
+        "images_dir": "VG/",
         "stats": folder.stats and _stats_section(folder.stats, folder.stats_figures, folder.other_stats),
         "source_text": _source_text(facts.source, folder),
         "generation": folder.generation and _generation(folder.generation),
@@ -334,11 +339,37 @@ def render_dataset_card(facts: BuildFacts) -> str:
 
 def _read_json(path: Path) -> dict:
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as err:
+        value = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        where = f" ({err.msg}, line {err.lineno})" if isinstance(err, json.JSONDecodeError) else ""
+        raise SvitInputError(f"{path}: not valid JSON{where}; rebuild the folder") from err
+    if not isinstance(value, dict):
+        raise SvitInputError(f"{path}: holds {json_kind(value)}, not a JSON object; rebuild the folder")
+    return value
+
+
+def _card_data(readme: Path) -> DatasetCardData:
+    """The metadata of a built folder's README.md; one that does not parse names the file and the way out."""
+    try:
+        return DatasetCard.load(readme).data
+    except (ValueError, yaml.YAMLError) as err:
+        reason = " ".join(str(err).split())[:200]
         raise SvitInputError(
-            f"{path}: not valid JSON ({err.msg}, line {err.lineno}); rebuild the folder"
+            f"{readme}: its YAML metadata does not parse ({reason}); rebuild the folder with `svit build` "
+            "(the configs are written there), or fix the front matter by hand"
         ) from err
+
+
+def _generation_dir(source: str, folder: Path) -> Path | None:
+    """Where the build's input is now, if it still has `generation_summary.json`: an absolute path as stored; a
+    relative one was typed from the build's cwd, unknown here: tried from this cwd, then from the folder's
+    parent and its ancestors (the input usually lies beside or above the output)."""
+    stored = Path(source)
+    if stored.is_absolute():
+        candidates = [stored]
+    else:
+        candidates = [Path.cwd() / stored, *(parent / stored for parent in folder.resolve().parents)]
+    return next((c for c in candidates if (c / GENERATION_SUMMARY).is_file()), None)
 
 
 def _entries(data: DatasetCardData) -> tuple[list[ConfigEntry], str]:
@@ -376,12 +407,21 @@ def folder_facts(folder: str | Path) -> tuple[BuildFacts, FolderFacts]:
     for path in (readme, report_path):
         if not path.is_file():
             raise SvitInputError(f"{path}: not found; pass a folder written by `svit build`")
-    data = DatasetCard.load(readme).data
-    entries, default = _entries(data)
+    data = _card_data(readme)
+    try:
+        entries, default = _entries(data)
+    except (KeyError, TypeError, AttributeError) as err:
+        raise SvitInputError(
+            f"{readme}: its `configs:` / `dataset_info:` are not as `svit build` writes them ({err!r}); "
+            "rebuild the folder with `svit build`"
+        ) from err
     if not entries:
         raise SvitInputError(f"{readme}: no `configs:` in its metadata; rebuild the folder with `svit build`")
     report = _read_json(report_path)
-    source = report.get("inputs", {}).get("input")
+    inputs = report.get("inputs") or {}
+    if not isinstance(inputs, dict):
+        raise SvitInputError(f"{report_path}: `inputs` is not an object; rebuild the folder")
+    source = inputs.get("input")
     source_dir = Path(source) if source else None
     facts = BuildFacts(
         entries=entries,
@@ -406,9 +446,11 @@ def folder_facts(folder: str | Path) -> tuple[BuildFacts, FolderFacts]:
         if name != MIX_665K and path.is_file():
             extra.recipe_params = _read_json(path).get("params")
             break
+    extra.has_images = bool(inputs.get("images"))
     extra.looked_for_generation = source_dir is not None
-    if source_dir is not None and (source_dir / GENERATION_SUMMARY).is_file():  # the input may be gone
-        extra.generation = _read_json(source_dir / GENERATION_SUMMARY)
+    generation_dir = _generation_dir(source, folder) if source else None  # the input may be gone
+    if generation_dir is not None:
+        extra.generation = _read_json(generation_dir / GENERATION_SUMMARY)
     return facts, extra
 
 

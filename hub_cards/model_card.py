@@ -7,20 +7,30 @@ The facts come from `svit train` (`svit_model.training.train.run_facts`): passed
 trains, and saved in the run folder as `svit_run.json`, from which `write_run_card` (`svit card model RUN`)
 writes the card again later, with the `results.json` files of `svit eval` as its `model-index`
 (`model_index_entries`; `add_eval_results` is `svit eval card`).
+
+The metadata claims only what was measured: a benchmark scored in part (MME on fewer than its 14 subtasks) is
+in the body's evaluation table, marked as a subset, never in the `model-index`; a `dataset.type` is a Hub id
+or the benchmark's name, never a local path. The body names local folders by their name only.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import os
+import re
 from collections.abc import Iterable
 from pathlib import Path
 
+import yaml
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
+from huggingface_hub.repocard_data import eval_results_to_model_index, model_index_to_eval_results
 
 from svit_dataset.errors import SvitInputError
 from svit_dataset.facts import RUN_FACTS_FILE, SVIT_CITATION, SVIT_DATA_LICENSE, SVIT_PAPER_URL
 from svit_dataset.files import write_text_atomic
+
+logger = logging.getLogger(__name__)
 
 TEMPLATE = Path(__file__).parent / "templates" / "model_card.md.j2"
 LICENSE = SVIT_DATA_LICENSE  # SVIT's data licence; the base LLM's licence applies too (stated in the body)
@@ -41,6 +51,14 @@ def _hub_id(value: str | None) -> str | None:
     ):
         return None
     return value
+
+
+def _shown(value: str | None) -> str | None:
+    """How the card body names a model or dataset: a Hub id as it is, a local path by its folder's name only
+    (never an absolute path: the card goes to the Hub)."""
+    if not value:
+        return None
+    return _hub_id(value) or Path(value.rstrip("/\\")).name or value
 
 
 def card_data(
@@ -87,7 +105,18 @@ def _eval_rows(results: list[EvalResult]) -> list[dict]:
     ]
 
 
-def card_context(facts: dict, model_id: str, eval_results: list[EvalResult] = ()) -> dict:
+def _base_model_text(facts: dict) -> str:
+    """The base model's Hub id, and what training started from when that was another folder or run (by name)."""
+    base = _hub_id(facts.get("base_model"))
+    start = _shown(facts.get("init_from") or facts.get("base_model"))
+    if base is None:
+        return f"`{start}` (a local checkpoint; no Hub id recorded)" if start else "-"
+    return f"`{base}`" + (f" (trained from `{start}`)" if start and start != base else "")
+
+
+def card_context(
+    facts: dict, model_id: str, eval_results: list[EvalResult] = (), unindexed: list[EvalResult] = ()
+) -> dict:
     """The template's values: plain strings and lists, nothing computed in the template."""
     counts = facts.get("counts") or {}
     lora = facts.get("lora")
@@ -96,7 +125,7 @@ def card_context(facts: dict, model_id: str, eval_results: list[EvalResult] = ()
         **({f"lora_{k}": v for k, v in lora.items()} if lora else {}),
     }
     final_loss = facts.get("final_loss")
-    data = ", ".join(f"`{d}`" for d in facts.get("datasets", [])) or "-"
+    data = ", ".join(f"`{_shown(d)}`" for d in facts.get("datasets", []) if d) or "-"
     if facts.get("dataset_config"):
         data += f" (config `{facts['dataset_config']}`)"
     return {
@@ -110,7 +139,7 @@ def card_context(facts: dict, model_id: str, eval_results: list[EvalResult] = ()
         "trains_text": _trains_text(facts),
         "template": facts.get("template") or "-",
         "lora": facts.get("method") == "lora",
-        "base_model": facts.get("base_model"),
+        "base_model_text": _base_model_text(facts),
         "data_text": data,
         "steps": facts.get("global_step", 0),
         "tokens": f"{counts.get('tokens_trained', 0):,}",
@@ -119,18 +148,27 @@ def card_context(facts: dict, model_id: str, eval_results: list[EvalResult] = ()
         "hyperparameters": [(k, v) for k, v in hyper.items() if v is not None],
         "loss_curve": facts.get("loss_curve"),
         "eval_rows": _eval_rows(list(eval_results)),
+        "unindexed_rows": _eval_rows(list(unindexed)),
+        "unindexed_store": _store(list(unindexed)),
         "license_text": LICENSE.upper(),
         "citation": SVIT_CITATION,
     }
 
 
-def model_card(facts: dict, model_id: str | None = None, eval_results: list[EvalResult] = ()) -> ModelCard:
-    """The card of a run's facts; `model_id` is what the usage code loads (default: the run's Hub id)."""
+def model_card(
+    facts: dict,
+    model_id: str | None = None,
+    eval_results: list[EvalResult] = (),
+    unindexed: list[EvalResult] = (),
+) -> ModelCard:
+    """The card of a run's facts; `model_id` is what the usage code loads (default: the run's Hub id).
+    `eval_results` are its `model-index` and evaluation table; `unindexed` (scores on part of a benchmark, e.g.
+    MME on some subtasks) show in the table only."""
     model_id = model_id or facts.get("hub_model_id") or "path/to/this/model"
     return ModelCard.from_template(
         card_data(facts, list(eval_results), model_name=model_id.split("/")[-1]),
         template_path=str(TEMPLATE),
-        **card_context(facts, model_id, eval_results),
+        **card_context(facts, model_id, eval_results, unindexed),
     )
 
 
@@ -149,36 +187,96 @@ def write_model_card(facts: dict, output_dir: str | os.PathLike) -> Path:
     return _write_card(card, output_dir / "README.md")
 
 
+def json_kind(value) -> str:
+    """`value`'s JSON type in words ("a list", "a string", ...), for errors about files that hold the wrong one."""
+    kinds = {dict: "an object", list: "a list", str: "a string", bool: "a boolean", type(None): "null"}
+    return kinds.get(type(value), "a number")
+
+
 def _read_json(path: Path, what: str) -> dict:
     if not path.is_file():
         raise SvitInputError(f"{path}: not found; pass {what}")
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as err:
-        raise SvitInputError(f"{path}: not valid JSON ({err.msg}, line {err.lineno}); pass {what}") from err
+        value = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        where = f" ({err.msg}, line {err.lineno})" if isinstance(err, json.JSONDecodeError) else ""
+        raise SvitInputError(f"{path}: not valid JSON{where}; pass {what}") from err
+    if not isinstance(value, dict):
+        raise SvitInputError(f"{path}: holds {json_kind(value)}, not a JSON object; pass {what}")
+    return value
 
 
-def _results_entries(results_files: Iterable[str | os.PathLike]) -> list[EvalResult]:
-    entries = []
+def _results_entries(results_files: Iterable[str | os.PathLike]) -> tuple[list[EvalResult], list[EvalResult]]:
+    """(`model-index` entries, table-only entries) of `svit eval`'s results.json files."""
+    indexed, unindexed = [], []
     for path in results_files:
         results = _read_json(Path(path), "a results.json written by `svit eval`")
+        for key in ("dataset", "metrics"):
+            if results.get(key) is not None and not isinstance(results[key], dict):
+                raise SvitInputError(
+                    f"{path}: `{key}` is {json_kind(results[key])}, not an object; "
+                    "pass a results.json written by `svit eval` (or run the evaluation again)"
+                )
         try:
-            entries += model_index_entries(results)
-        except (KeyError, TypeError, ValueError) as err:
+            index, table = evaluation_entries(results)
+        except (KeyError, TypeError, ValueError, AttributeError) as err:
             raise SvitInputError(f"{path}: not a results.json of `svit eval` ({err})") from err
-    return entries
+        indexed += index
+        unindexed += table
+    return indexed, unindexed
+
+
+def _key(e: EvalResult) -> tuple:
+    return (e.task_type, e.dataset_type, e.dataset_config, e.dataset_split, e.metric_type)
 
 
 def _merged(old: list[EvalResult], new: list[EvalResult]) -> list[EvalResult]:
-    """`old` without the entries `new` measures again (same task, dataset, split and metric), then `new`."""
-    key = lambda e: (e.task_type, e.dataset_type, e.dataset_config, e.dataset_split, e.metric_type)  # noqa: E731
-    fresh = {key(e) for e in new}
-    return [e for e in old if key(e) not in fresh] + new
+    """`old` without the entries `new` measures again (same task, dataset, config, split and metric), then `new`.
+    The dataset is its Hub id or the benchmark's name, never a path: the same data evaluated again from another
+    folder replaces its entries."""
+    fresh = {_key(e) for e in new}
+    return [e for e in old if _key(e) not in fresh] + new
 
 
-def _card_results(path: Path) -> list[EvalResult]:
-    """The `model-index` entries a README already holds (none when there is no README)."""
-    return (ModelCard.load(path).data.eval_results or []) if path.is_file() else []
+# Table-only results (a benchmark measured in part) live in the README too, in a comment the Hub does not show,
+# so that rewriting the card keeps them as it keeps the `model-index`.
+_STORE = re.compile(r"<!-- svit-unindexed-results (.*?) -->", re.S)
+
+
+def _store(entries: list[EvalResult]) -> str:
+    if not entries:
+        return ""
+    text = json.dumps(eval_results_to_model_index("unindexed", entries), sort_keys=True)
+    text = text.replace(">", "\\u003e")  # nothing in it can close the comment
+    return f"<!-- svit-unindexed-results {text} -->"
+
+
+def _stored(text: str) -> list[EvalResult]:
+    found = _STORE.search(text)
+    if not found:
+        return []
+    return model_index_to_eval_results(json.loads(found.group(1)))[1]
+
+
+def _card_results(path: Path) -> tuple[list[EvalResult], list[EvalResult]]:
+    """The (`model-index`, table-only) entries a run's README already holds (none when there is no README). A
+    README whose metadata or model-index does not parse is not the run's to keep: a warning, and the card is
+    written again from the run's facts (the results files passed now come back in)."""
+    if not path.is_file():
+        return [], []
+    try:
+        card = ModelCard.load(path)
+        return card.data.eval_results or [], _stored(card.text)
+    except (ValueError, KeyError, TypeError, yaml.YAMLError) as err:
+        reason = " ".join(str(err).split())[:200]
+        logger.warning(
+            "%s: its metadata does not parse (%s); writing the card again from %s (earlier model-index entries "
+            "are not kept: pass their results.json files again)",
+            path,
+            reason,
+            RUN_FACTS_FILE,
+        )
+        return [], []
 
 
 def run_card(
@@ -196,8 +294,12 @@ def run_card(
     facts = _read_json(
         run_dir / RUN_FACTS_FILE, "a folder written by `svit train` (it saves its facts there)"
     )
-    results = _merged(_card_results(run_dir / "README.md"), _results_entries(results_files))
-    return model_card(facts, model_id or facts.get("hub_model_id") or run_dir.name, results)
+    new_index, new_table = _results_entries(results_files)
+    old_index, old_table = _card_results(run_dir / "README.md")
+    index = _merged(old_index, new_index)
+    measured = {_key(e) for e in index}  # a whole measurement replaces a partial one of the same data
+    table = [e for e in _merged(old_table, new_table) if _key(e) not in measured]
+    return model_card(facts, model_id or facts.get("hub_model_id") or run_dir.name, index, table)
 
 
 def write_run_card(
@@ -239,32 +341,75 @@ _INDEXED = {
 }
 
 
-def model_index_entries(results: dict) -> list[EvalResult]:
-    """The `model-index` entries of one `results.json` (POPE: one group per category)."""
+# MME's subtasks (svit_model.evaluation.scoring.MME_SUBTASKS: hub_cards imports no torch, so the count is here;
+# tests/test_eval_card.py checks they agree). Its perception and cognition totals are MME's only over all of them.
+MME_SUBTASK_COUNT = 14
+
+
+def _scored_subtasks(results: dict) -> list[str]:
+    """The MME subtasks a results.json scored: its metrics' (what was scored), else what the eval recorded."""
+    scored = results["metrics"].get("subtasks")
+    if isinstance(scored, dict) and scored:
+        return list(scored)
+    recorded = (results.get("dataset") or {}).get("subtasks")
+    return recorded.split(",") if isinstance(recorded, str) else list(recorded or [])
+
+
+def _dataset_type(benchmark: str, dataset: dict) -> str:
+    """A Hub id when one was read, else the benchmark's name: never a local path (results.json of older svit
+    versions may hold one, or a Hub id the data was not read from)."""
+    hub = _hub_id(str(dataset.get("type") or ""))
+    if hub and dataset.get("path") not in (None, hub):  # it read something else (older MME results.json)
+        hub = None
+    return hub or benchmark
+
+
+def evaluation_entries(results: dict) -> tuple[list[EvalResult], list[EvalResult]]:
+    """(`model-index` entries, table-only entries) of one `results.json` (POPE: one group per category).
+
+    A benchmark measured in part (MME on some of its 14 subtasks, e.g. the shipped drawn-shapes sample) is no
+    score of that benchmark: its entries are table-only, named with the subtasks and the data's folder name."""
     benchmark = results["benchmark"]
     if benchmark not in _INDEXED:
         raise ValueError(f"results.json of benchmark {benchmark!r}: svit cards index {', '.join(_INDEXED)}")
     task_type, wanted = _INDEXED[benchmark]
     dataset = results.get("dataset") or {}
     metrics = results["metrics"]
+    dataset_type = _dataset_type(benchmark, dataset)
+    name = str(dataset.get("name") or benchmark)
+    partial = False
+    if benchmark == "mme":
+        subtasks = _scored_subtasks(results)
+        partial = len(set(subtasks)) < MME_SUBTASK_COUNT
+        if partial:
+            source = _shown(str(dataset.get("path") or dataset.get("type") or "")) or "-"
+            name = (
+                f"{name} subset ({len(subtasks)} of {MME_SUBTASK_COUNT} subtasks: {', '.join(subtasks)}; "
+                f"data `{source}`)"
+            )
     groups = metrics["categories"].items() if benchmark == "pope" else [(dataset.get("config"), metrics)]
     entries = []
     for config, values in groups:
-        for key, metric_type, name in wanted:
+        for key, metric_type, metric_name in wanted:
             if isinstance(values.get(key), int | float):
                 entries.append(
                     EvalResult(
                         task_type=task_type,
-                        dataset_type=str(dataset.get("type") or benchmark),
-                        dataset_name=str(dataset.get("name") or benchmark),
+                        dataset_type=dataset_type,
+                        dataset_name=name,
                         dataset_config=config,
                         dataset_split=dataset.get("split"),
                         metric_type=metric_type,
                         metric_value=round(float(values[key]), 4),
-                        metric_name=f"{name} ({config})" if benchmark == "pope" else name,
+                        metric_name=f"{metric_name} ({config})" if benchmark == "pope" else metric_name,
                     )
                 )
-    return entries
+    return ([], entries) if partial else (entries, [])
+
+
+def model_index_entries(results: dict) -> list[EvalResult]:
+    """The `model-index` entries of one `results.json`: scores of whole benchmarks only (`evaluation_entries`)."""
+    return evaluation_entries(results)[0]
 
 
 def add_eval_results(model_dir: str | os.PathLike, results_files: list[str | os.PathLike]) -> Path:
@@ -275,8 +420,19 @@ def add_eval_results(model_dir: str | os.PathLike, results_files: list[str | os.
     ).is_file():  # a training run: the whole card, evaluation table included
         return write_run_card(model_dir, results_files)
     path = Path(model_dir) / "README.md"
-    card = ModelCard.load(path) if path.is_file() else ModelCard(f"---\n{ModelCardData().to_yaml()}\n---\n")
-    card.data.eval_results = _merged(card.data.eval_results or [], _results_entries(results_files))
+    indexed, unindexed = _results_entries(results_files)
+    for name in dict.fromkeys(e.dataset_name for e in unindexed):  # a folder that is no run has no table
+        logger.warning("%s: %s measured in part, so not in the model-index", path, name)
+    try:
+        card = (
+            ModelCard.load(path) if path.is_file() else ModelCard(f"---\n{ModelCardData().to_yaml()}\n---\n")
+        )
+    except (ValueError, KeyError, TypeError, yaml.YAMLError) as err:
+        reason = " ".join(str(err).split())[:200]
+        raise SvitInputError(
+            f"{path}: its metadata does not parse ({reason}); fix its YAML front matter or move it aside"
+        ) from err
+    card.data.eval_results = _merged(card.data.eval_results or [], indexed) or None
     card.data.model_name = card.data.model_name or Path(model_dir).resolve().name
     return _write_card(card, path)
 
@@ -286,6 +442,7 @@ __all__ = [
     "add_eval_results",
     "card_context",
     "card_data",
+    "evaluation_entries",
     "model_card",
     "model_index_entries",
     "write_model_card",

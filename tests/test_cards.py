@@ -12,6 +12,7 @@ prove nothing more here.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import re
 import shutil
@@ -48,7 +49,7 @@ from svit_dataset.hub_layout import build_hub_dataset, push_hub_dataset
 from svit_dataset.hub_readme import ConfigEntry
 from svit_dataset.stats import write_stats
 from tests.fake_hub import fake_hub
-from tests.test_eval_card import GROUNDING, MME, POPE
+from tests.test_eval_card import GROUNDING, MME, MME_SAMPLE, POPE, SVIT_GROUNDING
 from tests.test_train_card import FACTS
 
 PYTHON_BLOCK = re.compile(r"```python\n(.*?)```", re.S)
@@ -232,6 +233,64 @@ def test_dataset_card_needs_a_built_folder(tmp_path):
     (tmp_path / "README.md").write_text("---\nlicense: cc-by-4.0\n---\n")
     with pytest.raises(SvitInputError, match="build_report.json: not found"):
         write_dataset_card(tmp_path)
+    (tmp_path / "build_report.json").write_text("{}")
+    for broken in ("---\nconfigs: [\n---\n", "---\n- a list\n---\n"):
+        (tmp_path / "README.md").write_text(broken)
+        with pytest.raises(SvitInputError, match="README.md: its YAML metadata does not parse .*svit build"):
+            write_dataset_card(tmp_path)
+    (tmp_path / "README.md").write_text("---\nconfigs:\n- config_name: full\n---\n")  # no data_files
+    with pytest.raises(SvitInputError, match="README.md: its `configs:` .* not as `svit build` writes them"):
+        write_dataset_card(tmp_path)
+
+
+def test_generation_summary_is_found_from_any_cwd(tmp_path, monkeypatch):
+    """build_report.json keeps `--input` as typed: relative to the build's cwd, which the card does not know."""
+    (tmp_path / "elsewhere").mkdir()
+    shutil.copytree(bundled.RELEASE_DIR, tmp_path / "generated")
+    (tmp_path / "generated" / "generation_summary.json").write_text(
+        json.dumps({"model": "gpt-4o-2024-08-06"})
+    )
+    monkeypatch.chdir(tmp_path)
+    build_hub_dataset("generated", "out/svit", ["referring_qa"], card=render_dataset_card)
+    assert json.loads(Path("out/svit/build_report.json").read_text())["inputs"]["input"] == "generated"
+    for cwd in (tmp_path / "elsewhere", tmp_path / "out", tmp_path):
+        monkeypatch.chdir(cwd)
+        made = section(
+            DatasetCard.load(write_dataset_card(tmp_path / "out" / "svit")).text, "How it was made"
+        )
+        assert "| model | `gpt-4o-2024-08-06` |" in made, cwd
+    (tmp_path / "generated" / "generation_summary.json").unlink()  # the input's summary gone: said so
+    made = section(DatasetCard.load(write_dataset_card(tmp_path / "out" / "svit")).text, "How it was made")
+    assert "No `generation_summary.json` was found" in made
+
+
+def test_trl_snippet_of_a_build_without_images_attaches_them_first(tmp_path):
+    folder = tmp_path / "svit"
+    build_hub_dataset(bundled.RELEASE_DIR, folder, ["referring_qa"], card=render_dataset_card)
+    at_build = section((folder / "README.md").read_text(), "Usage")  # the build's facts do not say
+    assert "# from svit_dataset.vg import attach_images; train = attach_images(train" in at_build
+    assert "inputs.images" in at_build and "\nfrom svit_dataset" not in at_build  # runs as it is with images
+    usage = section(DatasetCard.load(write_dataset_card(folder)).text, "Usage")
+    assert "This build has no images" in usage
+    (load, trl) = PYTHON_BLOCK.findall(usage)
+    assert 'train = attach_images(train, "VG/")' in trl and "from svit_dataset.vg import attach_images" in trl
+    # as written, up to the trainer (it would download a 7B model): the images are there afterwards
+    (tmp_path / "VG").symlink_to(bundled.IMAGES_DIR)
+    code = trl.split("trainer = SFTTrainer(")[0] + "print(train[0]['images'][0].size)\n"
+    env = {"HF_HUB_OFFLINE": "1", "HF_DATASETS_CACHE": str(tmp_path / "cache")}
+    done = subprocess.run(
+        [sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, env=_env(env), timeout=300
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert re.fullmatch(r"\(\d+, \d+\)", done.stdout.split("\n")[-2])
+
+
+def test_trl_snippet_of_a_build_with_images_is_as_before(built):
+    folder, _, _ = built
+    usage = section(DatasetCard.load(folder / "README.md").text, "Usage")
+    assert (
+        "attach_images" not in usage and 'train = load_dataset("svit", "core_150k", split="train")' in usage
+    )
 
 
 # --- the model card --------------------------------------------------------------------------------------
@@ -265,7 +324,7 @@ def test_run_card_parses_back_with_its_model_index(tmp_path):
     assert name == "svit-v1.5-7b-lora" and parsed == produced
     assert data["model-index"] == eval_results_to_model_index(name, produced)
     evaluation = section(card.text, "Evaluation")
-    assert "| MME | - | - | MME perception | 1560.31 |" in evaluation
+    assert "| MME | - | test | MME perception | 1560.31 |" in evaluation
     assert "| grounding | - | val | ACC@0.5 (IoU >= 0.5) | 0.7123 |" in evaluation
     assert "| `lora_r` | 128 |" in card.text and "![training loss](loss_curve.png)" in card.text
     assert "## Limitations" in card.text
@@ -280,6 +339,47 @@ def test_run_card_parses_back_with_its_model_index(tmp_path):
     assert not list(run.glob(".README*"))
 
 
+def test_a_partial_benchmark_shows_in_the_table_only_and_stays_there(tmp_path):
+    """The main job's MME: 4 subtasks of a drawn-shapes sample. Its numbers are no MME scores: never in the
+    model-index, in the evaluation table marked as a subset, kept when the card is written again."""
+    run = _run_folder(tmp_path)
+    (tmp_path / "mme_sample.json").write_text(json.dumps(MME_SAMPLE))
+    (tmp_path / "svit_grounding.json").write_text(json.dumps(SVIT_GROUNDING))
+    write_run_card(run, [tmp_path / "mme_sample.json", tmp_path / "svit_grounding.json"])
+    card = ModelCard.load(run / "README.md")
+    assert card.data.eval_results == model_index_entries(SVIT_GROUNDING)
+    index = card.data.to_dict()["model-index"][0]["results"]
+    assert [r["dataset"] for r in index] == [
+        {"name": "grounding", "type": "grounding", "config": "referring_qa", "split": "test"}
+    ]
+    evaluation = section(card.text, "Evaluation")
+    subset = "MME subset (4 of 14 subtasks: existence, count, color, commonsense_reasoning; data `mme`)"
+    assert f"| {subset} | - | - | MME perception | 150 |" in evaluation
+    assert "not in the `model-index`" in evaluation and "/work" not in card.text
+    assert "| grounding | referring_qa | test | entity ACC@0.5 | 0.125 |" in evaluation
+    write_run_card(run)  # written again without results: both stay where they were
+    again = ModelCard.load(run / "README.md")
+    assert again.data.eval_results == card.data.eval_results and again.text == card.text
+    write_run_card(run, [tmp_path / "mme_sample.json"])  # the subset measured again: replaced, not doubled
+    assert ModelCard.load(run / "README.md").text.count(f"| {subset} | - | - | MME perception |") == 1
+
+
+def test_a_run_readme_whose_model_index_is_broken_is_written_again(tmp_path, caplog):
+    run = _run_folder(tmp_path)
+    (run / "README.md").write_text(
+        "---\nmodel-index:\n- name: x\n  results:\n  - task: 5\n---\nhand-edited\n"
+    )
+    with caplog.at_level(logging.WARNING):
+        write_run_card(run, [tmp_path / "grounding.json"])
+    assert "README.md: its metadata does not parse" in caplog.text and RUN_FACTS_FILE in caplog.text
+    card = ModelCard.load(run / "README.md")
+    assert card.data.eval_results == model_index_entries(GROUNDING) and "## Hyper-parameters" in card.text
+    (run / "README.md").write_text("---\nmodel-index: [\n---\nbroken YAML\n")
+    with caplog.at_level(logging.WARNING):
+        write_run_card(run)
+    assert ModelCard.load(run / "README.md").data.base_model == "my-org/svit-llava-7b-stage1"
+
+
 def test_run_card_errors_name_the_file(tmp_path):
     with pytest.raises(SvitInputError, match="no such folder"):
         write_run_card(tmp_path / "nope")
@@ -291,6 +391,13 @@ def test_run_card_errors_name_the_file(tmp_path):
     (tmp_path / "bad.json").write_text(json.dumps({"benchmark": "vqa", "metrics": {}}))
     with pytest.raises(SvitInputError, match="bad.json: not a results.json"):
         write_run_card(run, [tmp_path / "bad.json"])
+    (tmp_path / "bad.json").write_text(json.dumps({**GROUNDING, "dataset": "lmms-lab/RefCOCO"}))
+    with pytest.raises(SvitInputError, match="bad.json: `dataset` is a string, not an object"):
+        write_run_card(run, [tmp_path / "bad.json"])
+    for text in ("[1, 2]", '"a run"', "null"):
+        (run / RUN_FACTS_FILE).write_text(text)
+        with pytest.raises(SvitInputError, match=f"{RUN_FACTS_FILE}: holds .*, not a JSON object"):
+            write_run_card(run)
 
 
 def test_cards_import_no_torch():
@@ -298,36 +405,65 @@ def test_cards_import_no_torch():
     assert subprocess.run([sys.executable, "-c", code], timeout=120).returncode == 0
 
 
+# Run first in the card's code: it must prove svit is not there (`python -S` skips site, so svit's editable-install
+# hook never runs; only site-packages itself is on the path).
+NO_SVIT = (
+    "try:\n    import svit_model\nexcept ImportError:\n    pass\n"
+    "else:\n    raise SystemExit('svit is importable: the test would prove nothing')\n"
+)
+
+
+def _run_without_svit(code: str, cwd: Path) -> subprocess.CompletedProcess:
+    site_packages = next(p for p in sys.path if p.endswith("site-packages"))
+    env = {
+        "PYTHONPATH": site_packages,
+        "HF_HUB_OFFLINE": "1",
+        "OMP_NUM_THREADS": "1",
+        "HF_MODULES_CACHE": str(cwd / "modules"),  # the checkpoint's own code lands here
+    }
+    return subprocess.run(
+        [sys.executable, "-S", "-c", NO_SVIT + code],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        env=_env(env),
+        timeout=300,
+    )
+
+
 @pytest.mark.slow
 def test_usage_code_of_the_card_runs_against_a_trained_tiny_run(tmp_path):
-    """`svit train` a few steps, `svit card model RUN --results ...`, then the card's code as written."""
+    """`svit train` a few steps, `svit card model RUN --results ...`, then the card's code as written, where svit
+    is not installed (the checkpoint's own code, `trust_remote_code=True`); a LoRA run's too (peft)."""
     from tests.train_fixtures import one_thread, train_args, write_dataset, write_tiny
 
     model, data = write_tiny(tmp_path / "tiny"), write_dataset(tmp_path / "data")
     run = tmp_path / "tiny-svit-run"
+    lora = tmp_path / "tiny-svit-lora"
     with one_thread():
         assert main(["train", *train_args(model, data, run, max_steps=2, save_steps=2)]) == 0
+        lora_argv = train_args(model, data, lora, recipe="tiny-stage2-lora", max_steps=1, save_steps=1)
+        assert main(["train", *lora_argv]) == 0
     facts = json.loads((run / RUN_FACTS_FILE).read_text())
     assert (
         facts["global_step"] == 2 and facts["stage"] == "finetune" and facts["loss_curve"] == "loss_curve.png"
     )
+    assert facts["init_from"] == "tiny" and facts["datasets"] == ["data"]  # folder names, no local paths
     (tmp_path / "grounding.json").write_text(json.dumps(GROUNDING))
     assert main(["card", "model", str(run), "--results", str(tmp_path / "grounding.json")]) == 0
+    assert main(["card", "model", str(lora)]) == 0
 
     card = ModelCard.load(run / "README.md")
     assert card.data.eval_results == model_index_entries(GROUNDING)
-    assert card.data.base_model is None  # a local path is no Hub id
+    assert card.data.base_model is None  # a local checkpoint of no known Hub id
     assert "steps: 2," in card.text and "![training loss](loss_curve.png)" in card.text
+    assert str(tmp_path) not in card.text
     assert (run / "loss_curve.png").is_file()
-    (code,) = PYTHON_BLOCK.findall(section(card.text, "Use"))
-    assert f'from_pretrained("{run.name}")' in code
     Image.new("RGB", (64, 48), (200, 30, 30)).save(tmp_path / "image.jpg")
-    done = subprocess.run(
-        [sys.executable, "-c", code],  # as written: only the model id is the run folder's name
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        env=_env({"HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}),
-        timeout=300,
-    )
-    assert done.returncode == 0, done.stderr[-3000:]
+    for folder in (run, lora):
+        text = ModelCard.load(folder / "README.md").text
+        (code,) = PYTHON_BLOCK.findall(section(text, "Use"))
+        assert f'from_pretrained("{folder.name}", trust_remote_code=True)' in code and "svit_" not in code
+        done = _run_without_svit(code, tmp_path)  # as written: only the model id is the run folder's name
+        assert done.returncode == 0, f"{folder.name}: {done.stderr[-3000:]}"
+    assert "needs `peft`" in " ".join(ModelCard.load(lora / "README.md").text.split())

@@ -73,6 +73,18 @@ def _cases(root: Path) -> list[tuple[str, list[str], str, dict]]:
     shutil.copytree(pushable, pushed)
     (pushed / "build_report.json").write_text("{}")
     build = ["build", "--output", str(out / "svit")]
+    broken_yaml = root / "broken_yaml"  # a built folder whose README front matter was hand-edited wrong
+    broken_yaml.mkdir()
+    (broken_yaml / "README.md").write_text("---\nconfigs: [\n---\n")
+    (broken_yaml / "build_report.json").write_text("{}")
+    list_run = root / "list_run"  # svit_run.json holding a list
+    list_run.mkdir()
+    (list_run / "svit_run.json").write_text("[]")
+    run = root / "run"
+    run.mkdir()
+    (run / "svit_run.json").write_text(json.dumps({"stage": "finetune"}))
+    dataset_list = root / "dataset_list.json"  # results.json whose `dataset` is no object
+    dataset_list.write_text(json.dumps({"benchmark": "mme", "dataset": ["MME"], "metrics": {}}))
     cases = [
         ("missing input", [*build, "--input", str(root / "nope")], "conversation.json: not found"),
         ("truncated", [*build, "--input", str(_release(root, "t", truncated))], "invalid or truncated JSON"),
@@ -138,6 +150,12 @@ def _cases(root: Path) -> list[tuple[str, list[str], str, dict]]:
         ("card of no build", ["card", "dataset", str(pushable)], "build_report.json: not found"),
         ("card of no run", ["card", "model", str(models["clip"])], "svit_run.json: not found"),
         ("card missing folder", ["card", "model", str(root / "nope")], "no such folder"),
+        ("card broken dataset YAML", ["card", "dataset", str(broken_yaml)], "README.md: its YAML metadata does not"),
+        ("card run facts a list", ["card", "model", str(list_run)], "svit_run.json: holds a list, not a JSON object"),
+        ("card results dataset list", ["card", "model", str(run), "--results", str(dataset_list)],
+         "dataset_list.json: `dataset` is a list"),
+        ("eval card results dataset list", ["eval", "card", str(dataset_list), "--model-dir", str(root / "m")],
+         "dataset_list.json: `dataset` is a list"),
         ("mix json inside output", [*build, "--input", str(release), "--image-data", str(image_data), "--configs",
                                     "mix_665k", "--llava-mix", str(a_file), "--llava-instruct", str(a_file),
                                     "--mix-llava-json", str(out / "svit" / "mix.json")], "inside --output"),

@@ -3,19 +3,44 @@
 from __future__ import annotations
 
 import json
+import logging
+from pathlib import Path
 
 import pytest
 from huggingface_hub import ModelCard
 
-from hub_cards.model_card import add_eval_results, model_index_entries, write_model_card
+from hub_cards.model_card import (
+    MME_SUBTASK_COUNT,
+    add_eval_results,
+    evaluation_entries,
+    model_index_entries,
+    write_model_card,
+)
+from svit_dataset.errors import SvitInputError
 from tests.test_train_card import FACTS
 
-MME = {
+MME_SUBTASKS = (
+    "existence", "count", "position", "color", "posters", "celebrity", "scene", "landmark", "artwork", "OCR",
+    "commonsense_reasoning", "numerical_calculation", "text_translation", "code_reasoning",
+)  # fmt: skip
+MME = {  # all 14 subtasks, read from the Hub: MME's scores
     "model": "my-org/svit-v1.5-7b-lora",
     "benchmark": "mme",
-    "dataset": {"name": "MME", "type": "lmms-lab/MME"},
-    "metrics": {"perception": 1560.31, "cognition": 364.29, "subtasks": {"existence": 195.0}},
+    "dataset": {"name": "MME", "type": "lmms-lab/MME", "path": "lmms-lab/MME", "split": "test"},
+    "metrics": {"perception": 1560.31, "cognition": 364.29, "subtasks": dict.fromkeys(MME_SUBTASKS, 100.0)},
     "svit_version": "0.1.0",
+}
+SAMPLE = ("existence", "count", "color", "commonsense_reasoning")
+MME_SAMPLE = {  # the main job's: 4 subtasks of the shipped drawn-shapes sample, a local folder
+    "benchmark": "mme",
+    "dataset": {
+        "name": "MME",
+        "type": "mme",
+        "path": "/work/svit/svit_model/evaluation/sample/mme",
+        "subtasks": list(SAMPLE),
+        "complete": False,
+    },
+    "metrics": {"perception": 150.0, "cognition": 50.0, "subtasks": dict.fromkeys(SAMPLE, 50.0)},
 }
 POPE = {
     "benchmark": "pope",
@@ -32,6 +57,17 @@ GROUNDING = {
     "benchmark": "grounding",
     "dataset": {"name": "grounding", "type": "lmms-lab/RefCOCO", "split": "val"},
     "metrics": {"acc@0.5": 0.71234567, "mean_iou": 0.6, "missing": 2, "total": 100},
+}
+SVIT_GROUNDING = {  # the main job's: a built SVIT folder's held-out referring QAs
+    "benchmark": "grounding",
+    "dataset": {
+        "name": "grounding",
+        "type": "grounding",
+        "path": "out/svit",
+        "config": "referring_qa",
+        "split": "test",
+    },
+    "metrics": {"phrase_recall": 0.5, "mean_entity_iou": 0.25, "entity_acc@0.5": 0.125, "total": 8},
 }
 
 
@@ -65,3 +101,103 @@ def test_results_join_a_training_card_once(tmp_path):
     assert card.data.base_model == "my-org/svit-llava-7b-stage1" and "## Hyper-parameters" in card.text
     assert card.data.model_name == tmp_path.name
     assert not list(tmp_path.glob(".README*"))
+
+
+def test_mme_on_part_of_its_subtasks_is_no_mme_score():
+    from svit_model.evaluation.scoring import MME_SUBTASKS as SCORED
+
+    assert len(SCORED) == MME_SUBTASK_COUNT and set(MME_SUBTASKS) == set(SCORED)
+    assert model_index_entries(MME_SAMPLE) == []  # 4 of 14 subtasks: not MME's perception / cognition
+    indexed, table = evaluation_entries(MME_SAMPLE)
+    assert indexed == [] and [(e.metric_type, e.metric_value, e.dataset_type) for e in table] == [
+        ("mme_perception", 150.0, "mme"),
+        ("mme_cognition", 50.0, "mme"),
+    ]
+    assert table[0].dataset_name == (
+        "MME subset (4 of 14 subtasks: existence, count, color, commonsense_reasoning; data `mme`)"
+    )
+    # results.json of older svit versions: always `lmms-lab/MME`, whatever was read; the path tells
+    older = {
+        **MME_SAMPLE,
+        "dataset": {"name": "MME", "type": "lmms-lab/MME", "path": "x/mme", "subtasks": None},
+    }
+    older["metrics"] = {**MME_SAMPLE["metrics"], "subtasks": dict.fromkeys(MME_SUBTASKS, 0.0)}
+    assert {e.dataset_type for e in model_index_entries(older)} == {"mme"}
+
+
+def test_dataset_type_is_a_hub_id_or_the_benchmark_never_a_path():
+    (acc, *_) = model_index_entries(SVIT_GROUNDING)
+    assert (acc.dataset_type, acc.dataset_config, acc.dataset_split) == ("grounding", "referring_qa", "test")
+    for path in (
+        "out/svit",
+        "/data/svit",
+        "../svit",
+    ):  # results.json of older svit versions: `type` was --data
+        older = {**SVIT_GROUNDING, "dataset": {"name": "grounding", "type": path, "path": path}}
+        assert {e.dataset_type for e in model_index_entries(older)} == {"grounding"}, path
+    hub = {**SVIT_GROUNDING, "dataset": {"name": "grounding", "type": "my-org/svit", "path": "my-org/svit"}}
+    assert {e.dataset_type for e in model_index_entries(hub)} == {"my-org/svit"}
+
+
+def test_eval_records_what_it_read_whatever_the_cwd(tmp_path, monkeypatch):
+    """`svit eval` writes the Hub id or the benchmark's name as `type`, the config and split it read, and the MME
+    subtasks scored: evaluating the same folder again from another cwd replaces the card's entries."""
+    from svit_model.evaluation.demo import SAMPLE_MME, SAMPLE_SUBTASKS
+    from svit_model.evaluation.run import BENCHMARKS, GroundingOptions, MmeOptions
+
+    (tmp_path / "work" / "svit" / "data" / "referring_qa").mkdir(parents=True)  # a built SVIT folder
+    seen = []
+    for cwd, data in (
+        (tmp_path / "work", "svit"),
+        (tmp_path, "work/svit"),
+        (Path("/"), str(tmp_path / "work/svit")),
+    ):
+        monkeypatch.chdir(cwd)
+        seen.append(BENCHMARKS["grounding"].dataset(GroundingOptions(model="m", data=data, output="o")))
+    assert [(d["type"], d["config"], d["split"]) for d in seen] == [("grounding", "referring_qa", "test")] * 3
+    hub = BENCHMARKS["grounding"].dataset(
+        GroundingOptions(model="m", data="lmms-lab/RefCOCO", output="o", split="val")
+    )
+    assert (hub["type"], hub["split"], hub["config"]) == ("lmms-lab/RefCOCO", "val", None)
+
+    mme = BENCHMARKS["mme"].dataset(
+        MmeOptions(model="m", data=str(SAMPLE_MME), output="o", subtasks=SAMPLE_SUBTASKS)
+    )
+    assert mme["type"] == "mme" and mme["subtasks"] == list(SAMPLE) and mme["complete"] is False
+    assert mme["split"] is None  # a folder in the release layout has no splits
+
+    card = tmp_path / "card"
+    write_model_card(FACTS, card)
+    for n, dataset in enumerate(seen):
+        (tmp_path / f"g{n}.json").write_text(json.dumps({**SVIT_GROUNDING, "dataset": dataset}))
+        add_eval_results(card, [tmp_path / f"g{n}.json"])
+    assert len(ModelCard.load(card / "README.md").data.eval_results) == 3  # replaced, never duplicated
+
+
+def test_a_partial_mme_joins_no_model_index(tmp_path, caplog):
+    files = []
+    for name, results in (("mme", MME_SAMPLE), ("grounding", SVIT_GROUNDING)):
+        files.append(tmp_path / f"{name}.json")
+        files[-1].write_text(json.dumps(results))
+    with caplog.at_level(logging.WARNING):
+        add_eval_results(tmp_path / "model", files)  # a folder that is no training run: model-index only
+    card = ModelCard.load(tmp_path / "model" / "README.md")
+    assert {e.dataset_name for e in card.data.eval_results} == {"grounding"}
+    assert "MME subset (4 of 14 subtasks" in caplog.text and "not in the model-index" in caplog.text
+
+
+def test_broken_inputs_name_their_file(tmp_path):
+    bad = tmp_path / "bad.json"
+    for document, what in (
+        ({**MME, "dataset": ["lmms-lab/MME"]}, "`dataset` is a list, not an object"),
+        ({**MME, "metrics": 3}, "`metrics` is a number, not an object"),
+        (["not", "an", "object"], "holds a list, not a JSON object"),
+    ):
+        bad.write_text(json.dumps(document))
+        with pytest.raises(SvitInputError, match=f"bad.json: {what}"):
+            add_eval_results(tmp_path / "model", [bad])
+    (tmp_path / "model").mkdir()
+    (tmp_path / "model" / "README.md").write_text("---\nmodel-index:\n- results:\n  - dataset: {}\n---\nhi\n")
+    (tmp_path / "mme.json").write_text(json.dumps(MME))
+    with pytest.raises(SvitInputError, match="README.md: its metadata does not parse .*fix its YAML"):
+        add_eval_results(tmp_path / "model", [tmp_path / "mme.json"])  # not a run: nothing to write it from

@@ -14,6 +14,7 @@ from huggingface_hub import ModelCard
 from PIL import Image
 
 import svit_model.evaluation.harness as harness
+from hub_cards.model_card import evaluation_entries
 from svit_cli.main import main
 from svit_dataset.errors import SvitInputError
 from svit_model.building import save_checkpoint
@@ -21,6 +22,7 @@ from svit_model.demo import teach
 from svit_model.evaluation.harness import generate_predictions, load_for_eval, read_ledger
 from svit_model.evaluation.mme import read_mme, record, score_results_folder
 from svit_model.evaluation.run import MmeOptions, run_eval
+from svit_model.evaluation.scoring import MME_SUBTASKS
 from svit_model.export import export_llava_checkpoint
 from svit_model.tiny import build_tiny_svit_llava, save_tiny_svit_llava
 from tests.test_eval_readers import write_svit_test_split
@@ -115,12 +117,33 @@ def test_checkpoint_to_predictions_to_scores_to_results_to_model_index(yes_model
     assert first[0] == "0000.png" and first[2] == "Yes" and first[3] == "Yes" and len(first) == 4
     assert Image.open(out / "mme_scores.png").size[0] > 100
 
+    # what was read: a local folder (no Hub id), 4 of the 14 subtasks
+    assert results["dataset"] == {
+        "name": "MME",
+        "type": "mme",
+        "path": str(mme_data),
+        "split": None,
+        "subtasks": ["existence", "count", "color", "commonsense_reasoning"],
+        "complete": False,
+    }
+    indexed, table = evaluation_entries(results)
+    assert indexed == []  # 4 of 14 subtasks are no MME score: table-only
+    assert {(r.dataset_type, r.metric_type): r.metric_value for r in table} == {
+        ("mme", "mme_perception"): 150.0,
+        ("mme", "mme_cognition"): 50.0,
+    }
+
     card_dir = tmp_path / "card"
     assert main(["eval", "card", str(out / "results.json"), "--model-dir", str(card_dir)]) == 0
+    assert ModelCard.load(card_dir / "README.md").data.eval_results is None  # nothing claimed
+    # all 14 subtasks scored: MME's perception and cognition, indexed under the benchmark's name
+    whole = {**results, "metrics": {**results["metrics"], "subtasks": dict.fromkeys(MME_SUBTASKS, 50.0)}}
+    (tmp_path / "whole.json").write_text(json.dumps(whole))
+    assert main(["eval", "card", str(tmp_path / "whole.json"), "--model-dir", str(card_dir)]) == 0
     card = ModelCard.load(card_dir / "README.md")
     index = {(r.dataset_type, r.metric_type): r.metric_value for r in card.data.eval_results}
-    assert index == {("lmms-lab/MME", "mme_perception"): 150.0, ("lmms-lab/MME", "mme_cognition"): 50.0}
-    assert "model-index" in (card_dir / "README.md").read_text()
+    assert index == {("mme", "mme_perception"): 150.0, ("mme", "mme_cognition"): 50.0}
+    assert "model-index" in (card_dir / "README.md").read_text() and str(tmp_path) not in card.content
 
 
 def test_a_killed_run_resumes_without_generating_an_item_twice(yes_model, mme_data, tmp_path, monkeypatch):
@@ -255,6 +278,13 @@ def test_a_lora_run_evaluates_unmerged_on_svit_referring_qas(tmp_path):
     ]
     assert main([*argv, "--max-new-tokens", "24", "--no-progress"]) == 0
     results = json.loads((tmp_path / "eval-lora" / "results.json").read_text())
+    assert results["dataset"] == {  # the config and split read, the benchmark's name for a local folder
+        "name": "grounding",
+        "type": "grounding",
+        "path": str(test_split),
+        "config": "referring_qa",
+        "split": "test",
+    }
     metrics = results["metrics"]
     assert (
         metrics["entities"] == 5 and 0.0 <= metrics["phrase_recall"] <= 1.0
@@ -276,8 +306,11 @@ def test_a_lora_run_evaluates_unmerged_on_svit_referring_qas(tmp_path):
     assert outputs(tmp_path / "eval-lora") == outputs(tmp_path / "eval-merged")
     card = tmp_path / "card"
     assert main(["eval", "card", str(tmp_path / "eval-lora" / "results.json"), "--model-dir", str(card)]) == 0
-    types = {r.metric_type for r in ModelCard.load(card / "README.md").data.eval_results}
-    assert types == {"phrase_recall", "mean_entity_iou", "entity_acc@0.5"}
+    entries = ModelCard.load(card / "README.md").data.eval_results
+    assert {r.metric_type for r in entries} == {"phrase_recall", "mean_entity_iou", "entity_acc@0.5"}
+    assert {(r.dataset_type, r.dataset_config, r.dataset_split) for r in entries} == {
+        ("grounding", "referring_qa", "test")
+    }
 
 
 @pytest.mark.slow

@@ -17,11 +17,13 @@ from typing import Any
 
 from svit_dataset.errors import SvitInputError
 from svit_dataset.files import check_output_apart, write_json_atomic
+from svit_dataset.schema import REFERRING_QA, TEST
 from svit_dataset.settings import setting
 from svit_model.evaluation import grounding, mme, pope
 from svit_model.evaluation.harness import EvalItem, generate_predictions, load_for_eval, process_state
 from svit_model.evaluation.results import mme_bar_chart, results_document, results_table, write_results
-from svit_model.evaluation.scoring import POPE_CATEGORIES, mme_results_field
+from svit_model.evaluation.scoring import MME_SUBTASKS, POPE_CATEGORIES, mme_results_field
+from svit_model.evaluation.tables import load_table
 
 logger = logging.getLogger(__name__)
 
@@ -109,8 +111,61 @@ def _score_mme(items: list[EvalItem], records: dict, output: Path) -> dict:
     return metrics
 
 
+# --- dataset facts of results.json: what was really read (the cards index these) ----------------------------
+
+
+def _hub_id(data: str) -> str | None:
+    """`data` when it names a Hub dataset (`org/name` and no local path), else None; decided here, at eval time,
+    where the path is seen from the cwd it was typed in (a card written later may run elsewhere)."""
+    path = Path(data)
+    if not data or path.exists() or path.is_absolute() or data.startswith(".") or data.count("/") != 1:
+        return None
+    return data
+
+
+def _table_split(data: str, split: str | None, config: str | None = None) -> str:
+    """The split `load_table` read (the one given, else the only one, else `test`): asked of the table itself
+    (the readers loaded it already: `datasets` answers from its cache)."""
+    return split or str(load_table(data, split, config).split)
+
+
+def _dataset_facts(name: str, benchmark: str, options: EvalOptions, **extra) -> dict:
+    """`name`; `type`: the Hub id read, else the benchmark's name (never a path); `path`: `--data` as given."""
+    return {"name": name, "type": _hub_id(options.data) or benchmark, "path": options.data, **extra}
+
+
+def _mme_dataset(options: MmeOptions) -> dict:
+    subtasks = mme.resolve_subtasks(options.subtasks)  # the ones scored: the reader reads all or refuses
+    data = Path(options.data)
+    layout = data.is_dir() and any((data / name).is_dir() for name in MME_SUBTASKS)
+    return _dataset_facts(
+        "MME",
+        "mme",
+        options,
+        split=None if layout else _table_split(options.data, options.split),
+        subtasks=subtasks,
+        complete=set(subtasks) == set(MME_SUBTASKS),  # the totals are MME's only over all 14
+    )
+
+
+def _pope_dataset(options: PopeOptions) -> dict:
+    files = options.images is not None  # question files need --images; tables carry theirs
+    return _dataset_facts(
+        "POPE",
+        "pope",
+        options,
+        split=None if files else _table_split(options.data, options.split),
+        categories=options.categories,
+    )
+
+
 def _grounding_dataset(options: GroundingOptions) -> dict:
-    return {"name": "grounding", "type": options.data, "split": options.split, "config": options.config}
+    config, split = options.config, options.split
+    if (Path(options.data) / "data" / REFERRING_QA).is_dir():  # a built SVIT folder: read_grounding's default
+        config, split = config or REFERRING_QA, split or TEST
+    return _dataset_facts(
+        "grounding", "grounding", options, config=config, split=_table_split(options.data, split, config)
+    )
 
 
 BENCHMARKS: dict[str, Benchmark] = {
@@ -120,7 +175,7 @@ BENCHMARKS: dict[str, Benchmark] = {
         read=lambda o: mme.read_mme(o.data, o.subtasks, o.prompt_suffix, o.split),
         record=lambda processor: mme.record,
         score=_score_mme,
-        dataset=lambda o: {"name": "MME", "type": "lmms-lab/MME", "path": o.data, "subtasks": o.subtasks},
+        dataset=_mme_dataset,
     ),
     "pope": Benchmark(
         "pope",
@@ -128,12 +183,7 @@ BENCHMARKS: dict[str, Benchmark] = {
         read=lambda o: pope.read_pope(o.data, o.images, o.prompt_suffix, o.split, _split(o.categories)),
         record=lambda processor: pope.record,
         score=lambda items, records, output: pope.score(items, records),
-        dataset=lambda o: {
-            "name": "POPE",
-            "type": "lmms-lab/POPE",
-            "path": o.data,
-            "categories": o.categories,
-        },
+        dataset=_pope_dataset,
     ),
     "grounding": Benchmark(
         "grounding",

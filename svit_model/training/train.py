@@ -7,6 +7,7 @@ parses its arguments into the three dataclasses and calls this; under `accelerat
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import shutil
@@ -112,12 +113,56 @@ def clear_output_dir(training_args: SFTConfig) -> None:
         shutil.rmtree(training_args.output_dir)
 
 
+def _hub_id(value: str | None) -> str | None:
+    """`value` when it is a Hub id (`org/name`, no local path), else None."""
+    if (
+        not value
+        or os.path.exists(value)
+        or os.path.isabs(value)
+        or value.startswith(".")
+        or value.count("/") != 1
+    ):
+        return None
+    return value
+
+
+def _read_object(path: Path) -> dict:
+    try:
+        value = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return value if isinstance(value, dict) else {}
+
+
+def base_model_id(model_name_or_path: str | None, _depth: int = 0) -> str | None:
+    """The Hub id of what a run starts from, for the card's `base_model`: the id itself; for an earlier run's
+    folder (stage 2 from stage 1), the base model that run recorded (an older run's local path: followed); for a
+    folder of `svit model build`, the LLM its config names; else None (a local checkpoint of unknown origin)."""
+    if _hub_id(model_name_or_path):
+        return model_name_or_path
+    folder = Path(model_name_or_path or "")
+    if _depth > 4 or not folder.is_dir():
+        return None
+    run = _read_object(folder / RUN_FACTS_FILE)
+    if run:
+        return base_model_id(run.get("base_model"), _depth + 1)
+    text_config = _read_object(folder / "config.json").get("text_config")
+    return _hub_id(text_config.get("_name_or_path")) if isinstance(text_config, dict) else None
+
+
+def _name(value: str | None) -> str | None:
+    """A Hub id as it is, a local path by its folder's name: run facts travel with the run (to the Hub too)."""
+    return value if not value or _hub_id(value) else Path(value.rstrip("/")).name or value
+
+
 def static_facts(script_args, training_args, model_args, stage: Stage, data_name: str) -> dict:
-    """The run's facts known before training, for the model card (plain values only)."""
+    """The run's facts known before training, for the model card (plain values only; no local paths beyond
+    a folder's name)."""
     args = training_args.to_dict()
     return {
-        "base_model": model_args.model_name_or_path,
-        "datasets": [data_name],
+        "base_model": base_model_id(model_args.model_name_or_path),
+        "init_from": _name(model_args.model_name_or_path),
+        "datasets": [_name(data_name)],
         "dataset_config": script_args.dataset_config,
         "stage": stage.name,
         "template": stage.template,
