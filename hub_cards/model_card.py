@@ -29,6 +29,7 @@ from huggingface_hub.repocard_data import eval_results_to_model_index, model_ind
 from svit_dataset.errors import SvitInputError
 from svit_dataset.facts import RUN_FACTS_FILE, SVIT_CITATION, SVIT_DATA_LICENSE, SVIT_PAPER_URL
 from svit_dataset.files import write_text_atomic
+from svit_dataset.hub_push import hub_repo_id
 
 logger = logging.getLogger(__name__)
 
@@ -40,34 +41,21 @@ STAGE_TEXT = {
 }
 
 
-def _hub_id(value: str | None) -> str | None:
-    """A Hub id (`org/name`) as card metadata wants it; local paths are not ids."""
-    if (
-        not value
-        or os.path.isabs(value)
-        or value.startswith(".")
-        or value.count("/") != 1
-        or os.path.exists(value)
-    ):
-        return None
-    return value
-
-
 def _shown(value: str | None) -> str | None:
     """How the card body names a model or dataset: a Hub id as it is, a local path by its folder's name only
     (never an absolute path: the card goes to the Hub)."""
     if not value:
         return None
-    return _hub_id(value) or Path(value.rstrip("/\\")).name or value
+    return hub_repo_id(value) or Path(value.rstrip("/\\")).name or value
 
 
 def card_data(
     facts: dict, eval_results: list[EvalResult] | None = None, model_name: str | None = None
 ) -> ModelCardData:
     """The card's metadata; `eval_results` become its `model-index` under `model_name`."""
-    datasets = [d for d in (_hub_id(name) for name in facts.get("datasets", [])) if d]
+    datasets = [d for d in (hub_repo_id(name) for name in facts.get("datasets", [])) if d]
     return ModelCardData(
-        base_model=_hub_id(facts.get("base_model")),
+        base_model=hub_repo_id(facts.get("base_model")),
         datasets=datasets or None,
         license=LICENSE,
         language=["en"],
@@ -107,7 +95,7 @@ def _eval_rows(results: list[EvalResult]) -> list[dict]:
 
 def _base_model_text(facts: dict) -> str:
     """The base model's Hub id, and what training started from when that was another folder or run (by name)."""
-    base = _hub_id(facts.get("base_model"))
+    base = hub_repo_id(facts.get("base_model"))
     start = _shown(facts.get("init_from") or facts.get("base_model"))
     if base is None:
         return f"`{start}` (a local checkpoint; no Hub id recorded)" if start else "-"
@@ -358,7 +346,7 @@ def _scored_subtasks(results: dict) -> list[str]:
 def _dataset_type(benchmark: str, dataset: dict) -> str:
     """A Hub id when one was read, else the benchmark's name: never a local path (results.json of older svit
     versions may hold one, or a Hub id the data was not read from)."""
-    hub = _hub_id(str(dataset.get("type") or ""))
+    hub = hub_repo_id(str(dataset.get("type") or ""))
     if hub and dataset.get("path") not in (None, hub):  # it read something else (older MME results.json)
         hub = None
     return hub or benchmark

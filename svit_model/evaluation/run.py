@@ -17,6 +17,7 @@ from typing import Any
 
 from svit_dataset.errors import SvitInputError
 from svit_dataset.files import check_output_apart, write_json_atomic
+from svit_dataset.hub_push import hub_repo_id
 from svit_dataset.schema import REFERRING_QA, TEST
 from svit_dataset.settings import setting
 from svit_model.evaluation import grounding, mme, pope
@@ -114,15 +115,6 @@ def _score_mme(items: list[EvalItem], records: dict, output: Path) -> dict:
 # --- dataset facts of results.json: what was really read (the cards index these) ----------------------------
 
 
-def _hub_id(data: str) -> str | None:
-    """`data` when it names a Hub dataset (`org/name` and no local path), else None; decided here, at eval time,
-    where the path is seen from the cwd it was typed in (a card written later may run elsewhere)."""
-    path = Path(data)
-    if not data or path.exists() or path.is_absolute() or data.startswith(".") or data.count("/") != 1:
-        return None
-    return data
-
-
 def _table_split(data: str, split: str | None, config: str | None = None) -> str:
     """The split `load_table` read (the one given, else the only one, else `test`): asked of the table itself
     (the readers loaded it already: `datasets` answers from its cache)."""
@@ -131,7 +123,7 @@ def _table_split(data: str, split: str | None, config: str | None = None) -> str
 
 def _dataset_facts(name: str, benchmark: str, options: EvalOptions, **extra) -> dict:
     """`name`; `type`: the Hub id read, else the benchmark's name (never a path); `path`: `--data` as given."""
-    return {"name": name, "type": _hub_id(options.data) or benchmark, "path": options.data, **extra}
+    return {"name": name, "type": hub_repo_id(options.data) or benchmark, "path": options.data, **extra}
 
 
 def _mme_dataset(options: MmeOptions) -> dict:

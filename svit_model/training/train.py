@@ -21,6 +21,7 @@ from trl import ModelConfig, SFTConfig
 from svit_dataset.errors import SvitInputError
 from svit_dataset.facts import RUN_FACTS_FILE
 from svit_dataset.files import check_output_apart, write_json_atomic
+from svit_dataset.hub_push import hub_repo_id
 from svit_model.training.arguments import SvitScriptArguments
 from svit_model.training.collator import DROP_REASONS, SvitCollator
 from svit_model.training.data import load_training_data
@@ -113,19 +114,6 @@ def clear_output_dir(training_args: SFTConfig) -> None:
         shutil.rmtree(training_args.output_dir)
 
 
-def _hub_id(value: str | None) -> str | None:
-    """`value` when it is a Hub id (`org/name`, no local path), else None."""
-    if (
-        not value
-        or os.path.exists(value)
-        or os.path.isabs(value)
-        or value.startswith(".")
-        or value.count("/") != 1
-    ):
-        return None
-    return value
-
-
 def _read_object(path: Path) -> dict:
     try:
         value = json.loads(path.read_text(encoding="utf-8"))
@@ -138,7 +126,7 @@ def base_model_id(model_name_or_path: str | None, _depth: int = 0) -> str | None
     """The Hub id of what a run starts from, for the card's `base_model`: the id itself; for an earlier run's
     folder (stage 2 from stage 1), the base model that run recorded (an older run's local path: followed); for a
     folder of `svit model build`, the LLM its config names; else None (a local checkpoint of unknown origin)."""
-    if _hub_id(model_name_or_path):
+    if hub_repo_id(model_name_or_path):
         return model_name_or_path
     folder = Path(model_name_or_path or "")
     if _depth > 4 or not folder.is_dir():
@@ -147,12 +135,12 @@ def base_model_id(model_name_or_path: str | None, _depth: int = 0) -> str | None
     if run:
         return base_model_id(run.get("base_model"), _depth + 1)
     text_config = _read_object(folder / "config.json").get("text_config")
-    return _hub_id(text_config.get("_name_or_path")) if isinstance(text_config, dict) else None
+    return hub_repo_id(text_config.get("_name_or_path")) if isinstance(text_config, dict) else None
 
 
 def _name(value: str | None) -> str | None:
     """A Hub id as it is, a local path by its folder's name: run facts travel with the run (to the Hub too)."""
-    return value if not value or _hub_id(value) else Path(value.rstrip("/")).name or value
+    return value if not value or hub_repo_id(value) else Path(value.rstrip("/")).name or value
 
 
 def static_facts(script_args, training_args, model_args, stage: Stage, data_name: str) -> dict:
