@@ -195,3 +195,31 @@ def test_svit_push_refuses_a_lora_run_on_a_local_base_and_a_folder_that_is_neith
         push_folder(run, REPO, run_card=card, endpoint="http://127.0.0.1:9")
     with pytest.raises(SvitInputError, match=r"neither a folder written by `svit build` .* nor a finished"):
         push_folder(tmp_path, REPO, run_card=card, endpoint="http://127.0.0.1:9")
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("my-org/svit", "my-org/svit"),
+        ("lmsys/vicuna-13b-v1.5", "lmsys/vicuna-13b-v1.5"),
+        ("gpt2", None),  # no organisation: could as well be a folder name; cards and pushes want org/name
+        ("/data/svit", None),
+        ("./out/svit", None),
+        ("out/train/run", None),
+        ("my org/svit", None),
+        ("", None),
+        (None, None),
+    ],
+)
+def test_hub_repo_id_tells_a_repo_from_a_local_path(value, expected):
+    from svit_dataset.hub_push import hub_repo_id
+
+    assert hub_repo_id(value) == expected
+
+
+def test_an_existing_folder_is_never_a_repo_id(tmp_path, monkeypatch):
+    from svit_dataset.hub_push import hub_repo_id
+
+    (tmp_path / "out" / "svit").mkdir(parents=True)
+    monkeypatch.chdir(tmp_path)
+    assert hub_repo_id("out/svit") is None and hub_repo_id("out/other") == "out/other"
