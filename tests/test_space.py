@@ -1,11 +1,13 @@
 """The grounded-chat Space without a browser: the answer -> highlighted spans + drawn image functions, the folder
-`svit space` writes (its app imports and builds its Blocks, without svit too), and one-line errors."""
+`svit space` writes (its app imports and builds its Blocks, without svit too; without gradio installed; naming a
+Hub model instead of copying weights), and one-line errors (a LoRA run's base model included)."""
 
 from __future__ import annotations
 
 import importlib.util
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -25,12 +27,28 @@ from svit_model.space.app import (
     entity_colours,
     entity_labels,
     highlighted_spans,
+    model_source,
     question_prompt,
     referring_prompt,
     render_answer,
 )
-from svit_model.space.folder import REFERRING_TEMPLATE, SPACE_SOURCES, vendored_modules
+from svit_model.space.folder import (
+    GRADIO_FALLBACK_VERSION,
+    REFERRING_TEMPLATE,
+    SPACE_SOURCES,
+    vendored_modules,
+)
 from svit_model.tiny import save_tiny_svit_llava
+
+
+@pytest.fixture(scope="module", autouse=True)
+def gradio_temp_dir(tmp_path_factory) -> Path:
+    """Gradio copies example and output files into GRADIO_TEMP_DIR (else /tmp/gradio, left behind): here, a
+    folder pytest cleans up. Read when a component is made, so set before any test builds Blocks."""
+    folder = tmp_path_factory.mktemp("gradio")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("GRADIO_TEMP_DIR", str(folder))
+        yield folder
 
 
 def _rgb(colour: str) -> tuple[int, int, int]:
@@ -165,6 +183,7 @@ def test_svit_space_writes_a_ready_space_folder(space):
     assert "python app.py" in card.text
     settings = AppSettings.read(space)
     assert settings.model == "model" and settings.max_new_tokens == 16
+    assert model_source(settings, space) == str(space / "model")  # what the app loads: the copy
     assert settings.referring_template == REFERRING_TEMPLATE
     assert settings.examples and all((space / path).is_file() for path in settings.examples)
     model_files = {path.name for path in (space / "model").iterdir()}
@@ -238,6 +257,76 @@ def test_the_written_app_imports_without_svit(space):
     assert result.stdout.strip() == "model"
 
 
+def test_gradio_files_go_to_the_tests_temp_folder(space, gradio_temp_dir, monkeypatch):
+    """The Blocks copy their example images into GRADIO_TEMP_DIR: the fixture's folder, not /tmp/gradio."""
+    app = _load_app(space, monkeypatch)
+    settings = app.AppSettings.read(space)
+    demo = app.build_demo(None, None, settings, space)  # the model is used only when a question comes
+    caches = {Path(block.GRADIO_CACHE) for block in demo.blocks.values() if hasattr(block, "GRADIO_CACHE")}
+    assert caches and all(cache.is_relative_to(gradio_temp_dir) for cache in caches), caches
+    assert any(path.is_file() for path in gradio_temp_dir.rglob("*.jpg"))
+
+
+def test_writing_a_space_needs_no_gradio(checkpoint, tmp_path, monkeypatch, capsys):
+    """`pip install svit` without the app extra: the folder is written (gradio never imported), its sdk_version
+    the pinned fallback; serving says which extra to install."""
+    from importlib import metadata
+
+    from huggingface_hub import SpaceCard
+
+    installed = metadata.version
+
+    def version(name: str) -> str:
+        if name.lower() == "gradio":
+            raise metadata.PackageNotFoundError(name)
+        return installed(name)
+
+    monkeypatch.setattr(metadata, "version", version)
+    monkeypatch.setitem(sys.modules, "gradio", None)  # `import gradio` raises ImportError
+    out = tmp_path / "space"
+    assert main(["space", str(checkpoint), str(out)]) == 0
+    assert SpaceCard.load(out / "README.md").data.sdk_version == GRADIO_FALLBACK_VERSION
+    assert (out / "model" / "model.safetensors").is_file()
+    capsys.readouterr()  # the loading progress bars
+    err = _error_line(capsys, ["app", "--model", str(checkpoint)])
+    assert err.startswith("svit app: error: gradio is not installed") and "svit[app]" in err
+
+
+def test_a_space_naming_a_hub_model_copies_no_weights(tmp_path):
+    """`--model-id`: space.json and the card name the Hub model, the app loads it from there, no `model/`; the
+    run is not loaded (here it is no checkpoint at all). Nothing is fetched."""
+    from huggingface_hub import SpaceCard
+
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "notes.txt").write_text("no weights here: never loaded")
+    out = tmp_path / "space"
+    model_id = "svit-org/svit-llava-13b-grounded"
+    assert main(["space", str(run), str(out), "--model-id", model_id]) == 0
+    assert not (out / "model").exists()
+    assert {path.name for path in out.iterdir()} >= {"app.py", "space.json", "README.md", "examples"}
+    settings = AppSettings.read(out)
+    assert settings.model == model_id and model_source(settings, out) == model_id
+    card = SpaceCard.load(out / "README.md")
+    assert card.data.models == [model_id] and f"https://huggingface.co/{model_id}" in card.text
+
+
+def test_model_id_and_base_model_mistakes_are_one_line(checkpoint, tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "org" / "local").mkdir(parents=True)
+    out = str(tmp_path / "out")
+    err = _error_line(capsys, ["space", str(checkpoint), out, "--model-id", "./ckpt"])
+    assert err == "svit space: error: --model-id ./ckpt: not a Hub model id; pass ORG/NAME"
+    err = _error_line(capsys, ["space", str(checkpoint), out, "--model-id", "org/local"])
+    assert err.startswith("svit space: error: --model-id org/local: a local folder, not a Hub model id")
+    err = _error_line(capsys, ["space", str(checkpoint), out, "--base-model", "org/base"])
+    assert err == (
+        f"svit space: error: --base-model org/base: nothing is merged (RUN {checkpoint} is not a LoRA run); "
+        "leave --base-model out"
+    )
+    assert not (tmp_path / "out").exists()
+
+
 def test_svit_app_builds_the_same_app_with_bundled_examples(checkpoint):
     from svit_model.space import local_demo
 
@@ -286,17 +375,57 @@ def test_svit_app_with_a_missing_model_is_one_line(tmp_path, capsys):
     assert err.startswith(f"svit app: error: --model {tmp_path / 'nope'}: not found")
 
 
-def test_a_lora_run_ships_merged(tmp_path):
-    """A LoRA run's Space holds a full checkpoint: no adapter, no base model needed."""
+@pytest.fixture(scope="module")
+def lora_run(tmp_path_factory) -> dict:
+    """A one-step `svit train` LoRA run on the tiny model, and its base model folder."""
     from svit_model.training.command import parse_train_arguments
     from svit_model.training.train import train
     from tests.train_fixtures import grounded_rows, train_args, write_dataset, write_tiny
 
-    rows = grounded_rows()
-    tiny, data = write_tiny(tmp_path / "tiny", rows), write_dataset(tmp_path / "data", rows)
-    argv = train_args(tiny, data, tmp_path / "lora", recipe="tiny-stage2-lora", max_steps=1, save_steps=1)
+    root, rows = tmp_path_factory.mktemp("lora"), grounded_rows()
+    tiny, data = write_tiny(root / "tiny", rows), write_dataset(root / "data", rows)
+    argv = train_args(tiny, data, root / "lora", recipe="tiny-stage2-lora", max_steps=1, save_steps=1)
     run = train(*parse_train_arguments(argv)).output_dir
     assert (run / "adapter_config.json").is_file()
-    space = write_space(run, tmp_path / "space")
+    return {"run": run, "base": tiny}
+
+
+def test_a_lora_run_ships_merged(lora_run, tmp_path):
+    """A LoRA run's Space holds a full checkpoint: no adapter, no base model needed."""
+    space = write_space(lora_run["run"], tmp_path / "space")
     model_files = {path.name for path in (space / "model").iterdir()}
     assert "model.safetensors" in model_files and "adapter_config.json" not in model_files
+
+
+def _with_base(run: Path, copy: Path, base: str) -> Path:
+    """A copy of the LoRA run `run` whose adapter config names `base` (as if its base model had moved)."""
+    shutil.copytree(run, copy)
+    config = json.loads((copy / "adapter_config.json").read_text())
+    (copy / "adapter_config.json").write_text(json.dumps({**config, "base_model_name_or_path": base}))
+    return copy
+
+
+def test_a_lora_run_whose_base_moved_names_svit_spaces_flags(lora_run, tmp_path, monkeypatch, capsys):
+    """The advice names flags `svit space` has (RUN, --base-model), and the relative base path as the loader
+    tried it (from the current directory); --base-model then merges onto the named base."""
+    monkeypatch.chdir(tmp_path)
+    # a relative base, as `svit train --model_name_or_path runs/...` writes it; the folder has moved since
+    run = _with_base(lora_run["run"], tmp_path / "lora-run", "runs/moved/tiny")
+    out = tmp_path / "out"
+    err = _error_line(capsys, ["space", str(run), str(out)])
+    tried = tmp_path / "runs" / "moved" / "tiny"
+    assert err == (
+        f"svit space: error: RUN {run}: its base model runs/moved/tiny (tried {tried}: relative to the current "
+        "directory) does not load (not found); pass --base-model"
+    )
+    assert not out.exists()
+    assert main(["space", str(run), str(out), "--base-model", str(lora_run["base"])]) == 0
+    model_files = {path.name for path in (out / "model").iterdir()}
+    assert "model.safetensors" in model_files and "adapter_config.json" not in model_files
+
+
+def test_svit_model_merge_keeps_its_own_flags_in_the_advice(lora_run, tmp_path, capsys):
+    run = _with_base(lora_run["run"], tmp_path / "lora-run", str(tmp_path / "gone"))
+    err = _error_line(capsys, ["model", "merge", "--input", str(run), "--output", str(tmp_path / "m")])
+    assert f"--input {run}: its base model {tmp_path / 'gone'} does not load (" in err, err
+    assert err.endswith("; pass --base-model") and "RUN" not in err, err

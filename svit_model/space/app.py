@@ -144,6 +144,13 @@ def render_answer(raw: str, image, processor) -> Answer:
 # --- The model --------------------------------------------------------------------------------------------
 
 
+def model_source(settings: AppSettings, folder: str | os.PathLike) -> str:
+    """What `settings.model` names: the folder inside the Space folder when there is one (`model`, as `svit
+    space` copies it), else a Hub id (`svit space --model-id ORG/NAME`), loaded from the Hub."""
+    local = Path(folder) / settings.model
+    return str(local) if local.is_dir() else settings.model
+
+
 def load_model(path: str | os.PathLike):
     """(model, processor) of a SVIT-LLaVA checkpoint folder or Hub id, on `best_device()`, without svit: the
     checkpoint's own code (`trust_remote_code=True`)."""
@@ -253,8 +260,7 @@ def main() -> None:
     """`python app.py` in a Space folder: its settings, its model, served where GRADIO_SERVER_NAME/PORT say."""
     folder = Path(__file__).resolve().parent
     settings = AppSettings.read(folder)
-    local = folder / settings.model
-    model, processor = load_model(local if local.exists() else settings.model)
+    model, processor = load_model(model_source(settings, folder))
     build_demo(model, processor, settings, folder).launch(allowed_paths=[str(folder)])
 
 

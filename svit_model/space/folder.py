@@ -7,16 +7,25 @@ Space) without svit:
       README.md          Space front matter (title, sdk: gradio, sdk_version, app_file, license) and a short card
       app.py             svit_model/space/app.py, as it is
       requirements.txt   svit_model/space/requirements.txt, as it is
-      space.json         the app's settings (AppSettings): model folder, referring question, max_new_tokens, examples
+      space.json         the app's settings (AppSettings): model folder or Hub id, referring question,
+                         max_new_tokens, examples
       svit_draw.py       svit_model/draw.py, importing its box helper from the copy beside it
       svit_boxes.py      svit_dataset/boxes.py
       examples/          a few bundled images
-      model/             the checkpoint (a LoRA run merged), with the processor's remote code
+      model/             the checkpoint (a LoRA run merged), with the processor's remote code; not written
+                         when a Hub model id is given (`--model-id`): the Space then loads that model
+
+Only a copy of the weights is heavy (a 13B run is 26 GB, loaded and saved on the CPU), so a run already on the
+Hub is better named by its id. The default is explicit: the weights are copied unless a model id is given (a
+run's `svit_run.json` records a `hub_model_id` even when nothing was pushed, so it is never assumed).
+
+Writing the folder never imports gradio (`pip install svit` without the `app` extra writes it too).
 """
 
 from __future__ import annotations
 
 import inspect
+import json
 import logging
 import os
 import shutil
@@ -28,6 +37,7 @@ from svit_dataset import boxes as boxes_module
 from svit_dataset import bundled
 from svit_dataset.errors import SvitInputError
 from svit_dataset.export_llava import REFERRING_SUFFIXES
+from svit_dataset.facts import RUN_FACTS_FILE
 from svit_dataset.files import atomic_folder, check_output_apart, write_text_atomic
 from svit_model import draw as draw_module
 from svit_model.space.app import SETTINGS_FILE, AppSettings
@@ -39,6 +49,10 @@ APP_FILE, REQUIREMENTS_FILE, README_FILE = "app.py", "requirements.txt", "README
 MODEL_DIR, EXAMPLES_DIR = "model", "examples"
 DRAW_MODULE, BOXES_MODULE = "svit_draw", "svit_boxes"
 EXPECTED_CHECKPOINT = "a `svit train` run or SVIT-LLaVA checkpoint folder (a LoRA run is merged)"
+# The Space's `sdk_version` when gradio is not installed here: the gradio release the app and its browser test
+# were last run with (gradio 6.31.0, as `make setup` installed it). An installed gradio's own version wins.
+GRADIO_FALLBACK_VERSION = "6.31.0"
+APP_EXTRA_HINT = "install the app extra (pip install 'svit[app]')"
 
 # SVIT's referring questions carry one of its grounding instructions (as in the LLaVA-1.5 training export), so
 # a model trained on that data answers the referring mode with boxes.
@@ -90,20 +104,62 @@ def vendored_modules() -> dict[str, str]:
 
 
 def gradio_version() -> str:
-    """The installed gradio: what the app was tested with, the Space's `sdk_version`."""
+    """The Space's `sdk_version`: the installed gradio's version (read from its metadata, gradio is not
+    imported), else `GRADIO_FALLBACK_VERSION`."""
     try:
         return metadata.version("gradio")
     except metadata.PackageNotFoundError:
+        logger.info("gradio is not installed: the Space's sdk_version is %s", GRADIO_FALLBACK_VERSION)
+        return GRADIO_FALLBACK_VERSION
+
+
+def require_gradio() -> None:
+    """Serving the app needs gradio: one line saying how to get it when it is missing."""
+    try:
+        import gradio  # noqa: F401
+    except ImportError:
+        raise SvitInputError(f"gradio is not installed; {APP_EXTRA_HINT} to serve the app") from None
+
+
+def check_model_id(model_id: str) -> str:
+    """`model_id` if it reads as a Hub model id (ORG/NAME): its format only, nothing is fetched."""
+    from huggingface_hub.utils import HFValidationError, validate_repo_id
+
+    try:
+        validate_repo_id(model_id)
+    except HFValidationError:
+        raise SvitInputError(f"--model-id {model_id}: not a Hub model id; pass ORG/NAME") from None
+    if Path(model_id).exists():  # the Space would look for it in its own folder, not here
         raise SvitInputError(
-            "gradio is not installed; install the app extra (pip install 'svit[app]') to write or serve the Space"
-        ) from None
+            f"--model-id {model_id}: a local folder, not a Hub model id; pass ORG/NAME, or leave --model-id "
+            "out to copy the run's weights into the Space"
+        )
+    return model_id
 
 
-def space_readme(settings: AppSettings, sdk_version: str, license: str, source: str) -> str:
-    """README.md of the Space: the Hub's front matter and a short card. `source` names the checkpoint."""
+def recorded_hub_model_id(run_dir: str | os.PathLike) -> str | None:
+    """The `hub_model_id` a `svit train` run's facts record, if any (for a hint: nothing says it was pushed)."""
+    facts = Path(run_dir) / RUN_FACTS_FILE
+    try:
+        return json.loads(facts.read_text(encoding="utf-8")).get("hub_model_id") or None
+    except (OSError, ValueError, AttributeError):
+        return None
+
+
+def space_readme(
+    settings: AppSettings, sdk_version: str, license: str, source: str, model_id: str | None = None
+) -> str:
+    """README.md of the Space: the Hub's front matter and a short card. `source` names the checkpoint;
+    `model_id`, when the Space loads a Hub model rather than its `model/` folder, is listed in `models`."""
     from huggingface_hub import SpaceCardData
 
+    where = (
+        f"the Hub model [`{model_id}`](https://huggingface.co/{model_id})"
+        if model_id
+        else f"`{settings.model}/`"
+    )
     data = SpaceCardData(
+        models=[model_id] if model_id else None,
         title=settings.title,
         sdk="gradio",
         sdk_version=sdk_version,
@@ -119,7 +175,7 @@ def space_readme(settings: AppSettings, sdk_version: str, license: str, source: 
     )
     return (
         f"---\n{data.to_yaml()}\n---\n\n# {settings.title}\n\n{settings.description}\n\n"
-        f"Model: `{source}` (in `{settings.model}/`), greedy decoding, at most {settings.max_new_tokens} new "
+        f"Model: `{source}` ({where}), greedy decoding, at most {settings.max_new_tokens} new "
         f'tokens. Referring mode asks: "{settings.referring_template.format(phrase="...")}"\n\n'
         "Run it locally:\n\n```bash\npip install -r requirements.txt\npython app.py\n```\n\n"
         "Written by `svit space`; the app needs no svit: the checkpoint loads with `trust_remote_code=True`.\n"
@@ -154,14 +210,21 @@ def load_checkpoint(path: str | os.PathLike, flag: str = "--model"):
     return model.eval(), grounding_processor(processor)
 
 
-def save_space_model(run_dir: str | os.PathLike, output_dir: Path) -> None:
-    """The run as a full checkpoint in `output_dir`: a LoRA run merged, any other loaded and saved again (so the
-    folder holds exactly the model, processor and remote code, not the run's training files)."""
-    from svit_model.building import save_checkpoint
-    from svit_model.training.checkpoint import ADAPTER_CONFIG, merge_lora_run
+def is_lora_run(run_dir: str | os.PathLike) -> bool:
+    from svit_model.training.checkpoint import ADAPTER_CONFIG
 
-    if (Path(run_dir) / ADAPTER_CONFIG).is_file():
-        merge_lora_run(run_dir, output_dir)
+    return (Path(run_dir) / ADAPTER_CONFIG).is_file()
+
+
+def save_space_model(run_dir: str | os.PathLike, output_dir: Path, base_model: str | None = None) -> None:
+    """The run as a full checkpoint in `output_dir`: a LoRA run merged (onto `base_model` if given, else the
+    base its adapter config names), any other loaded and saved again (so the folder holds exactly the model,
+    processor and remote code, not the run's training files)."""
+    from svit_model.building import save_checkpoint
+    from svit_model.training.checkpoint import merge_lora_run
+
+    if is_lora_run(run_dir):
+        merge_lora_run(run_dir, output_dir, base_model=base_model, run_flag="RUN", base_flag="--base-model")
         return
     model, processor = load_checkpoint(run_dir, flag="RUN")
     save_checkpoint(model, processor, output_dir)
@@ -176,23 +239,42 @@ def write_space(
     max_new_tokens: int = AppSettings.max_new_tokens,
     license: str | None = None,
     num_examples: int = 4,
+    base_model: str | None = None,
+    model_id: str | None = None,
 ) -> Path:
     """Write a ready Hub Space folder for the checkpoint or `svit train` run `run_dir` into `out_dir` (see the
     module docstring); returns `out_dir`. The folder is written aside and renamed into place whole.
 
+    `model_id` (ORG/NAME): the Space loads that Hub model, named in `space.json`; no weights are copied and
+    `run_dir` is only read for its card. It must be a full checkpoint with its remote code (a LoRA run: push
+    its `svit model merge` output). Without it the run's weights are copied into `model/`.
+    `base_model`: the base a LoRA run is merged onto (default: the one its adapter config names).
     `license` defaults to the run's model card's, else "other".
     """
     out_dir, run_dir = Path(out_dir), Path(run_dir)
-    check_output_apart(out_dir, "OUT", {"RUN": run_dir})
+    check_output_apart(out_dir, "OUT", {"RUN": run_dir, "--base-model": base_model})
     if out_dir.exists() and not overwrite:
         raise SvitInputError(
             f"OUT {out_dir}: already exists; pass --overwrite (overwrite=True) to replace it"
         )
     if not run_dir.is_dir():
         raise SvitInputError(f"RUN {run_dir}: not a folder; pass {EXPECTED_CHECKPOINT}")
+    if model_id is not None:
+        check_model_id(model_id)
+    if base_model is not None and (model_id is not None or not is_lora_run(run_dir)):
+        why = "--model-id names the Space's model" if model_id else f"RUN {run_dir} is not a LoRA run"
+        raise SvitInputError(f"--base-model {base_model}: nothing is merged ({why}); leave --base-model out")
     sdk_version = gradio_version()
     with atomic_folder(out_dir) as staging:
-        save_space_model(run_dir, staging / MODEL_DIR)
+        if model_id is None:
+            save_space_model(run_dir, staging / MODEL_DIR, base_model=base_model)
+            if recorded := recorded_hub_model_id(run_dir):
+                logger.info(
+                    "weights copied into %s/; if %s is on the Hub, --model-id %s ships none",
+                    MODEL_DIR,
+                    recorded,
+                    recorded,
+                )
         for name in (APP_FILE, REQUIREMENTS_FILE):
             shutil.copyfile(SPACE_SOURCES / name, staging / name)
         for name, source in vendored_modules().items():
@@ -203,10 +285,12 @@ def write_space(
             relative = Path(EXAMPLES_DIR, "_".join(image.relative_to(bundled.IMAGES_DIR).parts))
             shutil.copyfile(image, staging / relative)
             shipped.append(relative.as_posix())
-        settings = app_settings(MODEL_DIR, tuple(shipped), title=title, max_new_tokens=max_new_tokens)
+        settings = app_settings(
+            model_id or MODEL_DIR, tuple(shipped), title=title, max_new_tokens=max_new_tokens
+        )
         write_text_atomic(staging / SETTINGS_FILE, settings.to_json())
         readme = space_readme(
-            settings, sdk_version, license or card_license(run_dir) or "other", run_dir.name
+            settings, sdk_version, license or card_license(run_dir) or "other", run_dir.name, model_id
         )
         write_text_atomic(staging / README_FILE, readme)
     logger.info("Space folder written to %s", out_dir)
@@ -217,7 +301,7 @@ def local_demo(
     model: str | os.PathLike, max_new_tokens: int = AppSettings.max_new_tokens, title: str | None = None
 ):
     """The app's Blocks for a checkpoint, run from the svit package: bundled images as examples."""
-    gradio_version()
+    require_gradio()
     from svit_model.space.app import best_device, build_demo
 
     loaded, processor = load_checkpoint(model)
