@@ -31,7 +31,7 @@ demo: .venv/.installed
 	.venv/bin/svit demo --output out
 
 test: setup
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q --durations=20
 
 lint: setup
 	.venv/bin/ruff check . && .venv/bin/ruff format --check .
