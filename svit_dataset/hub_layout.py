@@ -24,12 +24,12 @@ import multiprocessing
 import os
 import re
 import shutil
+import threading
 import time
 from collections import defaultdict
 from collections.abc import Callable
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from fnmatch import fnmatch
-from itertools import repeat
 from pathlib import Path
 
 from datasets import DatasetInfo
@@ -270,19 +270,60 @@ def _plan(options: BuildOptions, recipe: RecipeParams | None) -> _Plan:
 def _build_task_configs(
     options: BuildOptions, tasks: list[str], staging: Path
 ) -> tuple[dict[str, ConfigEntry], dict[str, dict]]:
-    """Every task config, one process per task up to the CPUs (the work is CPU-bound Python, and the
-    tasks are independent); returns their config entries and quality reports."""
+    """Every task config, in up to one process per task up to the CPUs (the work is CPU-bound Python,
+    and the tasks are independent): this process and `workers - 1` spawned ones each take the next
+    task, largest file first, when free. Returns the config entries and quality reports, in `tasks` order.
+    """
     workers = _worker_count(options.num_proc, options.input_dir, tasks)
+    queue = _TaskQueue(sorted(tasks, key=lambda t: -release_file(options.input_dir, t).stat().st_size))
+    results: dict[str, tuple[ConfigEntry, dict]] = {}
+
+    def run_here() -> None:
+        inputs = _TaskInputs.read(options)
+        while (task := queue.take()) is not None:
+            results[task] = _build_task_config(task, options, staging, inputs)
+
     if workers > 1:
         context = multiprocessing.get_context("spawn")  # never fork a process that may hold torch threads
-        with ProcessPoolExecutor(workers, mp_context=context) as pool:
-            results = list(pool.map(_build_task_config, tasks, repeat(options), repeat(staging)))
+
+        def feed(pool: ProcessPoolExecutor) -> None:  # one thread per worker process: its next task
+            while (task := queue.take()) is not None:
+                results[task] = pool.submit(_build_task_config, task, options, staging).result()
+
+        # This process works too: one spawn fewer (each imports datasets and reads image_data.json).
+        with (
+            ProcessPoolExecutor(workers - 1, mp_context=context) as pool,
+            ThreadPoolExecutor(workers - 1) as feeders,
+        ):
+            fed = [feeders.submit(queue.run, feed, pool) for _ in range(workers - 1)]
+            queue.run(run_here)
+            for done in fed:
+                done.result()
     else:
-        inputs = _TaskInputs.read(options)
-        results = [_build_task_config(task, options, staging, inputs) for task in tasks]
-    entries = {task: entry for task, (entry, _) in zip(tasks, results, strict=True)}
-    quality = {task: task_quality for task, (_, task_quality) in zip(tasks, results, strict=True)}
+        run_here()
+    entries = {task: results[task][0] for task in tasks}
+    quality = {task: results[task][1] for task in tasks}
     return entries, quality
+
+
+class _TaskQueue:
+    """Tasks handed out one at a time to whoever is free; the first error stops the handing out."""
+
+    def __init__(self, tasks: list[str]):
+        self.tasks = list(tasks)
+        self.lock = threading.Lock()
+
+    def take(self) -> str | None:
+        with self.lock:
+            return self.tasks.pop(0) if self.tasks else None
+
+    def run(self, work, *args) -> None:
+        try:
+            work(*args)
+        except BaseException:
+            with self.lock:
+                self.tasks.clear()
+            raise
 
 
 def _report(options: BuildOptions, listed, quality, left_out, recipes, seconds: float) -> dict:

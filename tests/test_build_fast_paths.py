@@ -310,3 +310,18 @@ def test_samples_table_is_the_table_of_the_rows(images):
         table = samples_table(batch)
         assert table.equals(pa.Table.from_pylist([s.row() for s in batch], schema=schema))
         assert table.schema.equals(schema, check_metadata=True)
+
+
+@pytest.mark.parametrize("broken", ["conversation", "detail_description"])
+def test_an_error_in_either_process_fails_the_build_and_leaves_nothing(tmp_path, broken):
+    """With worker processes, this process builds tasks too: an error in a task of either one stops
+    the handing out of tasks, fails the build with its message and leaves no output folder."""
+    from svit_dataset.errors import SvitFormatError
+    from svit_dataset.hub_layout import build_hub_dataset
+    from tests.release_factory import conversation, qa, record, write_release
+
+    good = [record(i, conversation(qa("What is this?", "A red ball."))) for i in range(1, 30)]
+    release = write_release(tmp_path / "rel", {t: good for t in TASKS} | {broken: json.dumps(good)[:-40]})
+    with pytest.raises(SvitFormatError, match=f"{broken}.json: invalid or truncated JSON"):
+        build_hub_dataset(release, tmp_path / "out", "all", num_proc=2)
+    assert [p.name for p in tmp_path.iterdir()] == ["rel"]  # no output, no staging folder left
