@@ -229,6 +229,7 @@ def fast(path: Path) -> list:
 FILES = {
     "plain": b'[{"a":1},{"b":"},{\\"a\\""},{"a":[1,2]}]',
     "spaces": b'  \n[ {"a":1} ,\n {"b":2}\n]\n',
+    "many spaces first": b" " * 3000 + b'[{"a":1},{"a":2}]',
     "empty": b"[]",
     "empty spaced": b"[ \n ]",
     "not objects": b'[1,2,{"x":3}]',
