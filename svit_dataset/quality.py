@@ -94,7 +94,12 @@ def check_conversation(speakers: list[str], texts: list[str], stripped: list[str
     ):
         return FAILED_GENERATION
     joined = "\n\n".join(texts)  # no tag or box literal spans a blank line, so one scan serves all turns
-    if ("<st>" in joined or "<ed>" in joined) and not _tags_balanced_per_turn(joined, texts):
+    # "<" first: one scan, not two, for the three tasks without grounding tags
+    if (
+        "<" in joined
+        and ("<st>" in joined or "<ed>" in joined)
+        and not _tags_balanced_per_turn(joined, texts)
+    ):
         return UNBALANCED_GROUNDING_TAGS
     if "[" in joined and not _boxes_valid(joined):
         return BAD_BOX
