@@ -10,6 +10,7 @@ import dataclasses
 import re
 from collections import Counter
 from collections.abc import Iterable, Sequence
+from itertools import repeat
 
 from svit_dataset.boxes import all_boxes_valid
 from svit_dataset.grounding import END_TAG, START_TAG, find_tags, tag_sequence_alternates
@@ -127,9 +128,9 @@ def _boxes_valid(text: str) -> bool:
 def _tags_balanced_per_turn(joined: str, texts: list[str]) -> bool:
     """`tags_balanced` of every turn, in one scan: the tags of all turns alternate and each turn holds as
     many `<st>` as `<ed>`, so each turn's tags are a whole run of pairs of the alternating sequence."""
-    return tag_sequence_alternates(find_tags(joined)) and all(
-        text.count(START_TAG) == text.count(END_TAG) for text in texts
-    )
+    return tag_sequence_alternates(find_tags(joined)) and list(
+        map(str.count, texts, repeat(START_TAG))
+    ) == list(map(str.count, texts, repeat(END_TAG)))  # the per-turn counts in C
 
 
 @dataclasses.dataclass
