@@ -92,11 +92,14 @@ def main() -> None:
         json.dumps(results, indent=2) + "\n"
     )
     print(json.dumps(results, indent=2))
+    build_cpu = results["svit_build"]["cpu_seconds"] + results["svit_build"]["child_cpu_seconds"]
     print(
         f"\nstream parse {results['stream_parse']['seconds']}s / build {results['svit_build']['seconds']}s "
-        f"(x{results['build_over_parse']}); peak RSS {results['svit_build']['peak_rss_mb']} MB, "
+        f"(x{results['build_over_parse']}); CPU {results['stream_parse']['cpu_seconds']}s / "
+        f"{build_cpu:.2f}s (workers included); peak RSS {results['svit_build']['peak_rss_mb']} MB, "
         f"with worker processes {results['svit_build']['peak_tree_rss_mb']} MB; "
-        f"{results['input_mb']} MB in, {results['output_mb']} MB out"
+        f"{results['input_mb']} MB in, {results['output_mb']} MB out; load average "
+        f"{results['stream_parse']['load'][0]} -> {results['svit_build']['load'][1]}"
     )
 
 

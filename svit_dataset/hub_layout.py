@@ -15,20 +15,23 @@ folder that loads; shards stay `*.parquet.partial` until the build is complete.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import gc
 import json
 import logging
 import multiprocessing
 import os
 import re
 import shutil
+import threading
 import time
 from collections import defaultdict
-from concurrent.futures import ProcessPoolExecutor
+from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from fnmatch import fnmatch
 from pathlib import Path
 
-import pyarrow as pa
 from datasets import DatasetInfo
 from datasets.utils.py_utils import convert_file_size_to_int
 from tqdm import tqdm
@@ -39,7 +42,7 @@ from svit_dataset.files import atomic_folder, check_output_apart
 from svit_dataset.hub_push import push_files
 from svit_dataset.hub_readme import BuildFacts, CardRenderer, ConfigEntry, minimal_readme
 from svit_dataset.quality import QualityReport, format_report_table
-from svit_dataset.reader import iter_samples
+from svit_dataset.reader import Sample, iter_sample_tuples, samples_table
 from svit_dataset.recipes.mix import MIX_FEATURES
 from svit_dataset.recipes.parquet_io import MAX_SHARD_SIZE, ShardWriter
 from svit_dataset.recipes.report import recipe_summary, write_reports
@@ -268,19 +271,60 @@ def _plan(options: BuildOptions, recipe: RecipeParams | None) -> _Plan:
 def _build_task_configs(
     options: BuildOptions, tasks: list[str], staging: Path
 ) -> tuple[dict[str, ConfigEntry], dict[str, dict]]:
-    """Every task config, one process per task up to the CPUs (the work is CPU-bound Python, and the
-    tasks are independent); returns their config entries and quality reports."""
+    """Every task config, in up to one process per task up to the CPUs (the work is CPU-bound Python,
+    and the tasks are independent): this process and `workers - 1` spawned ones each take the next
+    task, largest file first, when free. Returns the config entries and quality reports, in `tasks` order.
+    """
     workers = _worker_count(options.num_proc, options.input_dir, tasks)
-    jobs = [(task, options, staging) for task in tasks]
+    queue = _TaskQueue(sorted(tasks, key=lambda t: -release_file(options.input_dir, t).stat().st_size))
+    results: dict[str, tuple[ConfigEntry, dict]] = {}
+
+    def run_here() -> None:
+        inputs = _TaskInputs.read(options)
+        while (task := queue.take()) is not None:
+            results[task] = _build_task_config(task, options, staging, inputs)
+
     if workers > 1:
         context = multiprocessing.get_context("spawn")  # never fork a process that may hold torch threads
-        with ProcessPoolExecutor(workers, mp_context=context) as pool:
-            results = list(pool.map(_build_task_config, *zip(*jobs, strict=True)))
+
+        def feed(pool: ProcessPoolExecutor) -> None:  # one thread per worker process: its next task
+            while (task := queue.take()) is not None:
+                results[task] = pool.submit(_build_task_config, task, options, staging).result()
+
+        # This process works too: one spawn fewer (each imports datasets and reads image_data.json).
+        with (
+            ProcessPoolExecutor(workers - 1, mp_context=context) as pool,
+            ThreadPoolExecutor(workers - 1) as feeders,
+        ):
+            fed = [feeders.submit(queue.run, feed, pool) for _ in range(workers - 1)]
+            queue.run(run_here)
+            for done in fed:
+                done.result()
     else:
-        results = [_build_task_config(*job) for job in jobs]
-    entries = {task: entry for task, (entry, _) in zip(tasks, results, strict=True)}
-    quality = {task: task_quality for task, (_, task_quality) in zip(tasks, results, strict=True)}
+        run_here()
+    entries = {task: results[task][0] for task in tasks}
+    quality = {task: results[task][1] for task in tasks}
     return entries, quality
+
+
+class _TaskQueue:
+    """Tasks handed out one at a time to whoever is free; the first error stops the handing out."""
+
+    def __init__(self, tasks: list[str]):
+        self.tasks = list(tasks)
+        self.lock = threading.Lock()
+
+    def take(self) -> str | None:
+        with self.lock:
+            return self.tasks.pop(0) if self.tasks else None
+
+    def run(self, work, *args) -> None:
+        try:
+            work(*args)
+        except BaseException:
+            with self.lock:
+                self.tasks.clear()
+            raise
 
 
 def _report(options: BuildOptions, listed, quality, left_out, recipes, seconds: float) -> dict:
@@ -345,24 +389,47 @@ def _worker_count(num_proc: int | None, input_dir, tasks: list[str]) -> int:
     return min(len(tasks), os.cpu_count() or 1) if size > 50 * 2**20 else 1
 
 
-def _build_task_config(task: str, options: BuildOptions, staging: Path) -> tuple[ConfigEntry, dict]:
+@dataclasses.dataclass
+class _TaskInputs:
+    """What every task of a build reads besides its file: read once per process, not once per task."""
+
+    images: ImageIndex
+    split_of: Callable[[int], str]
+
+    @classmethod
+    def read(cls, options: BuildOptions) -> _TaskInputs:
+        with _without_cycle_collector():
+            images = ImageIndex(options.images_dir, options.image_data)
+        held_out = read_test_ids(options.test_ids) if options.test_ids else None
+        return cls(images, split_of_images(held_out, options.test_fraction, options.split_seed))
+
+
+# In a build's worker process (spawned for that one build): its `_TaskInputs`, shared by its tasks.
+_WORKER_INPUTS: list[_TaskInputs] = []
+
+
+def _build_task_config(
+    task: str, options: BuildOptions, staging: Path, inputs: _TaskInputs | None = None
+) -> tuple[ConfigEntry, dict]:
     """Build one task config's shards into `staging/data/<task>/` in ONE pass over its file: each row goes
     to the Parquet writer of its split. Returns the config entry (only splits with rows are declared)
-    and the quality report per split."""
+    and the quality report per split. Without `inputs`, in a worker process, they are read on its
+    first task."""
     import datasets
 
-    if multiprocessing.parent_process() is not None:
+    if inputs is None:
         datasets.disable_progress_bars()  # bars from several processes interleave into noise
-    images = ImageIndex(options.images_dir, options.image_data)
-    held_out = read_test_ids(options.test_ids) if options.test_ids else None
-    split_of = split_of_images(held_out, options.test_fraction, options.split_seed)
+        if not _WORKER_INPUTS:
+            _WORKER_INPUTS.append(_TaskInputs.read(options))
+        inputs = _WORKER_INPUTS[0]
+    images, split_of = inputs.images, inputs.split_of
     reports: dict = defaultdict(QualityReport)
     schema = SAMPLE_FEATURES.arrow_schema
     max_bytes = convert_file_size_to_int(options.max_shard_size)
     folder = staging / "data" / task
     writers = {split: ShardWriter(folder, split, schema, max_bytes, suffix=_PARTIAL) for split in SPLITS}
-    pending: dict[str, list[dict]] = {split: [] for split in SPLITS}
-    rows = iter_samples(
+    pending: dict[str, list[Sample]] = {split: [] for split in SPLITS}
+    samples = iter_sample_tuples(
         {task: release_file(options.input_dir, task)},
         images,
         reports,
@@ -371,16 +438,19 @@ def _build_task_config(task: str, options: BuildOptions, staging: Path) -> tuple
         embed_images=True,
     )
     try:
-        for split, row in tqdm(rows, desc=f"build {task}", unit=" samples", mininterval=2, disable=None):
-            batch = pending[split]
-            batch.append(row)
-            if len(batch) >= _WRITE_BATCH_ROWS:
-                writers[split].write(pa.Table.from_pylist(batch, schema=schema))
-                batch.clear()
+        with _without_cycle_collector():
+            for split, sample in tqdm(
+                samples, desc=f"build {task}", unit=" samples", mininterval=2, disable=None
+            ):
+                batch = pending[split]
+                batch.append(sample)
+                if len(batch) >= _WRITE_BATCH_ROWS:
+                    writers[split].write(samples_table(batch))
+                    batch.clear()
         entry = ConfigEntry(task, {}, {}, {})
         for split, writer in writers.items():
             if pending[split]:
-                writer.write(pa.Table.from_pylist(pending[split], schema=schema))
+                writer.write(samples_table(pending[split]))
             if writer.rows == 0:  # an empty split is never declared: it would not load
                 writer.abort()
                 continue
@@ -391,6 +461,19 @@ def _build_task_config(task: str, options: BuildOptions, staging: Path) -> tuple
             writer.abort()
         raise
     return entry, {split: reports[(task, split)].to_dict() for split in SPLITS}
+
+
+@contextlib.contextmanager
+def _without_cycle_collector():
+    """The cycle collector off while a task is built: the rows make no reference cycles, yet the
+    collector would walk the millions of objects the parser allocates (10-25% of a build's CPU)."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
 
 
 def _union_entry(name: str, parts: list[ConfigEntry], splits=SPLITS) -> ConfigEntry:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import operator
 from collections.abc import Iterator
 from itertools import chain
 from pathlib import Path
@@ -70,8 +71,9 @@ def is_ascii_digits(text: str) -> bool:
     return text.isascii() and text.isdigit()
 
 
-def record_conversations(record: dict) -> list[tuple[str, tuple[tuple[str, str], ...]]]:
-    """[(topic, turns), ...] of a record whose image id was read; raises MalformedRecord on wrong types."""
+def record_conversations(record: dict) -> list[tuple[str, list[str], list[str]]]:
+    """[(topic, speakers, texts), ...] of a record whose image id was read: each conversation's turns as
+    two lists of strings (the raw `from` labels, the `value` texts). Raises MalformedRecord on wrong types."""
     conversations = record.get("conversations")
     if not isinstance(conversations, list):
         raise MalformedRecord(f"conversations is {type(conversations).__name__}, expected a list")
@@ -79,20 +81,27 @@ def record_conversations(record: dict) -> list[tuple[str, tuple[tuple[str, str],
     for k, conversation in enumerate(conversations):
         try:
             content = conversation["content"]
-            turns = tuple([(turn["from"], turn["value"]) for turn in content])
+            # map with itemgetter: the per-turn loop runs in C (8.5M turns in the release)
+            speakers = list(map(_FROM, content))
+            texts = list(map(_VALUE, content))
         except (KeyError, TypeError):
             raise MalformedRecord(
                 f"conversations[{k}] needs a 'content' list of {{'from', 'value'}} turns"
             ) from None
-        if not isinstance(content, list) or not set(map(type, chain.from_iterable(turns))) <= {str}:
+        if not isinstance(content, list) or not _STR_ONLY.issuperset(map(type, chain(speakers, texts))):
             raise MalformedRecord(
                 f"conversations[{k}].content needs a list of turns with string 'from' and 'value'"
             )
         topic = conversation.get("topic") or ""
         if not isinstance(topic, str):
             raise MalformedRecord(f"conversations[{k}].topic is not a string")
-        parsed.append((topic, turns))
+        parsed.append((topic, speakers, texts))
     return parsed
+
+
+_FROM = operator.itemgetter("from")
+_VALUE = operator.itemgetter("value")
+_STR_ONLY = frozenset({str})
 
 
 @dataclasses.dataclass
