@@ -24,7 +24,7 @@ import yaml
 from huggingface_hub import DatasetCard, DatasetCardData
 
 from hub_cards.model_card import json_kind
-from svit_dataset.builder import SUBSETS
+from svit_dataset.builder import CONFIG_DESCRIPTIONS, SUBSETS
 from svit_dataset.errors import SvitInputError
 from svit_dataset.facts import SVIT_CITATION, SVIT_PAPER_URL
 from svit_dataset.files import write_text_atomic
@@ -52,19 +52,6 @@ _SIZE_BUCKETS = (
     (1_000_000_000_000, "100B<n<1T"),
 )
 
-# What each config holds, in the card's words.
-CONFIG_DESCRIPTIONS = {
-    "conversation": "multi-turn conversations about the image",
-    "complex_reasoning": "questions that need reasoning over the scene",
-    "referring_qa": "QAs whose objects are grounded with boxes",
-    "detail_description": "one long description per image",
-    "full": "all four tasks",
-    "svit_80k": "SVIT-80K: 20K random samples per task from SVIT-train",
-    "svit_80k_d": "SVIT-80K-D (diversity): the more informative half of SVIT-train, then 20K per task",
-    "svit_80k_b": "SVIT-80K-B (balance): SVIT-80K with random 'Yes' QAs dropped to Y:N = 8",
-    "core_150k": "SVIT-core-150K: diversity, then balance, 157,712 samples",
-    "mix_665k": "SVIT-mix-665K: LLaVA-v1.5-mix-665K with LLaVA-Instruct-150K replaced by core_150k",
-}
 # Recipe parameters the card lists (RecipeParams fields, as recipes/<config>.json stores them).
 _CARD_RECIPE_PARAMS = (
     "per_task",
@@ -89,7 +76,6 @@ class FolderFacts:
     recipe_params: dict | None = None  # the `params` of the recipe reports
     generation: dict | None = None  # generation_summary.json beside the input, when it is still there
     looked_for_generation: bool = False  # whether that input folder was looked at (not at build time)
-    has_images: bool | None = None  # whether the build embedded images (None: not known, at build time)
 
 
 # --- pure functions: facts -> metadata and template values ----------------------------------------------
@@ -147,7 +133,7 @@ def _config_rows(facts: BuildFacts) -> list[dict]:
             "name": e.name,
             "default": e.name == facts.default,
             "counts": [_count(e.num_examples.get(s)) for s in splits],  # "-": the config has no such split
-            "description": CONFIG_DESCRIPTIONS.get(e.name, e.description),
+            "description": e.description or CONFIG_DESCRIPTIONS.get(e.name, ""),
         }
         for e in facts.entries
     ]
@@ -297,7 +283,7 @@ def card_context(facts: BuildFacts, folder: FolderFacts | None = None) -> dict:
         "load_code": usage_code(facts),
         "repo_id": facts.repo_id,
         "trl_config": trl_config,
-        "has_images": folder.has_images,
+        "has_images": facts.has_images,
         "images_dir": "VG/",
         "stats": folder.stats and _stats_section(folder.stats, folder.stats_figures, folder.other_stats),
         "source_text": _source_text(facts.source, folder),
@@ -434,6 +420,7 @@ def folder_facts(folder: str | Path) -> tuple[BuildFacts, FolderFacts]:
         repo_id=folder.name,
         recipes=report.get("recipes", {}).get("summary"),
         left_out=report.get("left_out", {}),
+        has_images=bool(inputs.get("images")),
     )
     extra = FolderFacts()
     stats_dir = folder / STATS_DIR
@@ -446,7 +433,6 @@ def folder_facts(folder: str | Path) -> tuple[BuildFacts, FolderFacts]:
         if name != MIX_665K and path.is_file():
             extra.recipe_params = _read_json(path).get("params")
             break
-    extra.has_images = bool(inputs.get("images"))
     extra.looked_for_generation = source_dir is not None
     generation_dir = _generation_dir(source, folder) if source else None  # the input may be gone
     if generation_dir is not None:

@@ -38,6 +38,19 @@ SUBSETS: dict[str, tuple[str, ...]] = {task: (task,) for task in TASKS} | {"full
 RECIPE_CONFIGS: dict[str, tuple[str, ...]] = {name: TASKS for name in RECIPE_NAMES}
 CONFIGS: dict[str, tuple[str, ...]] = SUBSETS | RECIPE_CONFIGS
 DEFAULT_CONFIG = "full"
+# What each config holds, in words: the dataset card's table and `dataset_info` say it.
+CONFIG_DESCRIPTIONS: dict[str, str] = {
+    "conversation": "multi-turn conversations about the image",
+    "complex_reasoning": "questions that need reasoning over the scene",
+    "referring_qa": "QAs whose objects are grounded with boxes",
+    "detail_description": "one long description per image",
+    "full": "all four tasks",
+    "svit_80k": "SVIT-80K: 20K random samples per task from SVIT-train",
+    "svit_80k_d": "SVIT-80K-D (diversity): the more informative half of SVIT-train, then 20K per task",
+    "svit_80k_b": "SVIT-80K-B (balance): SVIT-80K with random 'Yes' QAs dropped to Y:N = 8, refilled to 80,000",
+    "core_150k": "SVIT-core-150K: diversity, then balance, 157,712 samples",
+    "mix_665k": "SVIT-mix-665K: LLaVA-v1.5-mix-665K with LLaVA-Instruct-150K replaced by core_150k",
+}
 
 
 @dataclasses.dataclass

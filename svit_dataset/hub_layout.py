@@ -36,7 +36,7 @@ from datasets import DatasetInfo
 from datasets.utils.py_utils import convert_file_size_to_int
 from tqdm import tqdm
 
-from svit_dataset.builder import CONFIGS, DEFAULT_CONFIG, RECIPE_CONFIGS, SUBSETS
+from svit_dataset.builder import CONFIG_DESCRIPTIONS, CONFIGS, DEFAULT_CONFIG, RECIPE_CONFIGS, SUBSETS
 from svit_dataset.errors import SvitInputError
 from svit_dataset.files import atomic_folder, check_output_apart
 from svit_dataset.hub_push import push_files
@@ -196,7 +196,7 @@ def build(
             shutil.rmtree(staging / "data" / name, ignore_errors=True)
         listed = [entries[n] for n in plan.names if n not in left_out]
         for entry in listed:
-            entry.description = _describe(entry.name)
+            entry.description = CONFIG_DESCRIPTIONS[entry.name]
         report = _report(options, listed, quality, left_out, recipes, seconds=time.time() - started)
         facts = BuildFacts(
             entries=listed,
@@ -209,6 +209,7 @@ def build(
             repo_id=plan.output_dir.name,
             recipes=report.get("recipes", {}).get("summary"),
             left_out=left_out,
+            has_images=options.images_dir is not None,
         )
         _finalize(staging, (card or minimal_readme)(facts), report)
     logger.info("built %s in %.1fs", plan.output_dir, report["seconds"])
@@ -505,22 +506,6 @@ def _recipe_entries(recipes, tasks: dict[str, ConfigEntry]) -> dict[str, ConfigE
             entry.num_bytes |= test.num_bytes
         out[name] = entry
     return out
-
-
-_RECIPE_DESCRIPTIONS = {
-    "svit_80k": "20K samples per task at random from SVIT-train (paper 5.2)",
-    "svit_80k_d": "diversity: the more informative half of SVIT-train, then 20K per task",
-    "svit_80k_b": "balance: svit_80k with random 'Yes' QAs dropped to Y:N = 8, exactly 80,000 samples",
-    "core_150k": "SVIT-core-150K: diversity then balance, 157,712 samples",
-    "mix_665k": "SVIT-mix-665K: LLaVA-v1.5-mix-665K with LLaVA-Instruct-150K replaced by core_150k",
-}
-
-
-def _describe(name: str) -> str:
-    if name in _RECIPE_DESCRIPTIONS:
-        return _RECIPE_DESCRIPTIONS[name]
-    tasks = SUBSETS[name]
-    return "all four tasks" if len(tasks) > 1 else f"the {tasks[0].replace('_', ' ')} task"
 
 
 def _finalize(staging: Path, readme: str, report: dict) -> None:

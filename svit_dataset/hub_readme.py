@@ -41,6 +41,7 @@ class BuildFacts:
     repo_id: str  # the name `load_dataset` takes in the usage code (the folder's; the repo's once pushed)
     recipes: dict[str, dict] | None = None  # recipe summaries, when recipes were built
     left_out: dict[str, str] = dataclasses.field(default_factory=dict)  # config -> why it has no rows
+    has_images: bool | None = None  # whether rows embed their images (None: not known)
 
     @property
     def usage_split(self) -> str:
