@@ -23,13 +23,13 @@ from pathlib import Path
 import yaml
 from huggingface_hub import DatasetCard, DatasetCardData
 
-from hub_cards.model_card import json_kind
 from svit_dataset.builder import CONFIG_DESCRIPTIONS, SUBSETS
 from svit_dataset.errors import SvitInputError
 from svit_dataset.facts import SVIT_CITATION, SVIT_PAPER_URL
 from svit_dataset.files import write_text_atomic
 from svit_dataset.hub_layout import RECIPES_DIR, REPORT_FILE
 from svit_dataset.hub_readme import BuildFacts, ConfigEntry, card_metadata, usage_code
+from svit_dataset.jsonlist import read_json_object
 from svit_dataset.recipes.report import FIGURE_CONCEPTS, FIGURE_YES_NO
 from svit_dataset.recipes.select import CORE_150K, MIX_665K
 from svit_dataset.stats import STATS_DIR
@@ -323,17 +323,6 @@ def render_dataset_card(facts: BuildFacts) -> str:
 # --- a built folder: read what it holds, write its README.md ---------------------------------------------
 
 
-def _read_json(path: Path) -> dict:
-    try:
-        value = json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        where = f" ({err.msg}, line {err.lineno})" if isinstance(err, json.JSONDecodeError) else ""
-        raise SvitInputError(f"{path}: not valid JSON{where}; rebuild the folder") from err
-    if not isinstance(value, dict):
-        raise SvitInputError(f"{path}: holds {json_kind(value)}, not a JSON object; rebuild the folder")
-    return value
-
-
 def _card_data(readme: Path) -> DatasetCardData:
     """The metadata of a built folder's README.md; one that does not parse names the file and the way out."""
     try:
@@ -403,7 +392,7 @@ def folder_facts(folder: str | Path) -> tuple[BuildFacts, FolderFacts]:
         ) from err
     if not entries:
         raise SvitInputError(f"{readme}: no `configs:` in its metadata; rebuild the folder with `svit build`")
-    report = _read_json(report_path)
+    report = read_json_object(report_path, "rebuild the folder")
     inputs = report.get("inputs") or {}
     if not isinstance(inputs, dict):
         raise SvitInputError(f"{report_path}: `inputs` is not an object; rebuild the folder")
@@ -425,18 +414,20 @@ def folder_facts(folder: str | Path) -> tuple[BuildFacts, FolderFacts]:
     extra = FolderFacts()
     stats_dir = folder / STATS_DIR
     if (stats_dir / f"{STATS_NAME}.json").is_file():
-        extra.stats = _read_json(stats_dir / f"{STATS_NAME}.json")
+        extra.stats = read_json_object(stats_dir / f"{STATS_NAME}.json", "rebuild the folder")
         extra.stats_figures = [f"{STATS_DIR}/{p.name}" for p in sorted(stats_dir.glob(f"{STATS_NAME}_*.png"))]
     extra.other_stats = sorted(p.stem for p in stats_dir.glob("*.json") if p.stem != STATS_NAME)
     for name in facts.recipes or {}:
         path = folder / RECIPES_DIR / f"{name}.json"
         if name != MIX_665K and path.is_file():
-            extra.recipe_params = _read_json(path).get("params")
+            extra.recipe_params = read_json_object(path, "rebuild the folder").get("params")
             break
     extra.looked_for_generation = source_dir is not None
     generation_dir = _generation_dir(source, folder) if source else None  # the input may be gone
     if generation_dir is not None:
-        extra.generation = _read_json(generation_dir / GENERATION_SUMMARY)
+        extra.generation = read_json_object(
+            generation_dir / GENERATION_SUMMARY, "it was written by `svit generate`: run it again"
+        )
     return facts, extra
 
 

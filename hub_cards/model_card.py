@@ -30,6 +30,7 @@ from svit_dataset.errors import SvitInputError
 from svit_dataset.facts import RUN_FACTS_FILE, SVIT_CITATION, SVIT_DATA_LICENSE, SVIT_PAPER_URL
 from svit_dataset.files import write_text_atomic
 from svit_dataset.hub_push import hub_repo_id
+from svit_dataset.jsonlist import json_kind, read_json_object
 
 logger = logging.getLogger(__name__)
 
@@ -175,30 +176,11 @@ def write_model_card(facts: dict, output_dir: str | os.PathLike) -> Path:
     return _write_card(card, output_dir / "README.md")
 
 
-def json_kind(value) -> str:
-    """`value`'s JSON type in words ("a list", "a string", ...), for errors about files that hold the wrong one."""
-    kinds = {dict: "an object", list: "a list", str: "a string", bool: "a boolean", type(None): "null"}
-    return kinds.get(type(value), "a number")
-
-
-def _read_json(path: Path, what: str) -> dict:
-    if not path.is_file():
-        raise SvitInputError(f"{path}: not found; pass {what}")
-    try:
-        value = json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        where = f" ({err.msg}, line {err.lineno})" if isinstance(err, json.JSONDecodeError) else ""
-        raise SvitInputError(f"{path}: not valid JSON{where}; pass {what}") from err
-    if not isinstance(value, dict):
-        raise SvitInputError(f"{path}: holds {json_kind(value)}, not a JSON object; pass {what}")
-    return value
-
-
 def _results_entries(results_files: Iterable[str | os.PathLike]) -> tuple[list[EvalResult], list[EvalResult]]:
     """(`model-index` entries, table-only entries) of `svit eval`'s results.json files."""
     indexed, unindexed = [], []
     for path in results_files:
-        results = _read_json(Path(path), "a results.json written by `svit eval`")
+        results = read_json_object(path, "pass a results.json written by `svit eval`")
         for key in ("dataset", "metrics"):
             if results.get(key) is not None and not isinstance(results[key], dict):
                 raise SvitInputError(
@@ -279,8 +261,8 @@ def run_card(
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
         raise SvitInputError(f"{run_dir}: no such folder; pass a folder written by `svit train`")
-    facts = _read_json(
-        run_dir / RUN_FACTS_FILE, "a folder written by `svit train` (it saves its facts there)"
+    facts = read_json_object(
+        run_dir / RUN_FACTS_FILE, "pass a folder written by `svit train` (it saves its facts there)"
     )
     new_index, new_table = _results_entries(results_files)
     old_index, old_table = _card_results(run_dir / "README.md")

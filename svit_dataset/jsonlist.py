@@ -7,6 +7,7 @@ generation outputs, `image_data.json`. Nothing here holds a whole file in memory
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 import shutil
@@ -18,7 +19,7 @@ import ijson
 import orjson
 from ijson.backends import python as python_backend
 
-from svit_dataset.errors import SvitFormatError
+from svit_dataset.errors import SvitFormatError, SvitInputError
 from svit_dataset.files import remove_stale_temps, temp_sibling
 
 logger = logging.getLogger(__name__)
@@ -235,3 +236,25 @@ def write_json_list(path: str | Path, records: Iterable[Any]) -> int:
         for record in records:
             out.write(record)
     return out.count
+
+
+def json_kind(value) -> str:
+    """`value`'s JSON type in words ("a list", "a string", ...), for errors about files that hold the wrong one."""
+    kinds = {dict: "an object", list: "a list", str: "a string", bool: "a boolean", type(None): "null"}
+    return kinds.get(type(value), "a number")
+
+
+def read_json_object(path: str | Path, fix: str) -> dict:
+    """A small JSON file that must hold an object (a report, run facts, results); `fix` ends each error (what
+    to pass or do instead)."""
+    path = Path(path)
+    if not path.is_file():
+        raise SvitInputError(f"{path}: not found; {fix}")
+    try:
+        value = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        where = f" ({err.msg}, line {err.lineno})" if isinstance(err, json.JSONDecodeError) else ""
+        raise SvitInputError(f"{path}: not valid JSON{where}; {fix}") from err
+    if not isinstance(value, dict):
+        raise SvitInputError(f"{path}: holds {json_kind(value)}, not a JSON object; {fix}")
+    return value
