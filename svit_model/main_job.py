@@ -65,12 +65,18 @@ def artefact_listing(artefacts: dict[str, Path]) -> str:
 def run_main_job(output_dir: str | Path, cards: MainJobCards, print_fn=print) -> dict[str, Path]:
     """Build → statistics and recipes → grounded answer → train → eval → cards → Space; returns the artefacts
     (name -> path), each of which exists when this returns."""
+    from svit_dataset import bundled
     from svit_dataset.demo import run_data_demo
+    from svit_dataset.files import check_output_apart
     from svit_model.demo import run_model_demo
-    from svit_model.evaluation.demo import run_eval_demo
+    from svit_model.evaluation.demo import SAMPLE_MME, run_eval_demo
     from svit_model.space import write_space
     from svit_model.training.demo import run_training_demo
 
+    # Each part checks its own output against its inputs; the root holds them all, so it is checked too.
+    check_output_apart(
+        output_dir, "--output", {"(the bundled sample)": bundled.SAMPLE_DIR, "(MME sample)": SAMPLE_MME}
+    )
     layout = MainJobLayout(Path(output_dir))
     data = run_data_demo(layout.dataset, print_fn=print_fn, card=cards.render_dataset)
     dataset_card = cards.write_dataset(layout.dataset)  # again, now with the statistics and their figures

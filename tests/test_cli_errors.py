@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 
+from svit_dataset import bundled
 from svit_dataset.errors import describe_error
 from svit_dataset.schema import TASKS
 from tests.release_factory import conversation, qa, record, write_release
@@ -146,6 +147,7 @@ def _cases(root: Path) -> list[tuple[str, list[str], str, dict]]:
                                   str(models["clip"]), "--output_dir", str(models["clip"]),
                                   "--overwrite_output_dir"], "inputs are never written"),
         ("push offline", ["push", str(pushed), "someone/x"], "cannot reach"),
+        ("demo into the sample", ["demo", "--output", str(bundled.SAMPLE_DIR)], "inputs are never written"),
         ("push neither", ["push", str(pushable), "someone/x"], "neither a folder written by `svit build`"),
         ("card of no build", ["card", "dataset", str(pushable)], "build_report.json: not found"),
         ("card of no run", ["card", "model", str(models["clip"])], "svit_run.json: not found"),
