@@ -15,7 +15,7 @@ import json
 import logging
 import os
 import shutil
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -180,3 +180,33 @@ def check_output_apart(output: str | Path, output_flag: str, inputs: Mapping[str
                 f"{output_flag} {output} {relation} {flag} {item}: inputs are never written or replaced. "
                 f"Choose an {output_flag} outside the input paths."
             )
+
+
+# --- --overwrite replaces only what the same command writes -----------------------------------------------
+
+
+def check_replaceable(
+    output: str | Path,
+    output_flag: str,
+    overwrite: bool,
+    kind: str,
+    is_own_kind: Callable[[Path], bool],
+) -> None:
+    """Refuse to replace an existing `output` unless `overwrite`, and even with it unless it is what this command
+    writes (`is_own_kind(output)`: a checkpoint for `svit model ...`, a Space folder for `svit space`...) or an
+    empty folder. `--overwrite` then deletes only a folder the command itself could have written, never a user's
+    unrelated folder passed by mistake. Called before any work; `kind` names what the command writes."""
+    output = Path(output)
+    if not output.exists() and not output.is_symlink():
+        return
+    if not overwrite:
+        raise SvitInputError(
+            f"{output_flag} {output}: already exists; pass --overwrite to replace it, or choose another {output_flag}"
+        )
+    if output.is_dir() and not output.is_symlink() and not any(output.iterdir()):
+        return
+    if not is_own_kind(output):
+        raise SvitInputError(
+            f"{output_flag} {output}: exists and is not {kind}, so --overwrite does not replace it (it only "
+            f"replaces what this command writes); choose another {output_flag} or remove it yourself"
+        )

@@ -132,11 +132,20 @@ def tiny_svit_llava_config(
     )
 
 
+# Standard deviation of the LM head's rows. Llama's default (0.02) gives rows of norm ~0.16 at hidden size 64, so
+# no logit can pass ~1.6 unless the head itself trains; a pretrained LLM's head gives logits of tens. LoRA (stage
+# 2) and stage 1 keep the head frozen: with 0.02 the tiny model's answers won by hundredths of a logit, and which
+# token won changed with torch's CPU kernel. At 0.2 (row norm ~1.6) a frozen head leaves room for clear winners.
+LM_HEAD_INIT_STD = 0.2
+
+
 def build_tiny_model(config: SvitLlavaConfig, seed: int = 0) -> SvitLlavaForConditionalGeneration:
     """Randomly initialised model, the same weights for the same seed; the global RNG is left untouched."""
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         model = SvitLlavaForConditionalGeneration(config)
+        with torch.no_grad():
+            model.get_output_embeddings().weight.normal_(mean=0.0, std=LM_HEAD_INIT_STD)
     model.generation_config.pad_token_id = config.text_config.pad_token_id
     return model.eval()
 
@@ -176,6 +185,7 @@ def corpus_from_rows(rows: Iterable[dict[str, Any]]) -> list[str]:
 
 __all__ = [
     "DEFAULT_CORPUS",
+    "LM_HEAD_INIT_STD",
     "build_tiny_model",
     "build_tiny_processor",
     "build_tiny_svit_llava",

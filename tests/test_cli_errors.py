@@ -177,9 +177,11 @@ def _run(argv: list[str], fsize: int | None = None) -> subprocess.CompletedProce
     )  # fmt: skip
 
 
-@pytest.mark.slow
-def test_every_bad_input_is_one_clean_line_with_exit_2(tmp_path):
-    cases = _cases(tmp_path)
+def assert_one_clean_line_each(cases: list[tuple]) -> None:
+    """Run every (name, argv, expected text[, subprocess options]) case, two at a time: each must end as one
+    line `svit <command>: error: ...` holding the expected text, exit 2, no traceback. The table of each
+    command family (tests/test_cli_errors_*.py) calls this."""
+    cases = [(c[0], c[1], c[2], c[3] if len(c) > 3 else {}) for c in cases]
     with ThreadPoolExecutor(2) as pool:
         results = list(pool.map(lambda case: _run(case[1], **case[3]), cases))
     failures = []
@@ -196,6 +198,11 @@ def test_every_bad_input_is_one_clean_line_with_exit_2(tmp_path):
         if problems:
             failures.append(f"{name}: {', '.join(problems)}")
     assert not failures, "\n".join(failures)
+
+
+@pytest.mark.slow
+def test_every_bad_input_is_one_clean_line_with_exit_2(tmp_path):
+    assert_one_clean_line_each(_cases(tmp_path))
     assert not (tmp_path / "rel" / ".rel.old").exists() and (tmp_path / "rel" / "conversation.json").exists()
 
 
