@@ -1,22 +1,26 @@
-"""Fuzz the readers and parsers of untrusted input with randomized malformed data (fixed seed).
+"""Fuzz the readers, parsers and commands that take untrusted input, with randomized malformed data (fixed seed).
 
-    python bench/fuzz.py [--records 3000] [--files 200] [--strings 3000] [--seed 0]
+    python bench/fuzz.py [--family NAME ...] [--cases 1000] [--records 3000] [--files 200] [--strings 3000]
+                         [--seed 0]
 
-Three families, each case classed as:
-- clean: a SvitError with a message (a file refused), or every record kept or dropped with a reason;
-- traceback: any other exception (a defect);
-- silent loss: records that are neither kept, dropped with a reason nor excluded (release records),
-  or box literals that neither came back as an entity's box nor stayed in the text (grounded strings).
+Every case is classed as clean, traceback (an exception the CLI would print as an internal error, exit 1) or
+silent loss (a wrong or lost result without a word); the newer families also count `refused though valid` (an
+over-strict check, or an over-lax oracle: listed, not a defect) and `slow`. Each family's oracle is written
+apart from the code under test. Goal: zero tracebacks, zero silent losses.
 
-1. Release records: valid records mutated at random (missing keys, wrong types, ids out of range or in
-   non-ASCII digits, empty turns, unknown speakers, unbalanced tags, bad boxes, unicode, huge
-   whitespace...), written as release files and read by the build's reader. The expected count is
-   computed independently from the records with the standard json module.
-2. Release files: valid files damaged at random (truncated, garbage bytes, NaN, invalid UTF-8, BOM,
-   wrong top level): each must be read in full or refused with SvitFormatError.
-3. Grounded strings: random sequences of tags, boxes, brackets, numbers, words and whitespace runs,
-   parsed by `parse_grounded_text` and the processor's post-processing.
-Goal: zero tracebacks, zero silent losses.
+1. records: valid release records mutated at random (missing keys, wrong types, ids out of range or in
+   non-ASCII digits, empty turns, unknown speakers, unbalanced tags, bad boxes, unicode, huge whitespace...),
+   read by the build's reader; the expected count is computed independently with the standard json module.
+2. files: valid release files damaged at random (truncated, garbage bytes, NaN, invalid UTF-8, BOM, wrong top
+   level, nesting 10,000 deep): read in full or refused with SvitFormatError, in under 2 s each.
+3. strings: random sequences of tags, boxes, brackets, numbers, words and whitespace runs, parsed by
+   `parse_grounded_text` and the processor's post-processing.
+4. train (bench/fuzz_families/train.py): numeric flags and recipe YAML of `svit train`, up to the first work.
+5. eval (fuzz_families/eval.py): MME folders and results folders, POPE files, RefCOCO tables through
+   `svit eval` with generation stubbed; scores checked against our own scoring.
+6. cards (fuzz_families/cards.py): results.json files into `svit card model` and `svit eval card`.
+7. space (fuzz_families/space.py): the Space's request handler and space.json against a tiny model.
+`--cases` sizes families 4-7 (1,000 each by default); `--family` picks families (default: all).
 """
 
 from __future__ import annotations
@@ -25,18 +29,22 @@ import argparse
 import json
 import logging
 import random
+import sys
 import tempfile
 import time
 import traceback
 from collections import Counter, defaultdict
 from pathlib import Path
 
-from svit_dataset.boxes import BOX_PATTERN
-from svit_dataset.errors import SvitError
-from svit_dataset.grounding import parse_grounded_text
-from svit_dataset.quality import QualityReport
-from svit_dataset.reader import iter_samples
-from svit_dataset.vg import ImageIndex
+# bench/ itself: the families of the newer surfaces live in bench/fuzz_families/
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from svit_dataset.boxes import BOX_PATTERN  # noqa: E402
+from svit_dataset.errors import SvitError  # noqa: E402
+from svit_dataset.grounding import parse_grounded_text  # noqa: E402
+from svit_dataset.quality import QualityReport  # noqa: E402
+from svit_dataset.reader import iter_samples  # noqa: E402
+from svit_dataset.vg import ImageIndex  # noqa: E402
 
 GOOD_TURNS = [
     ("user", "What is on the <st>table<ed> [0.1, 0.5, 0.9, 0.95]?"),
@@ -144,8 +152,13 @@ def fuzz_records(rng: random.Random, n: int, folder: Path, stats: Counter, failu
 
 
 def damage(rng: random.Random, data: bytes) -> bytes:
-    kind = rng.randrange(7)
+    kind = rng.randrange(8)
     cut = rng.randrange(1, len(data))
+    if kind == 7:  # deep nesting (the issue's file of brackets, or inside a record): refused, memory flat
+        depth = rng.choice([1000, 5000, 10000])  # 100,000 grew to 24 GB before the reader bounded depth
+        if rng.random() < 0.5:
+            return b"[" * depth + b"]" * depth
+        return data.replace(b'{"image_id"', b'{"deep": ' + b"[" * depth + b"]" * depth + b', "image_id"', 1)
     if kind == 0:
         return data[:cut]  # truncated
     if kind == 1:
@@ -170,6 +183,7 @@ def fuzz_files(rng: random.Random, n: int, folder: Path, stats: Counter, failure
         read += path.stat().st_size
         stats["file cases"] += 1
         reports: dict = defaultdict(QualityReport)
+        started = time.perf_counter()
         try:
             for _ in iter_samples({"conversation": path}, ImageIndex(), reports, max_bad_fraction=1.0):
                 pass
@@ -179,6 +193,9 @@ def fuzz_files(rng: random.Random, n: int, folder: Path, stats: Counter, failure
         except Exception:  # noqa: BLE001
             stats["tracebacks"] += 1
             failures.append(f"{path.name}: {traceback.format_exc(limit=3)}")
+        if time.perf_counter() - started > 2:  # a file of a few KB: seconds mean work that grows with depth
+            stats["slow files"] += 1
+            failures.append(f"{path.name}: read in {time.perf_counter() - started:.1f} s")
     return read
 
 
@@ -218,44 +235,90 @@ def fuzz_strings(rng: random.Random, n: int, stats: Counter, failures: list, pro
     return read
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--records", type=int, default=3000)
-    parser.add_argument("--files", type=int, default=200)
-    parser.add_argument("--strings", type=int, default=3000)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument(
-        "--no-processor", action="store_true", help="skip the tiny processor's post-processing"
-    )
-    args = parser.parse_args()
-    logging.basicConfig(level=logging.ERROR)  # every skipped record logs a warning: thousands here
-    rng = random.Random(args.seed)
+OLD_FAMILIES = ("records", "files", "strings")
+NEW_FAMILIES = ("train", "eval", "cards", "space")  # bench/fuzz_families/<name>.py
+FAMILIES = OLD_FAMILIES + NEW_FAMILIES
+
+
+def run_old_families(args, rng: random.Random, chosen: list[str]) -> int:
+    """The three reader/parser families; returns their defects (tracebacks + silent losses)."""
     stats: Counter = Counter()
     failures: list[str] = []
     processor = None
-    if not args.no_processor:
+    if "strings" in chosen and not args.no_processor:
         from svit_model.tiny import build_tiny_svit_llava
 
         processor = build_tiny_svit_llava()[1]
     started = time.perf_counter()
+    read = 0
     with tempfile.TemporaryDirectory() as tmp:
-        read = fuzz_records(rng, args.records, Path(tmp), stats, failures)
-        read += fuzz_files(rng, args.files, Path(tmp), stats, failures)
-    read += fuzz_strings(rng, args.strings, stats, failures, processor)
+        if "records" in chosen:
+            read += fuzz_records(rng, args.records, Path(tmp), stats, failures)
+        if "files" in chosen:
+            read += fuzz_files(rng, args.files, Path(tmp), stats, failures)
+    if "strings" in chosen:
+        read += fuzz_strings(rng, args.strings, stats, failures, processor)
     seconds = time.perf_counter() - started
     cases = stats["record cases"] + stats["file cases"] + stats["string cases"]
-    print(f"cases tried: {cases:,} ({stats['record cases']:,} records, {stats['file cases']:,} files, "
-          f"{stats['string cases']:,} grounded strings), seed {args.seed}")  # fmt: skip
+    print(f"[{', '.join(chosen)}] cases tried: {cases:,} ({stats['record cases']:,} records, "
+          f"{stats['file cases']:,} files, {stats['string cases']:,} grounded strings), seed {args.seed}")  # fmt: skip
     for key in sorted(k for k in stats if "clean" in k):
         print(f"  {key}: {stats[key]:,}")
-    print(f"tracebacks: {stats['tracebacks']}")
-    print(f"silent losses: {stats['silent losses']}")
-    print(f"time: {seconds:.2f} s for {read / 2**20:.2f} MB = {seconds / (read / 2**20):.2f} s/MB")
+    print(f"  tracebacks: {stats['tracebacks']}")
+    print(f"  silent losses: {stats['silent losses']}")
+    print(f"  slow files (over 2 s): {stats['slow files']}")
+    print(f"  time: {seconds:.2f} s for {read / 2**20:.2f} MB = {seconds / max(read / 2**20, 1e-9):.2f} s/MB")
     for failure in failures[:10]:
-        print("---", failure)
-    if stats["tracebacks"] or stats["silent losses"]:
-        raise SystemExit(1)
+        print("  ---", failure)
+    return stats["tracebacks"] + stats["silent losses"]
+
+
+def run_new_family(name: str, cases: int, seed: int):
+    """One family of bench/fuzz_families on `cases` cases in a fresh temporary folder; returns its Tally."""
+    import importlib
+
+    from fuzz_families.common import Tally
+
+    module = importlib.import_module(f"fuzz_families.{name}")
+    tally = Tally(name)
+    started = time.perf_counter()
+    with tempfile.TemporaryDirectory() as tmp:
+        module.run(random.Random(f"{name}-{seed}"), cases, tally, Path(tmp))
+    print(tally.report(time.perf_counter() - started), flush=True)
+    return tally
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument(
+        "--family",
+        action="append",
+        choices=FAMILIES,
+        help="run only this family (repeatable); default: all",
+    )
+    parser.add_argument("--records", type=int, default=3000)
+    parser.add_argument("--files", type=int, default=200)
+    parser.add_argument("--strings", type=int, default=3000)
+    parser.add_argument("--cases", type=int, default=1000, help="cases of each of " + ", ".join(NEW_FAMILIES))
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--no-processor", action="store_true", help="skip the tiny processor's post-processing"
+    )
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.CRITICAL)  # every skipped record logs a warning: thousands here
+    import datasets
+
+    datasets.disable_progress_bars()  # a bar per Parquet file of a case: thousands here
+    chosen = args.family or list(FAMILIES)
+    defects = 0
+    old = [name for name in OLD_FAMILIES if name in chosen]
+    if old:
+        defects += run_old_families(args, random.Random(args.seed), old)
+    for name in NEW_FAMILIES:
+        if name in chosen:
+            defects += run_new_family(name, args.cases, args.seed).defects
+    return 1 if defects else 0
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())

@@ -414,7 +414,15 @@ def folder_facts(folder: str | Path) -> tuple[BuildFacts, FolderFacts]:
     extra = FolderFacts()
     stats_dir = folder / STATS_DIR
     if (stats_dir / f"{STATS_NAME}.json").is_file():
-        extra.stats = read_json_object(stats_dir / f"{STATS_NAME}.json", "rebuild the folder")
+        stats_path = stats_dir / f"{STATS_NAME}.json"
+        extra.stats = read_json_object(stats_path, f"run `svit stats {folder}` again")
+        try:  # read now, so that a hand-edited or foreign file is named rather than failing in the template
+            _stats_section(extra.stats, [], [])
+        except (KeyError, TypeError, ValueError, AttributeError) as err:
+            raise SvitInputError(
+                f"{stats_path}: not as `svit stats` writes it ({type(err).__name__}: {err}); "
+                f"run `svit stats {folder}` again"
+            ) from err
         extra.stats_figures = [f"{STATS_DIR}/{p.name}" for p in sorted(stats_dir.glob(f"{STATS_NAME}_*.png"))]
     extra.other_stats = sorted(p.stem for p in stats_dir.glob("*.json") if p.stem != STATS_NAME)
     for name in facts.recipes or {}:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import re
 from collections.abc import Iterable
@@ -29,7 +30,7 @@ from huggingface_hub.repocard_data import eval_results_to_model_index, model_ind
 from svit_dataset.errors import SvitInputError
 from svit_dataset.facts import RUN_FACTS_FILE, SVIT_CITATION, SVIT_DATA_LICENSE, SVIT_PAPER_URL
 from svit_dataset.files import write_text_atomic
-from svit_dataset.hub_push import hub_repo_id
+from svit_dataset.hub_push import hub_repo_id, require_hub_repo_id
 from svit_dataset.jsonlist import json_kind, read_json_object
 
 logger = logging.getLogger(__name__)
@@ -120,6 +121,8 @@ def card_context(
     return {
         "title": model_id.split("/")[-1],
         "model_id": model_id,
+        # a Python string literal whatever the folder is called (a quote in its name cannot break the code)
+        "model_id_literal": json.dumps(model_id),
         "paper_url": SVIT_PAPER_URL,
         "stage_text": STAGE_TEXT.get(facts.get("stage"), facts.get("stage") or "unknown stage"),
         "method_text": "LoRA on the language model, projector in full"
@@ -176,8 +179,65 @@ def write_model_card(facts: dict, output_dir: str | os.PathLike) -> Path:
     return _write_card(card, output_dir / "README.md")
 
 
-def _results_entries(results_files: Iterable[str | os.PathLike]) -> tuple[list[EvalResult], list[EvalResult]]:
-    """(`model-index` entries, table-only entries) of `svit eval`'s results.json files."""
+class BadMetricError(ValueError):
+    """A metric a card would publish is not a finite number (NaN, an infinity, a string, a boolean, null)."""
+
+
+class ModelOwner:
+    """What a card's model is known as: its folder (a run, or a checkpoint inside it) and its Hub ids. A
+    results.json names the model it evaluated (`svit eval --model`); `mismatch` says why that is another model,
+    or None when it is this one or cannot be told (no name recorded; a Hub id when the card's own Hub ids are
+    unknown, `hub_ids=None`: a model folder that is no run)."""
+
+    def __init__(self, folder: Path, hub_ids: Iterable[str | None] | None = ()):
+        self.folder = folder.resolve()
+        self.hub_ids = None if hub_ids is None else {i for i in hub_ids if i}
+
+    def mismatch(self, recorded) -> str | None:
+        if recorded is None:
+            return None
+        if not isinstance(recorded, str) or not recorded.strip():
+            return f"its `model` is {json_kind(recorded)}, not a model folder or Hub id"
+        if self.hub_ids and recorded in self.hub_ids:
+            return None
+        here = Path(recorded).expanduser()
+        if here.exists():  # a folder on this machine: this model's folder or one of its checkpoints
+            resolved = here.resolve()
+            return (
+                None if resolved == self.folder or resolved.is_relative_to(self.folder) else "another folder"
+            )
+        if hub_repo_id(recorded):
+            if self.hub_ids is None:
+                return None
+            return "another Hub model" if self.hub_ids else "a Hub model this card does not name"
+        # a relative path written elsewhere (or a folder since moved): the folder's name is all there is to go on
+        parts = Path(recorded.rstrip("/\\")).parts
+        names = [parts[-1]] + ([parts[-2]] if len(parts) > 1 and parts[-1].startswith("checkpoint-") else [])
+        return None if self.folder.name in names else "another folder"
+
+
+def _checked_results(path, results: dict, owner: ModelOwner | None, force: bool) -> None:
+    """Refuse (unless `force`) a results.json of another model than the card's: its scores would be published
+    as this model's."""
+    if owner is None:
+        return
+    why = owner.mismatch(results.get("model"))
+    if why is None:
+        return
+    message = (
+        f"{path}: results of {results.get('model')!r} ({why}), not of {owner.folder.name}; pass the results of "
+        "this model, or --force (force=True) if they are its results under another name"
+    )
+    if not force:
+        raise SvitInputError(message)
+    logger.warning("%s (forced)", message.split("; pass")[0])
+
+
+def _results_entries(
+    results_files: Iterable[str | os.PathLike], owner: ModelOwner | None = None, force: bool = False
+) -> tuple[list[EvalResult], list[EvalResult]]:
+    """(`model-index` entries, table-only entries) of `svit eval`'s results.json files, each checked to be of
+    `owner`'s model (unless `force`)."""
     indexed, unindexed = [], []
     for path in results_files:
         results = read_json_object(path, "pass a results.json written by `svit eval`")
@@ -189,8 +249,13 @@ def _results_entries(results_files: Iterable[str | os.PathLike]) -> tuple[list[E
                 )
         try:
             index, table = evaluation_entries(results)
+        except BadMetricError as err:
+            raise SvitInputError(
+                f"{path}: {err}; a card publishes only measured scores: run the evaluation again"
+            ) from err
         except (KeyError, TypeError, ValueError, AttributeError) as err:
             raise SvitInputError(f"{path}: not a results.json of `svit eval` ({err})") from err
+        _checked_results(path, results, owner, force)
         indexed += index
         unindexed += table
     return indexed, unindexed
@@ -254,22 +319,34 @@ def run_card(
     results_files: Iterable[str | os.PathLike] = (),
     *,
     model_id: str | None = None,
+    force: bool = False,
 ) -> ModelCard:
     """A training run's card from its `svit_run.json`, with the `results.json` files of `svit eval` as
     `model-index` and evaluation table (joining the entries the run's README.md already has). The usage code
-    loads `model_id`, else the run's Hub id, else the folder by its name (from the folder's parent)."""
+    loads `model_id` (a Hub id: `require_hub_repo_id`), else the run's Hub id, else the folder by its name (from
+    the folder's parent). Results of another model (their `model` is neither the run's folder, one of its
+    checkpoints, nor its Hub id) are refused unless `force`."""
     run_dir = Path(run_dir)
+    if model_id is not None:
+        require_hub_repo_id(model_id, "--model-id")  # before anything is read: it goes into the usage code
     if not run_dir.is_dir():
         raise SvitInputError(f"{run_dir}: no such folder; pass a folder written by `svit train`")
     facts = read_json_object(
         run_dir / RUN_FACTS_FILE, "pass a folder written by `svit train` (it saves its facts there)"
     )
-    new_index, new_table = _results_entries(results_files)
+    hub_id = facts.get("hub_model_id")
+    owner = ModelOwner(run_dir, [model_id, hub_id if isinstance(hub_id, str) else None])
+    new_index, new_table = _results_entries(results_files, owner, force)
     old_index, old_table = _card_results(run_dir / "README.md")
     index = _merged(old_index, new_index)
     measured = {_key(e) for e in index}  # a whole measurement replaces a partial one of the same data
     table = [e for e in _merged(old_table, new_table) if _key(e) not in measured]
-    return model_card(facts, model_id or facts.get("hub_model_id") or run_dir.name, index, table)
+    return model_card(facts, model_id or _usable_id(hub_id) or run_dir.name, index, table)
+
+
+def _usable_id(value) -> str | None:
+    """A recorded `hub_model_id` the usage code may name: a Hub id (svit_run.json may be hand-edited)."""
+    return hub_repo_id(value) if isinstance(value, str) else None
 
 
 def write_run_card(
@@ -277,9 +354,11 @@ def write_run_card(
     results_files: Iterable[str | os.PathLike] = (),
     *,
     model_id: str | None = None,
+    force: bool = False,
 ) -> Path:
-    """(Re)write a training run's README.md: `run_card` (`svit card model RUN --results ...`)."""
-    return _write_card(run_card(run_dir, results_files, model_id=model_id), Path(run_dir) / "README.md")
+    """(Re)write a training run's README.md: `run_card` (`svit card model RUN --results ... [--force]`)."""
+    card = run_card(run_dir, results_files, model_id=model_id, force=force)
+    return _write_card(card, Path(run_dir) / "README.md")
 
 
 # --- model-index from `svit eval` results ---------------------------------------------------------------
@@ -361,20 +440,45 @@ def evaluation_entries(results: dict) -> tuple[list[EvalResult], list[EvalResult
     entries = []
     for config, values in groups:
         for key, metric_type, metric_name in wanted:
-            if isinstance(values.get(key), int | float):
-                entries.append(
-                    EvalResult(
-                        task_type=task_type,
-                        dataset_type=dataset_type,
-                        dataset_name=name,
-                        dataset_config=config,
-                        dataset_split=dataset.get("split"),
-                        metric_type=metric_type,
-                        metric_value=round(float(values[key]), 4),
-                        metric_name=f"{metric_name} ({config})" if benchmark == "pope" else metric_name,
-                    )
+            if key not in values:
+                continue  # not every benchmark variant measures every metric (RefCOCO boxes vs SVIT answers)
+            value = _finite_number(values[key])
+            if value is None:
+                where = f"metrics.categories.{config}.{key}" if benchmark == "pope" else f"metrics.{key}"
+                raise BadMetricError(f"`{where}` is {_metric_kind(values[key])}, not a finite number")
+            entries.append(
+                EvalResult(
+                    task_type=task_type,
+                    dataset_type=dataset_type,
+                    dataset_name=name,
+                    dataset_config=config,
+                    dataset_split=dataset.get("split"),
+                    metric_type=metric_type,
+                    metric_value=round(value, 4),
+                    metric_name=f"{metric_name} ({config})" if benchmark == "pope" else metric_name,
                 )
+            )
     return ([], entries) if partial else (entries, [])
+
+
+def _finite_number(value) -> float | None:
+    """`value` as a float when it is a finite JSON number (a boolean is none; an integer too large for a float
+    neither), else None."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    try:
+        number = float(value)
+    except OverflowError:
+        return None
+    return number if math.isfinite(number) else None
+
+
+def _metric_kind(value) -> str:
+    if isinstance(value, float):
+        return "NaN" if math.isnan(value) else "an infinity"
+    if isinstance(value, int) and not isinstance(value, bool):
+        return "a number too large for a float"
+    return f"{json_kind(value)} ({json.dumps(value)[:40]})"
 
 
 def model_index_entries(results: dict) -> list[EvalResult]:
@@ -382,15 +486,18 @@ def model_index_entries(results: dict) -> list[EvalResult]:
     return evaluation_entries(results)[0]
 
 
-def add_eval_results(model_dir: str | os.PathLike, results_files: list[str | os.PathLike]) -> Path:
+def add_eval_results(
+    model_dir: str | os.PathLike, results_files: list[str | os.PathLike], *, force: bool = False
+) -> Path:
     """Write the `model-index` of `results_files` into `model_dir`'s README.md (made when missing); entries of
-    the same task, dataset and metric are replaced, others kept."""
+    the same task, dataset and metric are replaced, others kept. Results of another model are refused unless
+    `force` (a folder that is no run knows no Hub id of its own: only another local folder is told apart)."""
     if (
         Path(model_dir) / RUN_FACTS_FILE
     ).is_file():  # a training run: the whole card, evaluation table included
-        return write_run_card(model_dir, results_files)
+        return write_run_card(model_dir, results_files, force=force)
     path = Path(model_dir) / "README.md"
-    indexed, unindexed = _results_entries(results_files)
+    indexed, unindexed = _results_entries(results_files, ModelOwner(Path(model_dir), None), force)
     for name in dict.fromkeys(e.dataset_name for e in unindexed):  # a folder that is no run has no table
         logger.warning("%s: %s measured in part, so not in the model-index", path, name)
     try:

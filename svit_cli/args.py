@@ -56,7 +56,9 @@ def add_dataclass_flags(
         if value_type is bool:
             kwargs["action"] = argparse.BooleanOptionalAction if kwargs.get("default") else "store_true"
         else:
-            kwargs["type"] = meta.get("parse") or _SIMPLE.get(value_type, str)
+            kwargs["type"] = (
+                as_flag_type(meta["parse"]) if meta.get("parse") else _SIMPLE.get(value_type, str)
+            )
             if "choices" in meta:
                 kwargs["choices"] = meta["choices"]
             kwargs["metavar"] = meta.get("metavar") or flag_of(field).lstrip("-").replace("-", "_").upper()
@@ -67,6 +69,22 @@ def add_dataclass_flags(
             shown = meta.get("show_default", kwargs["default"])
             kwargs["help"] = f"{kwargs['help']} (default: {shown})".lstrip()
         parser.add_argument(flag_of(field), **kwargs)
+
+
+def as_flag_type(parse, name: str | None = None):
+    """`parse` as an argparse type: our errors become argparse's own (usage, then `svit CMD: error: ...`,
+    exit 2); argparse passes only ValueError and its own type on, anything else escapes parse_args as a
+    traceback (`--shard 3/2` did)."""
+    from svit_dataset.errors import SvitError
+
+    def convert(text: str):
+        try:
+            return parse(text)
+        except SvitError as err:
+            raise argparse.ArgumentTypeError(str(err)) from None
+
+    convert.__name__ = name or getattr(parse, "__name__", "value")  # argparse names the type in some errors
+    return convert
 
 
 def dataclass_from_args(cls: type, args: argparse.Namespace, **given: Any):

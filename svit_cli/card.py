@@ -12,7 +12,8 @@ def _dataset(args) -> None:
 def _model(args) -> None:
     from hub_cards.model_card import write_run_card
 
-    print(f"model card written: {write_run_card(args.run, args.results, model_id=args.model_id)}")
+    written = write_run_card(args.run, args.results, model_id=args.model_id, force=args.force)
+    print(f"model card written: {written}")
 
 
 def register(sub) -> None:
@@ -41,6 +42,13 @@ def register(sub) -> None:
     )
     model.add_argument(
         "--model-id",
-        help="what the usage code loads, e.g. ORG/NAME (default: the run's hub_model_id, else RUN's name)",
+        metavar="ORG/NAME",
+        help="the Hub id the usage code loads (default: the run's hub_model_id, else RUN's name)",
+    )
+    model.add_argument(
+        "--force",
+        action="store_true",
+        help="attach results whose `model` names another folder or Hub id than RUN's (refused by default: "
+        "they would be published as this model's scores)",
     )
     model.set_defaults(func=_model)

@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import json
 
-from svit_cli.args import add_dataclass_flags, dataclass_from_args
+from svit_cli.args import add_dataclass_flags, as_flag_type, dataclass_from_args
 from svit_dataset.export_llava import ExportOptions
 from svit_dataset.hub_layout import BuildOptions
+from svit_dataset.hub_push import require_hub_repo_id
 from svit_dataset.recipes.select import RecipeParams
 
 
@@ -58,7 +59,12 @@ def register(sub) -> None:
     )
     add_dataclass_flags(build, BuildOptions)
     add_dataclass_flags(build.add_argument_group("recipe configs (defaults: the paper's)"), RecipeParams)
-    build.add_argument("--push-to-hub", metavar="ORG/NAME", help="upload the result as a Hub dataset repo")
+    build.add_argument(
+        "--push-to-hub",
+        metavar="ORG/NAME",
+        type=as_flag_type(lambda value: require_hub_repo_id(value, "--push-to-hub"), "repo_id"),
+        help="upload the result as a Hub dataset repo",
+    )
     build.add_argument("--private", action="store_true", help="with --push-to-hub: a private repo")
     build.set_defaults(func=_build)
 

@@ -30,13 +30,15 @@ def _benchmark(name: str):
 def _mme_score(args) -> None:
     from svit_model.evaluation.run import score_mme_folder
 
-    score_mme_folder(args.results_dir, args.output, args.subtasks)
+    score_mme_folder(args.results_dir, args.output, args.subtasks, args.overwrite)
 
 
 def _card(args) -> None:
     from hub_cards.model_card import add_eval_results
+    from svit_model.evaluation.results import check_card_folder
 
-    print(f"model card written: {add_eval_results(args.model_dir, args.results)}")
+    check_card_folder(args.model_dir, args.results)
+    print(f"model card written: {add_eval_results(args.model_dir, args.results, force=args.force)}")
 
 
 def eval_parser() -> argparse.ArgumentParser:
@@ -55,13 +57,31 @@ def eval_parser() -> argparse.ArgumentParser:
     score.add_argument(
         "results_dir", help="folder with one <subtask>.txt per subtask (image, question, gt, pred)"
     )
-    score.add_argument("--output", required=True, help="scores JSON file")
+    score.add_argument(
+        "--output",
+        required=True,
+        help="scores JSON file (outside the results folder; new unless --overwrite)",
+    )
     score.add_argument("--subtasks", help="comma-separated subtasks to score (default: all 14)")
+    score.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace an existing --output (only a scores file this command wrote)",
+    )
     score.set_defaults(func=_mme_score)
 
     card = eval_sub.add_parser("card", help="add results.json files to a model folder's card as model-index")
     card.add_argument("results", nargs="+", help="results.json files of svit eval runs")
-    card.add_argument("--model-dir", required=True, help="folder whose README.md gets the model-index")
+    card.add_argument(
+        "--model-dir",
+        required=True,
+        help="model folder whose README.md gets the model-index (not a dataset's)",
+    )
+    card.add_argument(
+        "--force",
+        action="store_true",
+        help="attach results.json files that name another model (its results under another name)",
+    )
     card.set_defaults(func=_card)
     return parser
 

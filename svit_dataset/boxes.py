@@ -10,17 +10,25 @@ two frames; the processor and the LLaVA-1.5 export both call it.
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Sequence
 from itertools import chain
 
 Box = tuple[float, float, float, float]
 
-_NUMBER = r"-?\d+(?:\.\d*)?(?:[eE][-+]?\d+)?"
-# Tolerant box literal: what data and models really write (spaces optional, signs, exponents).
+# THE box syntax, for every reader of boxes in text: the quality gate, the LLaVA-1.5 export, the
+# grounded-text parser, the processor and the generation checks. A number is what Python's float()
+# reads, without its words: signed, leading or trailing dot, exponent (`.1`, `1.`, `1e-1`).
+_NUMBER = r"[-+]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?"
+# A box literal: four numbers, spaces optional around the commas and brackets.
 BOX_PATTERN = re.compile(rf"\[\s*({_NUMBER})\s*,\s*({_NUMBER})\s*,\s*({_NUMBER})\s*,\s*({_NUMBER})\s*\]")
-# Upstream's tools/expand_to_square.py regex, verbatim in meaning: unsigned, exactly ", " between.
-UPSTREAM_BOX_PATTERN = re.compile(r"\[[0-9.]+, [0-9.]+, [0-9.]+, [0-9.]+\]")
+# What a writer of boxes meant as one: a bracketed list of two or more number-like items, the words
+# float() reads (nan, inf, infinity) included. Each must be a BOX_PATTERN match of a valid box; one
+# that is not (`[nan, ...]`, `[inf, ...]`, three or five numbers) makes the text's boxes bad. A lone
+# bracketed number (`[1]`) is a reference mark, not a box.
+_NUMBER_LIKE = rf"(?:{_NUMBER}|[-+]?(?:nan|inf(?:inity)?))"
+BOX_LIKE_PATTERN = re.compile(rf"\[\s*{_NUMBER_LIKE}(?:\s*,\s*{_NUMBER_LIKE})+\s*\]", re.IGNORECASE)
 
 
 def format_box(box: Sequence[float], decimals: int = 3) -> str:
@@ -48,8 +56,12 @@ def is_valid_box(box: Sequence[float]) -> bool:
 
 
 def all_boxes_valid(text: str) -> bool:
-    """Whether every box literal in `text` is valid (see `is_valid_box`); the quality gates' hot path."""
-    numbers = iter(list(map(float, chain.from_iterable(BOX_PATTERN.findall(text)))))
+    """Whether every box-like list in `text` (BOX_LIKE_PATTERN) is a box literal of a valid box (see
+    `is_valid_box`): NaN, infinities and a wrong count of numbers are not. The quality gates' hot path."""
+    literals = BOX_PATTERN.findall(text)
+    if len(literals) != len(BOX_LIKE_PATTERN.findall(text)):
+        return False  # every literal is box-like, so some box-like list is not a literal
+    numbers = iter(list(map(float, chain.from_iterable(literals))))
     # zip of one iterator four times: the boxes' (x1, y1, x2, y2), without a Python call per number
     return all(
         0.0 <= x1 <= x2 <= 1.0 and 0.0 <= y1 <= y2 <= 1.0
@@ -127,23 +139,26 @@ def _upstream_square_converter(width: int, height: int):
 
 
 def upstream_expand_to_square_text(text: str, width: int, height: int) -> str:
-    """Rewrite every upstream-style box in `text` into the padded frame, written as Python's `str(list)`.
+    """Rewrite every box literal in `text` into the padded frame with upstream's arithmetic, written as
+    Python's `str(list)`.
 
-    Boxes upstream's regex does not match are left unchanged, as upstream does.
+    Upstream's own regex (`\\[[0-9.]+, [0-9.]+, [0-9.]+, [0-9.]+\\]`) wants exactly ", " and no
+    exponent, so it left `[0.1,0.2,0.3,0.4]` or `[1e-1, ...]` in the original frame while moving
+    `[.1, .2, .3, .4]`: a box the model then learns in the wrong frame. Every BOX_PATTERN literal is
+    moved here; on boxes written as released (", ", 3 decimals) the two agree bit for bit.
     """
     if "[" not in text:
         return text
     to_square = _upstream_square_converter(width, height)
 
     def rewrite(match: re.Match[str]) -> str:
-        try:
-            x1, y1, x2, y2 = map(float, match.group(0)[1:-1].split(", "))
-        except ValueError:  # e.g. "[1.2.3, ...]": upstream's regex admits it, float() does not
+        box = tuple(map(float, match.groups()))
+        if not all(map(math.isfinite, box)):  # `1e999`: no pixel to round; the gate drops such text
             return match.group(0)
-        a, b, c, d = to_square(x1, y1, x2, y2)
+        a, b, c, d = to_square(*box)
         return f"[{a!r}, {b!r}, {c!r}, {d!r}]"  # str(list) of floats: Python's shortest repr
 
-    return UPSTREAM_BOX_PATTERN.sub(rewrite, text)
+    return BOX_PATTERN.sub(rewrite, text)
 
 
 def normalize_xywh(x: float, y: float, w: float, h: float, width: int, height: int) -> Box:

@@ -13,6 +13,7 @@ from svit_dataset import bundled
 from svit_dataset.generation.demo import run_generate_demo
 from svit_dataset.hub_layout import build_hub_dataset, recipe_table, report_table
 from svit_dataset.hub_readme import CardRenderer
+from svit_dataset.local_tables import load_table_fresh
 from svit_dataset.stats import format_stats_table, write_stats
 
 logger = logging.getLogger(__name__)
@@ -42,7 +43,7 @@ def run_data_demo(output_dir: str | Path, print_fn=print, card: CardRenderer | N
     print_fn("\nLoaded back with datasets.load_dataset:")
     loaded = {}
     for config in report["configs"]:
-        dataset = datasets.load_dataset(str(output_dir), config)
+        dataset = load_table_fresh(output_dir, config)
         loaded[config] = {split: dataset[split].num_rows for split in dataset}
         row = dataset["train"][0]
         print_fn(

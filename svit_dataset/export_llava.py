@@ -26,7 +26,7 @@ from svit_dataset.quality import QualityReport
 from svit_dataset.reader import iter_samples
 from svit_dataset.release import MAX_BAD_FRACTION, release_file
 from svit_dataset.schema import ASSISTANT, REFERRING_QA, TASKS, USER, parse_tasks
-from svit_dataset.settings import setting
+from svit_dataset.settings import check_number, setting
 from svit_dataset.vg import ImageIndex, read_test_ids
 
 logger = logging.getLogger(__name__)
@@ -74,6 +74,9 @@ class ExportOptions:
     image_prefix: str = setting("", "prefix of the `image` paths, e.g. 'vg/'")
     max_bad_fraction: float = setting(MAX_BAD_FRACTION, "share of malformed records per file that fails it")
     overwrite: bool = setting(False, "replace --output if it exists")
+
+    def __post_init__(self):
+        check_number("--max-bad-fraction", self.max_bad_fraction, 0, 1)
 
 
 def export_llava(input_dir: str | Path, output_file: str | Path, **options) -> dict:

@@ -118,7 +118,10 @@ def replace_folder(new: Path, target: Path) -> None:
             os.replace(old, target)
         raise
     if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
+        if old.is_dir() and not old.is_symlink():
+            shutil.rmtree(old, ignore_errors=True)
+        else:  # a file replaced by a folder: rmtree would leave `.<name>.old-<pid>` behind
+            old.unlink(missing_ok=True)
 
 
 @contextlib.contextmanager
@@ -191,6 +194,7 @@ def check_replaceable(
     overwrite: bool,
     kind: str,
     is_own_kind: Callable[[Path], bool],
+    overwrite_flag: str = "--overwrite",
 ) -> None:
     """Refuse to replace an existing `output` unless `overwrite`, and even with it unless it is what this command
     writes (`is_own_kind(output)`: a checkpoint for `svit model ...`, a Space folder for `svit space`...) or an
@@ -201,12 +205,13 @@ def check_replaceable(
         return
     if not overwrite:
         raise SvitInputError(
-            f"{output_flag} {output}: already exists; pass --overwrite to replace it, or choose another {output_flag}"
+            f"{output_flag} {output}: already exists; pass {overwrite_flag} to replace it, or choose another "
+            f"{output_flag}"
         )
     if output.is_dir() and not output.is_symlink() and not any(output.iterdir()):
         return
     if not is_own_kind(output):
         raise SvitInputError(
-            f"{output_flag} {output}: exists and is not {kind}, so --overwrite does not replace it (it only "
+            f"{output_flag} {output}: exists and is not {kind}, so {overwrite_flag} does not replace it (it only "
             f"replaces what this command writes); choose another {output_flag} or remove it yourself"
         )

@@ -41,6 +41,7 @@ from svit_dataset.errors import SvitInputError
 from svit_dataset.files import atomic_folder, check_output_apart
 from svit_dataset.hub_push import push_files
 from svit_dataset.hub_readme import BuildFacts, CardRenderer, ConfigEntry, minimal_readme
+from svit_dataset.jsonlist import read_json_object
 from svit_dataset.quality import QualityReport, format_report_table
 from svit_dataset.reader import Sample, iter_sample_tuples, samples_table
 from svit_dataset.recipes.mix import MIX_FEATURES
@@ -127,6 +128,14 @@ class BuildOptions:
             raise SvitInputError(f"--max-bad-fraction must be in [0, 1], got {self.max_bad_fraction}")
         if self.num_proc is not None and self.num_proc < 1:
             raise SvitInputError(f"--num-proc must be at least 1, got {self.num_proc}")
+        try:  # before any work; a shard under 1 MB would make a file every few rows
+            size_ok = convert_file_size_to_int(self.max_shard_size) >= 1_000_000
+        except (ValueError, TypeError):
+            size_ok = False
+        if not size_ok:
+            raise SvitInputError(
+                f"--max-shard-size {self.max_shard_size}: pass a size of at least 1MB, e.g. 500MB"
+            )
 
 
 def build_hub_dataset(
@@ -517,7 +526,7 @@ def _finalize(staging: Path, readme: str, report: dict) -> None:
 
 
 def read_report(output_dir: str | Path) -> dict:
-    return json.loads((Path(output_dir) / REPORT_FILE).read_text())
+    return read_json_object(Path(output_dir) / REPORT_FILE, "rebuild the folder with svit build")
 
 
 def recipe_table(output_dir: str | Path) -> str:
@@ -526,7 +535,8 @@ def recipe_table(output_dir: str | Path) -> str:
 
     folder = Path(output_dir) / RECIPES_DIR
     names = read_report(output_dir).get("recipes", {}).get("summary", {})
-    return format_recipe_table({n: json.loads((folder / f"{n}.json").read_text()) for n in names})
+    fix = "rebuild the folder with svit build"
+    return format_recipe_table({n: read_json_object(folder / f"{n}.json", fix) for n in names})
 
 
 def report_table(report: dict) -> str:

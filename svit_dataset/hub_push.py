@@ -10,8 +10,14 @@ from pathlib import Path
 
 from svit_dataset.errors import SvitInputError
 
-# `name` or `org/name`: letters, digits, `-`, `_`, `.` (huggingface_hub's own rule, without its length limit)
-_REPO_ID = re.compile(r"[A-Za-z0-9][\w.-]*(/[A-Za-z0-9][\w.-]*)?")
+# One part of `org/name`: ASCII letters, digits, `-`, `_`, `.`, starting with a letter or digit, at most 96
+# characters (huggingface_hub's `validate_repo_id`, whose `\w` would also let non-ASCII letters through, which
+# the Hub refuses); `_bad_repo_part` adds the rest of its rules.
+_REPO_PART = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,95}")
+REPO_ID_RULE = (
+    "ORG/NAME: ASCII letters, digits, '-', '_' and '.', each part starting with a letter or digit, at most 96 "
+    "characters, no '--' or '..', not ending with '-', '.' or '.git'"
+)
 
 # What to do when the Hub refuses a push.
 _PUSH_ADVICE = {
@@ -38,6 +44,7 @@ def push_files(
     from huggingface_hub import CommitOperationAdd, HfApi
     from huggingface_hub.errors import HfHubHTTPError, OfflineModeIsEnabled
 
+    require_hub_repo_id(repo_id, "ORG/NAME")
     operations = [CommitOperationAdd(path_in_repo="README.md", path_or_fileobj=readme.encode())]
     operations += [
         CommitOperationAdd(path_in_repo=relative, path_or_fileobj=str(folder / relative))
@@ -70,7 +77,24 @@ def hub_repo_id(value: str | os.PathLike | None) -> str | None:
     text = os.fspath(value) if value is not None else ""
     if not text or text.count("/") != 1 or text.startswith(".") or os.path.exists(text):
         return None
-    return text if _REPO_ID.fullmatch(text) else None
+    return None if any(_bad_repo_part(part) for part in text.split("/")) else text
+
+
+def _bad_repo_part(part: str) -> bool:
+    return not _REPO_PART.fullmatch(part) or "--" in part or ".." in part or part.endswith(("-", ".", ".git"))
+
+
+def require_hub_repo_id(value: str | os.PathLike | None, flag: str) -> str:
+    """`value` when `hub_repo_id` accepts it, else one line naming `flag` and the rule: every Hub id a command
+    is given (push targets, `--model-id` of cards and Spaces) is checked here before any work, so that a quote,
+    a third part or a local path never reaches a card's usage code or the Hub."""
+    repo_id = hub_repo_id(value)
+    if repo_id is not None:
+        return repo_id
+    text = os.fspath(value) if value is not None else ""
+    if text and os.path.exists(text):
+        raise SvitInputError(f"{flag} {text!r}: a local path, not a Hub repo id; pass {REPO_ID_RULE}")
+    raise SvitInputError(f"{flag} {text!r}: not a Hub repo id; pass {REPO_ID_RULE}")
 
 
 def _is_transport_error(err: BaseException) -> bool:
@@ -81,4 +105,4 @@ def _is_transport_error(err: BaseException) -> bool:
     )
 
 
-__all__ = ["hub_repo_id", "push_files"]
+__all__ = ["REPO_ID_RULE", "hub_repo_id", "push_files", "require_hub_repo_id"]

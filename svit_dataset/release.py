@@ -19,6 +19,7 @@ from typing import Any
 from svit_dataset.errors import SvitFormatError, SvitInputError
 from svit_dataset.jsonlist import iter_json_list
 from svit_dataset.schema import TASKS
+from svit_dataset.settings import check_number
 
 logger = logging.getLogger(__name__)
 
@@ -110,9 +111,15 @@ class MalformedTally:
 
     path: Path
     max_fraction: float
+    # what the error tells the user to do: commands with a --max-bad-fraction flag say to raise it
+    fix: str = "Fix the file, or raise --max-bad-fraction to skip them."
     records: int = 0
     malformed: int = 0
     first: str = ""
+
+    def __post_init__(self):
+        # `malformed > nan * records` is never true: a NaN limit would switch the gate off
+        check_number("--max-bad-fraction", self.max_fraction, 0, 1)
 
     def add(self, index: int, why: str) -> None:
         self.malformed += 1
@@ -124,6 +131,5 @@ class MalformedTally:
         if self.malformed > self.max_fraction * self.records:
             raise SvitFormatError(
                 f"{self.path}: {self.malformed} of {self.records} records have wrong types "
-                f"(first at {self.first}), over the limit of {self.max_fraction:.2%}. "
-                "Fix the file, or raise --max-bad-fraction to skip them."
+                f"(first at {self.first}), over the limit of {self.max_fraction:.2%}. {self.fix}"
             )

@@ -38,6 +38,7 @@ from svit_dataset.schema import (
     TASKS,
     USER,
 )
+from svit_dataset.settings import check_number
 
 logger = logging.getLogger(__name__)
 
@@ -178,6 +179,7 @@ def compute_stats(folder: str | Path, config: str | None = None, top: int = 20, 
 
 
 def _compute(folder: Path, config: str | None, top: int, split: str) -> tuple[dict, dict[str, Counter]]:
+    check_number("--top", top, 1)  # `most_common(0 or less)` is an empty list: a table with no first words
     tallies: dict[str, _TaskTally] = defaultdict(_TaskTally)
     for task, paths in _config_shards(folder, config, split).items():
         columns = ["messages"] if task else ["task", "messages"]

@@ -9,8 +9,12 @@ What LLaVA-1.5's stage 1 starts from: the two pretrained towers as they are, a f
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import logging
 import os
+import re
+from collections.abc import Iterator
 from pathlib import Path
 
 import torch
@@ -28,7 +32,7 @@ from transformers import (
 from transformers.models.llava.modeling_llava import LlavaMultiModalProjector
 
 from svit_dataset.errors import SvitInputError
-from svit_dataset.files import atomic_folder, check_output_apart
+from svit_dataset.files import atomic_folder, check_output_apart, check_replaceable
 from svit_dataset.grounding import END_TAG, START_TAG
 from svit_model.configuration_svit_llava import SvitLlavaConfig
 from svit_model.loading import loading
@@ -216,18 +220,64 @@ def _check_materialized(model: torch.nn.Module) -> None:
         raise RuntimeError(f"SVIT-LLaVA assembly left tensors unset: {left[:5]}")
 
 
+# Files that make a folder a model checkpoint: what `--overwrite` of `svit model ...` may replace.
+CHECKPOINT_FILES = ("config.json", "adapter_config.json", "model.safetensors.index.json")
+CHECKPOINT_WEIGHTS = ("*.safetensors", "*.bin")
+
+
+def is_checkpoint_folder(path: str | os.PathLike) -> bool:
+    """Whether `path` is a model checkpoint folder (a config or weights), as `svit model ...` writes."""
+    folder = Path(path)
+    if not folder.is_dir() or folder.is_symlink():
+        return False
+    return any((folder / name).is_file() for name in CHECKPOINT_FILES) or any(
+        any(folder.glob(pattern)) for pattern in CHECKPOINT_WEIGHTS
+    )
+
+
 def check_output_dir(
     output_dir: str | os.PathLike, overwrite: bool, inputs: dict[str, object] | None = None
 ) -> Path:
-    """`output_dir` as a Path; refuses an existing one unless `overwrite`, and one that is, contains or lies
-    inside an input (`{"--input": path, ...}`) even with it (called before any heavy work)."""
+    """`output_dir` as a Path; refuses an existing one unless `overwrite`, one that is not a checkpoint folder
+    (or empty) even with it (`--overwrite` replaces a model, never an unrelated folder or a file), and one
+    that is, contains or lies inside an input (`{"--input": path, ...}`) (called before any heavy work)."""
     check_output_apart(output_dir, "--output", inputs or {})
     output_dir = Path(output_dir)
-    if output_dir.exists() and not overwrite:
-        raise SvitInputError(
-            f"--output {output_dir}: already exists; pass --overwrite (overwrite=True) to replace it"
-        )
+    check_replaceable(
+        output_dir,
+        "--output",
+        overwrite,
+        "a model checkpoint folder (config.json, weights)",
+        is_checkpoint_folder,
+    )
     return output_dir
+
+
+_OS_ERROR = re.compile(r"os error (\d+)")
+# What torch's zip writer says when a write fails (a full disk, a file size limit): no errno.
+_TORCH_WRITE_FAILED = ("file write failed", "unexpected pos", "inline_container")
+
+
+@contextlib.contextmanager
+def writing_checkpoint(folder: str | os.PathLike) -> Iterator[None]:
+    """Report a failed write inside the block (safetensors, torch.save) as the file-system error it is.
+
+    safetensors raises `SafetensorError("... I/O error: File too large (os error 27)")` and torch.save a
+    RuntimeError, neither an OSError: a full disk would read as a defect of svit. They become an OSError with
+    the errno (torch's, which has none, as EIO saying so), which the CLI reports in one line with what to do."""
+    try:
+        yield
+    except OSError:
+        raise
+    except Exception as err:
+        text = str(err)
+        found = _OS_ERROR.search(text)
+        if found and type(err).__name__ == "SafetensorError":
+            code = int(found.group(1))
+            raise OSError(code, os.strerror(code), str(folder)) from err
+        if isinstance(err, RuntimeError) and any(marker in text for marker in _TORCH_WRITE_FAILED):
+            raise OSError(errno.EIO, "writing a file failed (is the disk full?)", str(folder)) from err
+        raise
 
 
 def save_checkpoint(
@@ -236,14 +286,23 @@ def save_checkpoint(
     """Save model and processor into `output_dir`, which holds either the old checkpoint or the new one, whole.
 
     Both are written into a hidden sibling folder (removed if saving fails); an existing `output_dir` (only with
-    `overwrite`) is renamed aside, the new folder renamed in, and only then the old one deleted.
+    `overwrite`, and only a checkpoint folder) is renamed aside, the new folder renamed in, and only then the
+    old one deleted. A full disk ends as an OSError naming the folder (see `writing_checkpoint`).
     """
     output_dir = check_output_dir(output_dir, overwrite)
-    with atomic_folder(output_dir) as staging:
+    with atomic_folder(output_dir) as staging, writing_checkpoint(output_dir):
         model.save_pretrained(staging)
         processor.save_pretrained(staging)
     logger.info("saved %s", output_dir)
     return output_dir
 
 
-__all__ = ["add_svit_tokens", "build", "check_output_dir", "resize_embeddings_to_mean", "save_checkpoint"]
+__all__ = [
+    "add_svit_tokens",
+    "build",
+    "check_output_dir",
+    "is_checkpoint_folder",
+    "resize_embeddings_to_mean",
+    "save_checkpoint",
+    "writing_checkpoint",
+]

@@ -2,7 +2,7 @@
 
 transformers, peft and safetensors report a wrong path, a damaged `config.json`, missing weights or a
 checkpoint of the wrong kind (a CLIP model passed as the LLM) as OSError, ValueError, KeyError or
-RuntimeError with long texts. Inside `loading(flag, path)` any of them becomes one SvitInputError that
+RuntimeError (safetensors: its own SafetensorError) with long texts. Inside `loading(flag, path)` any of them becomes one SvitInputError that
 names the flag, the path and what to pass instead.
 """
 
@@ -12,6 +12,8 @@ import contextlib
 import os
 from collections.abc import Iterator
 from pathlib import Path
+
+from safetensors import SafetensorError  # a damaged or truncated weights file; not an OSError
 
 from svit_dataset.errors import SvitError, SvitInputError
 
@@ -34,7 +36,7 @@ def loading(flag: str, path: str | os.PathLike, expected: str) -> Iterator[None]
         yield
     except SvitError:
         raise
-    except (OSError, ValueError, KeyError, TypeError, RuntimeError, AttributeError) as err:
+    except (OSError, ValueError, KeyError, TypeError, RuntimeError, AttributeError, SafetensorError) as err:
         first_line = (str(err).strip().splitlines() or [type(err).__name__])[0][:300]
         raise SvitInputError(
             f"{flag} {path}: cannot be loaded ({type(err).__name__}: {first_line}); pass {expected}"

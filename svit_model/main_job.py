@@ -17,6 +17,7 @@ import dataclasses
 from collections.abc import Callable
 from pathlib import Path
 
+from svit_dataset.errors import SvitInputError
 from svit_dataset.hub_readme import CardRenderer
 
 
@@ -55,6 +56,30 @@ class MainJobLayout:
     def space(self) -> Path:
         return self.root / "space"
 
+    def parts(self) -> tuple[Path, ...]:
+        """Everything the main job writes directly under its root (each part replaces its own on a rerun)."""
+        return (self.dataset, self.drawing, self.train, self.eval, self.space)
+
+
+def check_main_job_output(output_dir: str | Path) -> None:
+    """The main job replaces its parts under `output_dir` (a rerun of `make demo` starts them afresh), so it
+    runs only in a new or empty folder or one an earlier main job wrote: a folder holding anything else (a
+    user's folder passed as --output by mistake) is refused before any work, nothing in it touched."""
+    root = Path(output_dir)
+    if not root.exists():
+        return
+    if not root.is_dir():
+        raise SvitInputError(f"--output {output_dir}: is a file; pass a folder for the demo's outputs")
+    own = {part.name for part in MainJobLayout(root).parts()}
+    foreign = sorted(p.name for p in root.iterdir() if p.name not in own and not p.name.startswith("."))
+    if foreign:
+        shown = ", ".join(foreign[:5]) + (f" and {len(foreign) - 5} more" if len(foreign) > 5 else "")
+        raise SvitInputError(
+            f"--output {output_dir}: holds {shown}, which `svit demo` did not write; the demo replaces its own "
+            f"parts there ({', '.join(sorted(own))}), so it runs in a new or empty folder or one an earlier "
+            "`svit demo` wrote: choose another --output"
+        )
+
 
 def artefact_listing(artefacts: dict[str, Path]) -> str:
     """The closing lines: what was made, where."""
@@ -77,6 +102,7 @@ def run_main_job(output_dir: str | Path, cards: MainJobCards, print_fn=print) ->
     check_output_apart(
         output_dir, "--output", {"(the bundled sample)": bundled.SAMPLE_DIR, "(MME sample)": SAMPLE_MME}
     )
+    check_main_job_output(output_dir)
     layout = MainJobLayout(Path(output_dir))
     data = run_data_demo(layout.dataset, print_fn=print_fn, card=cards.render_dataset)
     dataset_card = cards.write_dataset(layout.dataset)  # again, now with the statistics and their figures
@@ -111,4 +137,4 @@ def run_main_job(output_dir: str | Path, cards: MainJobCards, print_fn=print) ->
     return artefacts
 
 
-__all__ = ["MainJobCards", "MainJobLayout", "artefact_listing", "run_main_job"]
+__all__ = ["MainJobCards", "MainJobLayout", "artefact_listing", "check_main_job_output", "run_main_job"]

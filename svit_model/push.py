@@ -9,13 +9,13 @@ During training `--push_to_hub` pushes through the trainer; this is for a run pu
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from pathlib import Path
 
 from svit_dataset.errors import SvitInputError
 from svit_dataset.facts import RUN_FACTS_FILE
-from svit_dataset.hub_push import hub_repo_id, push_files
+from svit_dataset.hub_push import hub_repo_id, push_files, require_hub_repo_id
+from svit_dataset.jsonlist import json_kind, read_json_object
 
 # Run contents that are not the model: resumable checkpoints, TensorBoard logs.
 _NOT_PUSHED = ("checkpoint-", "runs")
@@ -44,7 +44,12 @@ def check_pushable_run(run_dir: Path) -> None:
         raise SvitInputError(
             f"{run_dir}: holds neither config.json nor adapter_config.json; push a run after `svit train` finished"
         )
-    base = json.loads(adapter.read_text(encoding="utf-8")).get("base_model_name_or_path")
+    base = read_json_object(adapter, "push a run written by `svit train`").get("base_model_name_or_path")
+    if not isinstance(base, str):
+        raise SvitInputError(
+            f"{adapter}: `base_model_name_or_path` is {json_kind(base)}, not the base model's id; push a run "
+            "written by `svit train`"
+        )
     if hub_repo_id(base) is None:
         raise SvitInputError(
             f"{run_dir}: a LoRA run whose base model is the local path {base!r}, which nobody pulling the repo "
@@ -91,6 +96,7 @@ def push_folder(
     from svit_dataset.hub_layout import REPORT_FILE, push_hub_dataset
 
     folder = Path(folder)
+    require_hub_repo_id(repo_id, "ORG/NAME")  # before the card names it in its usage code
     hub = {"private": private, "token": token, "endpoint": endpoint}
     if (folder / RUN_FACTS_FILE).is_file():
         check_pushable_run(folder)  # before the card is written: its errors name the fix

@@ -22,3 +22,14 @@ def tiny_processor(tiny_tokenizer):
 @pytest.fixture(scope="session")
 def tiny_processor_unpadded(tiny_tokenizer):
     return build_tiny_processor(tiny_tokenizer, pad=False)
+
+
+@pytest.fixture
+def no_model_load(monkeypatch):
+    """`svit train` fails the test if it loads the model: what is checked must be checked before that."""
+    from svit_model.training import train as train_module
+
+    def trap(*args, **kwargs):
+        raise AssertionError("the model was loaded before the input was checked")
+
+    monkeypatch.setattr(train_module, "load_model", trap)

@@ -47,9 +47,63 @@ def test_upstream_text_conversion_several_boxes_and_python_float_repr():
     )
 
 
-def test_upstream_text_leaves_what_its_regex_does_not_match():
-    for text in ["[0.1,0.2,0.3,0.4]", "[1.2.3, 0.1, 0.2, 0.3]", "[0.1, 0.2, 0.3]", "no boxes"]:
+def test_upstream_text_moves_every_spelling_of_a_box_and_leaves_what_is_no_box():
+    # Upstream's regex moved `[.1, ...]` but not `[0.1,0.2,...]` nor `[1e-1, ...]`: one rule now.
+    for text in [
+        "[.1, .2, .3, .4]",
+        "[0.1,0.2,0.3,0.4]",
+        "[1e-1, 2e-1, 3E-1, 4e-1]",
+        "[ 0.1 , 0.2,0.3 ,0.4 ]",
+    ]:
+        assert upstream_expand_to_square_text(text, 640, 480) == "[0.1, 0.275, 0.3, 0.425]", text
+    for text in [
+        "[1.2.3, 0.1, 0.2, 0.3]",
+        "[0.1, 0.2, 0.3]",
+        "[nan, 0.2, 0.3, 0.4]",
+        "[1e999, 0, 1, 1]",
+        "no boxes",
+    ]:
         assert upstream_expand_to_square_text(text, 640, 480) == text
+
+
+# (text, the gate's verdict): every spelling of a valid box passes; NaN, infinities, a wrong count of
+# numbers and out-of-range or unordered boxes fail; a bracketed single number is no box.
+GATE_CASES = [
+    ("at <st>a<ed> [0.100, 0.200, 0.300, 0.400]", True),
+    ("at <st>a<ed> [.1, .2, .3, .4]", True),
+    ("at <st>a<ed> [0.1,0.2,0.3,0.4]", True),
+    ("at <st>a<ed> [1e-1, 2e-1, 3e-1, 4e-1]", True),
+    ("see [1] and [2]", True),
+    ("no boxes at all", True),
+    ("at <st>a<ed> [NaN, 0.2, 0.3, 0.4]", False),
+    ("at <st>a<ed> [0.1, nan, 0.3, 0.4]", False),
+    ("at <st>a<ed> [inf, 0.2, 0.3, 0.4]", False),
+    ("at <st>a<ed> [0.1, 0.2, -Infinity, 0.4]", False),
+    ("at <st>a<ed> [1e999, 0.2, 0.3, 0.4]", False),
+    ("at <st>a<ed> [0.1, 0.2, 0.3]", False),
+    ("at <st>a<ed> [0.1, 0.2, 0.3, 0.4, 0.5]", False),
+    ("at <st>a<ed> [0.100, 0.200, 0.300, 0.400], [0.1, 0.2, 0.3]", False),
+    ("at <st>a<ed> [.5, .2, .3, .4]", False),  # x2 < x1
+    ("at <st>a<ed> [0.1,0.2,1.3,0.4]", False),
+]
+
+
+@pytest.mark.parametrize(("text", "valid"), GATE_CASES)
+def test_one_box_rule_for_the_gate_the_export_and_the_parser(text, valid):
+    from svit_dataset.boxes import BOX_PATTERN, all_boxes_valid
+    from svit_dataset.grounding import parse_grounded_text
+    from svit_dataset.quality import BAD_BOX, check_turns
+
+    verdict = check_turns([("user", "Where is it?"), ("gpt", text)])
+    assert all_boxes_valid(text) is valid
+    assert verdict == (None if valid else BAD_BOX)
+    if valid:  # what the gate lets through, the export moves and the parser reads: the same boxes
+        boxes = find_boxes(text)
+        moved = upstream_expand_to_square_text(text, 640, 480)
+        assert len(BOX_PATTERN.findall(moved)) == len(boxes)
+        assert (moved != text) == bool(boxes)  # 640x480: every box moves down
+        _, entities = parse_grounded_text(text)
+        assert [b for e in entities for b in e[2]] == boxes
 
 
 @pytest.mark.parametrize(("width", "height"), [(640, 480), (480, 640), (151, 100), (100, 137), (300, 300)])

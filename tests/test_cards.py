@@ -243,6 +243,28 @@ def test_dataset_card_needs_a_built_folder(tmp_path):
         write_dataset_card(tmp_path)
 
 
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("{not json", "not valid JSON"),
+        ("[1, 2]", "holds a list, not a JSON object"),
+        ('{"tasks": [1]}', "not as `svit stats` writes it"),
+        ('{"tasks": {"conversation": {"samples": 3}}}', "not as `svit stats` writes it"),
+        ('{"tasks": {}, "config": "all", "word_rule": "x", "total_qas": 1, "mean_description_words": "many"}',
+         "not as `svit stats` writes it"),
+    ],
+)  # fmt: skip
+def test_a_malformed_stats_file_is_one_line_naming_it(built, tmp_path, text, expected):
+    """Issue 16: a hand-edited or foreign stats/tasks.json ended as an internal error inside the template."""
+    folder = tmp_path / "svit"
+    shutil.copytree(built[0], folder)
+    before = (folder / "README.md").read_text()
+    (folder / "stats" / "tasks.json").write_text(text)
+    with pytest.raises(SvitInputError, match=rf"stats/tasks.json: {expected}.*svit stats"):
+        write_dataset_card(folder)
+    assert (folder / "README.md").read_text() == before
+
+
 def test_generation_summary_is_found_from_any_cwd(tmp_path, monkeypatch):
     """build_report.json keeps `--input` as typed: relative to the build's cwd, which the card does not know."""
     (tmp_path / "elsewhere").mkdir()

@@ -134,12 +134,15 @@ def test_checkpoint_to_predictions_to_scores_to_results_to_model_index(yes_model
     }
 
     card_dir = tmp_path / "card"
-    assert main(["eval", "card", str(out / "results.json"), "--model-dir", str(card_dir)]) == 0
+    # the card folder is not the model the results name: refused unless forced
+    assert main(["eval", "card", str(out / "results.json"), "--model-dir", str(card_dir)]) == 2
+    assert "--force" in capsys.readouterr().err and not (card_dir / "README.md").exists()
+    assert main(["eval", "card", str(out / "results.json"), "--model-dir", str(card_dir), "--force"]) == 0
     assert ModelCard.load(card_dir / "README.md").data.eval_results is None  # nothing claimed
     # all 14 subtasks scored: MME's perception and cognition, indexed under the benchmark's name
     whole = {**results, "metrics": {**results["metrics"], "subtasks": dict.fromkeys(MME_SUBTASKS, 50.0)}}
     (tmp_path / "whole.json").write_text(json.dumps(whole))
-    assert main(["eval", "card", str(tmp_path / "whole.json"), "--model-dir", str(card_dir)]) == 0
+    assert main(["eval", "card", str(tmp_path / "whole.json"), "--model-dir", str(card_dir), "--force"]) == 0
     card = ModelCard.load(card_dir / "README.md")
     index = {(r.dataset_type, r.metric_type): r.metric_value for r in card.data.eval_results}
     assert index == {("mme", "mme_perception"): 150.0, ("mme", "mme_cognition"): 50.0}
@@ -305,7 +308,8 @@ def test_a_lora_run_evaluates_unmerged_on_svit_referring_qas(tmp_path):
     assert main([*argv, "--max-new-tokens", "24", "--no-progress"]) == 0
     assert outputs(tmp_path / "eval-lora") == outputs(tmp_path / "eval-merged")
     card = tmp_path / "card"
-    assert main(["eval", "card", str(tmp_path / "eval-lora" / "results.json"), "--model-dir", str(card)]) == 0
+    argv = ["eval", "card", str(tmp_path / "eval-lora" / "results.json"), "--model-dir", str(card), "--force"]
+    assert main(argv) == 0
     entries = ModelCard.load(card / "README.md").data.eval_results
     assert {r.metric_type for r in entries} == {"phrase_recall", "mean_entity_iou", "entity_acc@0.5"}
     assert {(r.dataset_type, r.dataset_config, r.dataset_split) for r in entries} == {
@@ -351,7 +355,7 @@ def test_images_that_do_not_load_are_counted_wrong_and_retried(yes_model, tmp_pa
         str(out),
         "--no-progress",
     ]
-    assert main([*argv, "--images", str(tmp_path)]) == 2  # every image missing: not a model to score
+    assert main([*argv, "--images", str(tmp_path / "pope")]) == 2  # every image missing: not a model to score
     err = capsys.readouterr().err.strip().splitlines()[-1]  # after transformers' loading bar
     assert (
         err.startswith("svit eval pope: error: 12 of 12 images did not load (first: random/0:")

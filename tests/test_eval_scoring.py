@@ -160,14 +160,16 @@ def test_mme_score_bad_folders_are_one_line_errors(tmp_path, capsys):
 
     bad = write_results_folder(tmp_path / "bad", {"existence": [("Yes", "Yes"), ("Maybe", "No")]})
     assert (
-        main(["eval", "mme-score", str(bad), "--output", str(tmp_path / "s.json"), "--subtasks", "existence"])
+        main(
+            ["eval", "mme-score", str(bad), "--output", str(tmp_path / "s2.json"), "--subtasks", "existence"]
+        )
         == 2
     )
     err = capsys.readouterr().err.strip()
     assert "existence.txt:2" in err and "'Maybe' is neither yes nor no" in err and len(err.splitlines()) == 1
 
     odd = write_results_folder(tmp_path / "odd", {"existence": RIGHT[:3]})
-    with pytest.raises(Exception, match="3 lines; MME has two questions per image"):
+    with pytest.raises(Exception, match="image .0001.png. has 1 question .*MME asks two questions per image"):
         score_results_folder(odd, "existence")
 
 

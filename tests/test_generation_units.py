@@ -511,7 +511,7 @@ def test_price_flags_go_together_in_the_config(tmp_path):
     client = ClientSettings(model="m")
     with pytest.raises(SvitInputError, match="go together"):
         GenerationConfig(tmp_path, client, price_input=1.0)
-    with pytest.raises(SvitInputError, match="negative"):
+    with pytest.raises(SvitInputError, match="--price-input must be 0 or more, got -1.0"):
         GenerationConfig(tmp_path, client, price_input=-1.0, price_output=1.0)
     config = GenerationConfig(tmp_path, client, price_input=1.0, price_output=2.0)
     assert config.price() == ("--price-input/--price-output", {"input": 1.0, "output": 2.0})

@@ -51,6 +51,10 @@ SHAPES = {
     "box_prefixes": ("", "[0.1, "),
     "digits_after_bracket": ("[", "1"),
     "dots_after_bracket": ("[1", "."),
+    "number_list": ("[", "0.1, "),  # box-like lists: one unclosed list of numbers
+    "nan_list": ("[", "nan,"),
+    "leading_dots": ("[", ".1"),
+    "exponents": ("[1", "e1"),
     "boxes_no_phrase": ("", "[0.1, 0.2, 0.3, 0.4] "),
     "boxes_comma_spaces": ("<st>a<ed> [0.1, 0.2, 0.3, 0.4]", " , "),
     "stars": ("", "*"),

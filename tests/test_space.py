@@ -316,9 +316,9 @@ def test_model_id_and_base_model_mistakes_are_one_line(checkpoint, tmp_path, mon
     (tmp_path / "org" / "local").mkdir(parents=True)
     out = str(tmp_path / "out")
     err = _error_line(capsys, ["space", str(checkpoint), out, "--model-id", "./ckpt"])
-    assert err == "svit space: error: --model-id ./ckpt: not a Hub model id; pass ORG/NAME"
+    assert err.startswith("svit space: error: --model-id './ckpt': not a Hub repo id; pass ORG/NAME")
     err = _error_line(capsys, ["space", str(checkpoint), out, "--model-id", "org/local"])
-    assert err.startswith("svit space: error: --model-id org/local: a local folder, not a Hub model id")
+    assert err.startswith("svit space: error: --model-id 'org/local': a local path, not a Hub repo id")
     err = _error_line(capsys, ["space", str(checkpoint), out, "--base-model", "org/base"])
     assert err == (
         f"svit space: error: --base-model org/base: nothing is merged (RUN {checkpoint} is not a LoRA run); "

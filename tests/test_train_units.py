@@ -19,7 +19,6 @@ from svit_dataset.errors import SvitError, SvitInputError
 from svit_dataset.schema import ASSISTANT, SAMPLE_FEATURES
 from svit_model.processing_svit_llava import VICUNA_V1_TEMPLATE
 from svit_model.tiny import build_tiny_svit_llava, corpus_from_rows
-from svit_model.training import train as train_module
 from svit_model.training.collator import DROP_REASONS, SvitCollator, trained_spans
 from svit_model.training.command import parse_train_arguments
 from svit_model.training.data import load_training_data
@@ -47,14 +46,6 @@ def files(tmp_path_factory, rows):
     """A tiny checkpoint and a dataset folder on disk."""
     root = tmp_path_factory.mktemp("train_units")
     return write_tiny(root / "tiny", rows), write_dataset(root / "data", rows)
-
-
-@pytest.fixture
-def no_model_load(monkeypatch):
-    def trap(*args, **kwargs):
-        raise AssertionError("the model was loaded before the input was checked")
-
-    monkeypatch.setattr(train_module, "load_model", trap)
 
 
 def dataset_of(rows):

@@ -37,7 +37,7 @@ import orjson
 
 from svit_dataset.errors import SvitError, SvitInputError
 from svit_dataset.secrets import redact, register_secret
-from svit_dataset.settings import setting
+from svit_dataset.settings import check_number, setting
 
 logger = logging.getLogger(__name__)
 
@@ -90,13 +90,12 @@ class ClientSettings:
     def __post_init__(self):
         """Range checks before any request: a bad setting would otherwise fail every item, slowly."""
         positive = {"rpm": self.rpm, "tpm": self.tpm, "timeout": self.timeout, "max_tokens": self.max_tokens}
-        for name, value in positive.items():
-            if value is not None and not value > 0:  # `not >` also catches NaN
-                raise SvitInputError(f"--{name.replace('_', '-')} must be above 0, got {value}")
-        if self.max_retries < 0:
-            raise SvitInputError(f"--max-retries must be 0 or more, got {self.max_retries}")
-        if self.temperature is not None and not 0 <= self.temperature <= 2:
-            raise SvitInputError(f"--temperature must be in [0, 2], got {self.temperature}")
+        for name, value in positive.items():  # finite too: an infinite timeout hangs on a dead endpoint
+            check_number(f"--{name.replace('_', '-')}", value, 0, above=True, optional=True)
+        check_number("--max-retries", self.max_retries, 0)
+        for name in ("backoff_base", "backoff_max", "max_retry_after"):  # pauses: NaN breaks the sleep
+            check_number(f"--{name.replace('_', '-')}", getattr(self, name), 0)
+        check_number("--temperature", self.temperature, 0, 2, optional=True)
         if self.max_tokens_field not in ("max_tokens", "max_completion_tokens"):
             raise SvitInputError("--max-tokens-field must be max_tokens or max_completion_tokens")
         if self.base_url is not None:

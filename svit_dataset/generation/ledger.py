@@ -29,6 +29,7 @@ from pathlib import Path
 import orjson
 
 from svit_dataset.errors import SvitFormatError
+from svit_dataset.jsonlist import loads_json
 
 logger = logging.getLogger(__name__)
 
@@ -73,7 +74,7 @@ def scan(path: Path, repair: bool = False) -> dict[str, KeyState]:
             if not raw.endswith(b"\n"):
                 break  # torn last line: the process died mid-write; the request was not finished
             try:
-                line = orjson.loads(raw)
+                line = loads_json(raw, path)
                 key, kind = line["key"], line["t"]
                 state = KeyState(
                     kind, int(line.get("attempts", line.get("attempt", 0))), tuple(line["usage"])
@@ -104,7 +105,7 @@ def scan(path: Path, repair: bool = False) -> dict[str, KeyState]:
 def read_record(path: Path, state: KeyState) -> dict:
     with open(path, "rb") as f:
         f.seek(state.offset)
-        return orjson.loads(f.read(state.length))["record"]
+        return loads_json(f.read(state.length), path)["record"]
 
 
 class Ledger:

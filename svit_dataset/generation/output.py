@@ -16,7 +16,6 @@ resumed run writes the same bytes as an uninterrupted one.
 
 from __future__ import annotations
 
-import json
 import logging
 from collections import Counter
 from pathlib import Path
@@ -25,7 +24,7 @@ from svit_dataset.errors import SvitFormatError, SvitInputError
 from svit_dataset.files import write_json_atomic
 from svit_dataset.generation.ledger import ledger_files, merged_states, read_record
 from svit_dataset.generation.parse import ParsedResponse
-from svit_dataset.jsonlist import write_json_list
+from svit_dataset.jsonlist import loads_json, write_json_list
 from svit_dataset.schema import DETAIL_DESCRIPTION, TASKS
 
 logger = logging.getLogger(__name__)
@@ -139,7 +138,7 @@ def _read_prices(path: Path) -> dict[str, dict[str, float]]:
     if not path.is_file():
         raise SvitInputError(f"--prices {path}: not found")
     try:
-        models = json.loads(path.read_text())["models"]
+        models = loads_json(path.read_bytes(), f"--prices {path}")["models"]
         return {
             str(name): {"input": float(p["input"]), "output": float(p["output"])}
             for name, p in models.items()

@@ -27,7 +27,7 @@ from urllib.parse import urlsplit
 import orjson
 from tqdm.auto import tqdm
 
-from svit_dataset.errors import SvitInputError
+from svit_dataset.errors import SvitFormatError, SvitInputError
 from svit_dataset.files import check_output_apart, write_json_atomic
 from svit_dataset.generation.annotations import (
     Scene,
@@ -65,10 +65,11 @@ from svit_dataset.generation.prompts import (
     load_templates,
 )
 from svit_dataset.generation.verify import DEFAULT_IOU_THRESHOLD, judge_response
+from svit_dataset.jsonlist import loads_json, read_json_object
 from svit_dataset.release import MalformedTally
 from svit_dataset.schema import DETAIL_DESCRIPTION, TASKS, parse_tasks
 from svit_dataset.secrets import install_log_redaction
-from svit_dataset.settings import setting
+from svit_dataset.settings import check_number, setting
 
 logger = logging.getLogger(__name__)
 
@@ -114,7 +115,9 @@ class SceneSource:
         # A first pass validates the lines up to the selection's last one, counting the malformed
         # ones, for the ids (progress bar, dry run); the second streams the scenes of those ids.
         path = Path(self.scenes)
-        tally = MalformedTally(path, max_fraction=0.001)
+        tally = MalformedTally(
+            path, max_fraction=0.001, fix="Fix the file: svit generate skips at most 0.1% of its lines."
+        )
         ids = []
         lines = iter_scenes_jsonl(path, tally)
         try:
@@ -139,8 +142,8 @@ def _chosen_scenes(path: Path, chosen: set[int], n: int) -> Iterator[Scene]:
             if not line.strip():
                 continue
             try:
-                scene = scene_from_json(orjson.loads(line))
-            except (orjson.JSONDecodeError, SceneFormatError):
+                scene = scene_from_json(loads_json(line, path))
+            except (orjson.JSONDecodeError, SvitFormatError, SceneFormatError):
                 continue  # counted by the first pass, which read at least as far
             if scene.image_id in chosen:
                 yield scene
@@ -223,17 +226,21 @@ class GenerationConfig:
                 f"--tasks: unknown {', '.join(unknown) or '(none given)'}; known: {', '.join(TASKS)}"
             )
         self.tasks = tuple(t for t in TASKS if t in self.tasks)
-        for name in ("concurrency", "max_attempts", "max_prompt_tokens"):
-            if getattr(self, name) < 1:
-                raise SvitInputError(f"--{name.replace('_', '-')} must be at least 1")
-        if self.max_images is not None and self.max_images < 1:
-            raise SvitInputError("--max-images must be at least 1")
-        if not 0.0 < self.iou_threshold <= 1.0:
-            raise SvitInputError("--iou-threshold must be in (0, 1]")
+        # Bounds that also keep each value usable: 2**20 requests in flight or attempts is no setting
+        # anyone means, and a prompt budget past 2**24 tokens is no model's.
+        for name, high in (
+            ("concurrency", 1 << 20),
+            ("max_attempts", 1 << 20),
+            ("max_prompt_tokens", 1 << 24),
+            ("max_consecutive_api_failures", None),
+        ):
+            check_number(f"--{name.replace('_', '-')}", getattr(self, name), 1, high)
+        check_number("--max-images", self.max_images, 1, optional=True)
+        check_number("--iou-threshold", self.iou_threshold, 0, 1, above=True)
         if (self.price_input is None) != (self.price_output is None):
             raise SvitInputError("--price-input and --price-output go together")
-        if self.price_input is not None and min(self.price_input, self.price_output) < 0:
-            raise SvitInputError("--price-input and --price-output must not be negative")
+        check_number("--price-input", self.price_input, 0, optional=True)
+        check_number("--price-output", self.price_output, 0, optional=True)
 
     def identity(self, templates: PromptTemplates) -> dict:
         """The settings that shape the output; a resumed run must match them."""
@@ -260,7 +267,9 @@ class GenerationConfig:
 def _check_run_identity(output_dir: Path, identity: dict) -> None:
     path = output_dir / RUN_FILE
     if path.exists():
-        held = json.loads(path.read_text()).get("identity", {})
+        held = read_json_object(path, "move it away, or pass another --output for a new run").get(
+            "identity", {}
+        )
         changed = sorted(k for k in set(held) | set(identity) if held.get(k) != identity.get(k))
         if changed:
             diffs = "; ".join(f"{k}: {held.get(k)!r} -> {identity.get(k)!r}" for k in changed)

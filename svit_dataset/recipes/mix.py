@@ -45,6 +45,7 @@ import pyarrow.parquet as pq
 
 from svit_dataset.errors import SvitFormatError, SvitInputError
 from svit_dataset.export_llava import IMAGE_TOKEN, to_llava_record
+from svit_dataset.jsonlist import DepthCheckedFile
 from svit_dataset.recipes.parquet_io import ShardWriter
 from svit_dataset.release import MAX_BAD_FRACTION
 from svit_dataset.schema import ASSISTANT, SAMPLE_FEATURES, USER
@@ -68,6 +69,7 @@ def iter_json_list(path: str | Path) -> Iterator[object]:
     path = Path(path)
     decoder = json.JSONDecoder()
     with open(path, encoding="utf-8") as f:
+        f = DepthCheckedFile(f, path)  # noqa: PLW2901 - raw_decode recurses: refuse deep nesting first
         buf = f.read(_CHUNK)
         pos = len(buf) - len(buf.lstrip("\ufeff \t\r\n"))
         if buf[pos : pos + 1] != "[":

@@ -87,8 +87,10 @@ class RecipeParams:
     def __post_init__(self) -> None:
         if self.per_task < 0 or self.core_size < 0:
             raise SvitInputError("--per-task and --core-size must be >= 0")
-        if not self.yes_per_no > 0:
-            raise SvitInputError(f"--yes-per-no must be > 0, got {self.yes_per_no}")
+        if not 0 < self.yes_per_no < float("inf"):
+            raise SvitInputError(f"--yes-per-no must be > 0 and finite, got {self.yes_per_no}")
+        if self.seed < 0:  # numpy's generators take no negative seed
+            raise SvitInputError(f"--recipe-seed must be 0 or more, got {self.seed}")
         if not 0 < self.keep_fraction <= 1:
             raise SvitInputError(f"--keep-fraction must be in (0, 1], got {self.keep_fraction}")
         if self.informativeness not in SCORES:
@@ -100,7 +102,11 @@ class RecipeParams:
                 f"--diversity-scope {self.diversity_scope!r}: expected one of {', '.join(DIVERSITY_SCOPES)}"
             )
         unknown = [t for t, _ in self.core_split if t not in TASKS]
-        if unknown or any(w < 0 for _, w in self.core_split) or not any(w > 0 for _, w in self.core_split):
+        if (
+            unknown
+            or not all(0 <= w < float("inf") for _, w in self.core_split)  # NaN fails it too
+            or not any(w > 0 for _, w in self.core_split)
+        ):
             raise SvitInputError(
                 f"--core-split {format_split(self.core_split)}: give task=weight for tasks among "
                 f"{', '.join(TASKS)}, weights >= 0, at least one > 0"

@@ -8,10 +8,12 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
+from svit_dataset.files import check_replaceable
 from svit_model.evaluation.run import GroundingOptions, MmeOptions, run_eval
 
 SAMPLE_MME = Path(__file__).parent / "sample" / "mme"
 SAMPLE_SUBTASKS = "existence,count,color,commonsense_reasoning"
+DEMO_PARTS = ("mme", "grounding")  # one results folder per benchmark, under the demo's output folder
 
 
 def run_eval_demo(
@@ -22,6 +24,10 @@ def run_eval_demo(
     import torch
 
     output_dir = Path(output_dir)
+    # Replaced whole, so only when it is what this function writes (or empty): never a folder of the user's.
+    check_replaceable(
+        output_dir, "output_dir", True, "an evaluation demo folder (mme/, grounding/)", _is_eval_demo
+    )
     shutil.rmtree(output_dir, ignore_errors=True)
     common = {"model": str(checkpoint), "batch_size": 8, "progress": False}
     threads = torch.get_num_threads()
@@ -30,6 +36,12 @@ def run_eval_demo(
         return _run(common, dataset_dir, output_dir, print_fn)
     finally:
         torch.set_num_threads(threads)
+
+
+def _is_eval_demo(folder: Path) -> bool:
+    return folder.is_dir() and {p.name for p in folder.iterdir() if not p.name.startswith(".")} <= set(
+        DEMO_PARTS
+    )
 
 
 def _run(common: dict, dataset_dir, output_dir: Path, print_fn) -> dict:

@@ -22,6 +22,7 @@ from typing import Any
 
 from svit_dataset.errors import SvitInputError
 from svit_dataset.files import atomic_path
+from svit_dataset.jsonlist import check_json_depth
 from svit_model.loading import loading
 
 logger = logging.getLogger(__name__)
@@ -88,6 +89,72 @@ def load_for_eval(model_path: str | os.PathLike, dtype: str | None = None, devic
     return model.to(device).eval(), processor
 
 
+def check_device(device: str | None) -> None:
+    """Refuse a `--device` torch does not know or this process does not have (`cuda` without CUDA), before the
+    model is loaded: torch would fail deep inside `.to()` or the first forward pass."""
+    if device is None:
+        return
+    import torch
+
+    try:
+        parsed = torch.device(device)
+    except (RuntimeError, ValueError, TypeError) as err:
+        reason = (str(err).strip().splitlines() or [type(err).__name__])[0][:200]
+        raise SvitInputError(
+            f"--device {device}: not a device ({reason}); pass cpu, cuda, cuda:1, mps..."
+        ) from None
+    if parsed.type == "cpu":
+        return
+    backend = getattr(torch, parsed.type, None) if parsed.type != "mps" else torch.backends.mps
+    available = backend is not None and hasattr(backend, "is_available") and backend.is_available()
+    if not available:
+        raise SvitInputError(
+            f"--device {device}: no {parsed.type} device in this process; pass --device cpu, or leave it out "
+            "(the accelerator found, else cpu)"
+        )
+    count = getattr(backend, "device_count", None)
+    if parsed.index is not None and count is not None and parsed.index >= count():
+        raise SvitInputError(f"--device {device}: this process sees {count()} {parsed.type} device(s)")
+
+
+def check_unique_ids(items: Sequence[EvalItem]) -> None:
+    """Refuse items sharing an id, naming them: the ledger keeps one answer per id, so the others would be
+    scored with an answer to another question."""
+    seen: set[str] = set()
+    twice = list(dict.fromkeys(item.id for item in items if item.id in seen or seen.add(item.id)))
+    if twice:
+        raise SvitInputError(
+            f"the benchmark has {len(twice)} duplicate question id(s): {', '.join(map(repr, twice[:5]))}"
+            f"{', ...' if len(twice) > 5 else ''}; every question needs its own id (fix its question_id)"
+        )
+
+
+def check_question_lengths(processor, items: Sequence[EvalItem], max_tokens: int) -> None:
+    """Refuse, before any generation, a question longer than `max_tokens` tokens (image aside): attention grows
+    with the square of the length (a 20,000-word question took 51 GB on CPU). Text far beyond what the limit
+    can hold is refused by its length in characters, without tokenizing it (no token is 64 characters long)."""
+    char_limit = 64 * max_tokens
+    for item in items:
+        if len(item.prompt) > char_limit:
+            raise SvitInputError(
+                f"{item.id}: question of {len(item.prompt)} characters, beyond --max-question-tokens "
+                f"{max_tokens}; shorten it or raise the limit"
+            )
+    prompts = [item.prompt for item in items]
+    tokenizer = getattr(processor, "tokenizer", processor)
+    for start in range(0, len(prompts), 1024):
+        lengths = map(
+            len,
+            tokenizer(prompts[start : start + 1024], add_special_tokens=False, verbose=False)["input_ids"],
+        )
+        for item, length in zip(items[start : start + 1024], lengths, strict=True):
+            if length > max_tokens:
+                raise SvitInputError(
+                    f"{item.id}: question of {length} tokens, beyond --max-question-tokens {max_tokens}; "
+                    "shorten it or raise the limit"
+                )
+
+
 # --- The ledger -----------------------------------------------------------------------------------------
 
 
@@ -98,6 +165,7 @@ def _part_path(output_dir: Path, rank: int) -> Path:
 def read_part(path: Path, repair: bool = False) -> list[dict]:
     """Complete records of one ledger part; with `repair`, a last line cut short by a kill is cut off the file."""
     data = path.read_bytes()
+    check_json_depth(data, path)  # one line nested deep enough would make json.loads recurse out of the stack
     records, good = [], 0
     for line in data.splitlines(keepends=True):
         if not line.endswith(b"\n"):
@@ -263,9 +331,8 @@ def generate_predictions(
 
     if batch_size < 1:
         raise SvitInputError(f"--batch-size {batch_size}: pass 1 or more")
+    check_unique_ids(items)
     ids = [item.id for item in items]
-    if len(set(ids)) != len(ids):
-        raise SvitInputError("the benchmark has duplicate item ids; every question needs its own id")
     output_dir = Path(output_dir)
     rank, world, barrier = layout or _process_layout()
     part = _part_path(output_dir, rank)

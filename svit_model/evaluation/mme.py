@@ -14,6 +14,7 @@ The results folder (`write_results_folder`) is what the official `eval_tool/calc
 
 from __future__ import annotations
 
+import io
 import logging
 import os
 from collections import defaultdict
@@ -30,7 +31,7 @@ from svit_model.evaluation.scoring import (
     mme_subtask_metrics,
     mme_totals,
 )
-from svit_model.evaluation.tables import load_table, require_columns, row_image
+from svit_model.evaluation.tables import load_table, read_text_file, require_columns, row_image
 
 logger = logging.getLogger(__name__)
 
@@ -53,7 +54,7 @@ def resolve_subtasks(subtasks: str | list[str] | tuple[str, ...] | None) -> list
 def parse_question_file(path: Path) -> list[tuple[str, str]]:
     """(question, answer) of each line of an official question file; a malformed line names file and line."""
     pairs = []
-    for number, line in enumerate(path.read_text(encoding="utf-8-sig").splitlines(), 1):
+    for number, line in enumerate(read_text_file(path).splitlines(), 1):
         if not line.strip():
             continue
         fields = line.strip().split("\t")  # as LLaVA's MME converter reads the files
@@ -124,6 +125,15 @@ def read_mme(
     for index, (qid, category) in enumerate(zip(columns["question_id"], columns["category"], strict=True)):
         if category in wanted:
             by_image[(category, qid)].append(index)
+    # checked here, before any generation: the scorer would refuse the results only after the whole run
+    odd = {key: rows for key, rows in by_image.items() if len(rows) != 2}
+    if odd:
+        (category, qid), rows = next(iter(odd.items()))
+        raise SvitFormatError(
+            f"--data {data}: image {qid} ({category}) has {len(rows)} question{'s' if len(rows) != 1 else ''} "
+            f"(rows {', '.join(map(str, rows[:5]))}; {len(odd)} image{'s' if len(odd) > 1 else ''} not 2); "
+            "MME asks two questions per image: pass the complete table"
+        )
     items = []
     for name in wanted:
         for (category, qid), rows in by_image.items():
@@ -135,6 +145,9 @@ def read_mme(
                     raise SvitFormatError(
                         f"--data {data}: row {index} ({qid}): answer {answer!r} is not Yes or No"
                     )
+                answer = str(
+                    answer
+                ).strip()  # written to the results file, whose gt must be Yes or No exactly
                 image_name = qid.rsplit("/", 1)[-1]
                 items.append(
                     _item(
@@ -193,7 +206,7 @@ def score_results_folder(folder: str | os.PathLike, subtasks=None) -> dict:
     details = {}
     for name in wanted:
         path = folder / f"{name}.txt"
-        with open(path, encoding="utf-8") as f:
-            lines = f.readlines()  # as the official tool (text mode): the pred keeps its line's "\n"
+        # as the official tool reads it (text mode, universal newlines): the pred keeps its line's "\n"
+        lines = io.StringIO(read_text_file(path, "utf-8"), newline=None).readlines()
         details[name] = mme_subtask_metrics(lines, str(path))
     return mme_totals(details)

@@ -13,9 +13,10 @@ import os
 from pathlib import Path
 
 from svit_dataset.errors import SvitFormatError, SvitInputError
+from svit_dataset.jsonlist import check_json_depth
 from svit_model.evaluation.harness import EvalItem, image_file, with_suffix
 from svit_model.evaluation.scoring import POPE_CATEGORIES, pope_parse_answer
-from svit_model.evaluation.tables import load_table, require_columns, row_image
+from svit_model.evaluation.tables import load_table, read_text_file, require_columns, row_image
 
 FILE_PREFIX = "coco_pope_"
 TABLE_COLUMNS = ("question_id", "question", "answer", "category", "image")
@@ -43,6 +44,7 @@ def _question_files(folder: Path) -> dict[str, Path]:
 def parse_question_line(line: str, where: str) -> dict:
     """One JSON line of a POPE question file; a malformed one names file and line."""
     try:
+        check_json_depth(line, where)  # the stdlib decoder recurses: deep nesting would end in RecursionError
         question = json.loads(line)
     except ValueError as err:
         raise SvitFormatError(f"{where}: not a JSON object ({err}); one question per line") from None
@@ -73,7 +75,7 @@ def read_pope(
         if missing:
             raise SvitInputError(f"--data {data}: no {', '.join(FILE_PREFIX + m + '.json' for m in missing)}")
         for category in categories:
-            lines = files[category].read_text(encoding="utf-8-sig").splitlines()
+            lines = read_text_file(files[category]).splitlines()
             for number, line in enumerate(lines, 1):
                 if line.strip():
                     q = parse_question_line(line, f"{files[category]}:{number}")
@@ -87,6 +89,10 @@ def read_pope(
         for index, found in enumerate(columns["category"]):
             if found == category:
                 qid, answer = columns["question_id"][index], columns["answer"][index]
+                if str(answer).strip().lower() not in ("yes", "no"):  # eval_pope would count it as a yes
+                    raise SvitFormatError(
+                        f"--data {data}: row {index} ({qid}): answer {answer!r} is not yes or no"
+                    )
                 item = _item(
                     category, qid, columns["question"][index], answer, suffix, row_image(table, index)
                 )

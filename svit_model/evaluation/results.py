@@ -8,7 +8,10 @@ import os
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
-from svit_dataset.files import save_figure_atomic, write_json_atomic
+import yaml
+
+from svit_dataset.errors import SvitInputError
+from svit_dataset.files import check_output_apart, save_figure_atomic, write_json_atomic
 from svit_model.evaluation.scoring import MME_COGNITION, MME_PERCEPTION
 
 RESULTS_FILE = "results.json"
@@ -32,6 +35,35 @@ def results_document(model: str, benchmark: str, dataset: dict, metrics: dict, g
         "svit_version": package_version(),
         "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
     }
+
+
+def check_card_folder(model_dir: str | os.PathLike, results_files) -> None:
+    """`svit eval card --model-dir`: a model folder (a checkpoint, a run, or a new folder), never a dataset
+    folder, whose README.md is its dataset card (written by `svit build`, or a Hub dataset's card with its
+    `configs`): adding a model-index there would rewrite that card into a model card. Checked before writing."""
+    from huggingface_hub.repocard import metadata_load
+
+    from svit_dataset.hub_layout import REPORT_FILE
+
+    folder = Path(model_dir)
+    if folder.exists() and not folder.is_dir():
+        raise SvitInputError(
+            f"--model-dir {model_dir}: is a file; pass the model folder whose card gets the results"
+        )
+    check_output_apart(folder / "README.md", "--model-dir", {"results": list(results_files)})
+    refuse = f"--model-dir {model_dir}: is a dataset folder ({{}}); pass the model folder the results are of"
+    if (folder / REPORT_FILE).is_file():
+        raise SvitInputError(refuse.format(f"it holds {REPORT_FILE}, written by svit build"))
+    readme = folder / "README.md"
+    if readme.is_file():
+        try:
+            metadata = metadata_load(readme) or {}
+        except (ValueError, yaml.YAMLError, UnicodeDecodeError):
+            return  # the card writer reports a broken card in its own words
+        if isinstance(metadata, dict) and {"configs", "dataset_info"} & set(metadata):
+            raise SvitInputError(
+                refuse.format("its README.md is a dataset card, with configs or dataset_info")
+            )
 
 
 def write_results(output_dir: str | os.PathLike, document: dict) -> Path:

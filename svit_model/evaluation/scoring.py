@@ -17,11 +17,14 @@
 
 from __future__ import annotations
 
+import logging
 from collections import Counter
 from collections.abc import Iterable, Sequence
 
 from svit_dataset.boxes import Box, clamp_box, iou, is_valid_box
 from svit_dataset.errors import SvitFormatError
+
+logger = logging.getLogger(__name__)
 
 # --- MME ------------------------------------------------------------------------------------------------
 
@@ -54,16 +57,19 @@ def mme_parse_answer(pred: str) -> str:
     return MME_OTHER
 
 
-def mme_results_field(output: str) -> str:
-    """A model's answer as a results-file field: stripped (as LLaVA's model_vqa_loader writes answers), tabs and
-    line breaks inside it made spaces (the format has no room for them)."""
-    return " ".join(output.strip().replace("\t", " ").splitlines())
+def mme_results_field(text: str) -> str:
+    """A text as a results-file field: stripped (as LLaVA's model_vqa_loader writes answers), tabs and line breaks
+    inside it made spaces. The format has no escapes and the official tool splits on them, so a question or an
+    answer holding one would shift the columns (and our scorer, reading what we wrote, would refuse the file)."""
+    return " ".join(text.strip().replace("\t", " ").splitlines())
 
 
 def mme_results_line(image: str, question: str, gt: str, pred: str) -> str:
-    """One line of a results file (`image\tquestion\tgt\tpred\n`); `pred` as a results-file field."""
+    """One line of a results file (`image\tquestion\tgt\tpred\n`); every field made a results-file field
+    (`pred` must be one already: it is what the ledger scored)."""
     if "\t" in pred or len(pred.splitlines()) > 1:
         raise ValueError(f"MME answer {pred!r} holds a tab or line break; write mme_results_field(answer)")
+    image, question, gt = (mme_results_field(str(field)) for field in (image, question, gt))
     return f"{image}\t{question}\t{gt}\t{pred}\n"
 
 
@@ -83,36 +89,67 @@ def mme_parse_line(line: str, where: str) -> tuple[str, str, str, str]:
     return image, question, gt, pred.lower()
 
 
-def mme_subtask_metrics(lines: Sequence[str], where: str = "results") -> dict:
-    """acc, acc+, score and answer counts of one subtask's results lines (two adjacent lines per image).
+def mme_pairs(lines: Sequence[str], where: str = "results") -> list[tuple[tuple[str, str, str, str], ...]]:
+    """The parsed lines of one subtask grouped by image name, in the order images first appear.
 
-    `lines` as `readlines()` returns them. Pairs are consecutive lines, as the official tool takes them.
+    The official tool pairs consecutive lines and so assumes each image's two questions are adjacent; a folder
+    whose lines were shuffled (or merged from parts) would score lower there without a word. We pair by name,
+    so the order does not matter, and check the assumption's other half: exactly two questions per image.
     """
-    if len(lines) % 2:
+    by_image: dict[str, list[tuple[str, str, str, str]]] = {}
+    apart = 0  # lines whose image is not the one of the line before, though that image's pair is open
+    previous = None
+    for number, line in enumerate(lines, 1):
+        parsed = mme_parse_line(line, f"{where}:{number}")
+        found = by_image.setdefault(parsed[0], [])
+        apart += len(found) % 2 == 1 and previous != parsed[0]
+        found.append(parsed)
+        previous = parsed[0]
+    odd = {image: len(found) for image, found in by_image.items() if len(found) != 2}
+    if odd:
+        image, count = next(iter(odd.items()))
         raise SvitFormatError(
-            f"{where}: {len(lines)} lines; MME has two questions per image, on adjacent lines"
+            f"{where}: image {image!r} has {count} question{'s' if count != 1 else ''} "
+            f"({len(odd)} image{'s' if len(odd) > 1 else ''} not 2); MME asks two questions per image: "
+            "fix or regenerate the file"
         )
+    if apart:
+        logger.warning(
+            "%s: the two questions of %d image(s) are not on adjacent lines: paired by image name (the official "
+            "calculation.py pairs adjacent lines and would score this file differently)",
+            where,
+            apart,
+        )
+    return [tuple(found) for found in by_image.values()]
+
+
+def mme_subtask_metrics(lines: Sequence[str], where: str = "results") -> dict:
+    """acc, acc+, score and answer counts of one subtask's results lines (two lines per image).
+
+    `lines` as `readlines()` returns them. The two questions of an image are found by its name (`mme_pairs`);
+    on a file whose pairs are adjacent, as ours and the official tool's, that is the official pairing.
+    """
     if not lines:
         raise SvitFormatError(f"{where}: no results lines")
+    pairs = mme_pairs(lines, where)
     right = both_right = 0
     counts = Counter()
-    for start in range(0, len(lines), 2):
+    for pair in pairs:
         image_right = 0
-        for offset in (0, 1):
-            _, _, gt, pred = mme_parse_line(lines[start + offset], f"{where}:{start + offset + 1}")
+        for _, _, gt, pred in pair:
             label = mme_parse_answer(pred)
             counts[label] += 1
             image_right += label == gt
         right += image_right
         both_right += image_right == 2
     acc = right / len(lines)
-    acc_plus = both_right / (len(lines) // 2)
+    acc_plus = both_right / len(pairs)
     return {
         "score": 100 * acc + 100 * acc_plus,
         "acc": acc,
         "acc_plus": acc_plus,
         "questions": len(lines),
-        "images": len(lines) // 2,
+        "images": len(pairs),
         "yes": counts[MME_YES],
         "no": counts[MME_NO],
         "other": counts[MME_OTHER],
@@ -125,7 +162,13 @@ def yes_no_ratio(yes: int, no: int) -> float | None:
 
 
 def mme_totals(subtasks: dict[str, dict]) -> dict:
-    """perception and cognition totals, per-subtask scores and the predictions' Yes:No ratio."""
+    """perception and cognition totals, per-subtask scores and the predictions' Yes:No ratio. A subtask that is
+    not MME's is refused: it would be scored but left out of both totals."""
+    unknown = [name for name in subtasks if name not in MME_SUBTASKS]
+    if unknown:
+        raise SvitFormatError(
+            f"unknown MME subtask {', '.join(map(repr, unknown))}; MME's are {', '.join(MME_SUBTASKS)}"
+        )
     yes = sum(m["yes"] for m in subtasks.values())
     no = sum(m["no"] for m in subtasks.values())
     return {

@@ -29,6 +29,12 @@ except ImportError:  # a Space folder: `svit space` wrote the drawing module bes
 
 SETTINGS_FILE = "space.json"
 CHAT, REFERRING = "chat", "referring"
+# Stated limits of a public app: one request holds the model (and a Space's only worker) for as long as it
+# generates, so neither the question nor the answer may be as long as a visitor likes. A question of 2,000
+# characters is a long paragraph (some 500 tokens); 1,024 new tokens are several long answers' worth.
+MAX_QUESTION_CHARS = 2000
+IMAGE_PLACEHOLDER = "<image>"  # LLaVA's image token: the app puts the image in the prompt, never a visitor
+MAX_NEW_TOKENS_LIMIT = 1024
 
 
 @dataclass(frozen=True)
@@ -43,14 +49,30 @@ class AppSettings:
     examples: tuple[str, ...] = ()  # image paths, relative to the Space folder or absolute
     description: str = ""
 
+    def __post_init__(self):
+        # A hand-edited space.json is refused when the app starts, not on a visitor's first question.
+        if max_new_tokens_problem(self.max_new_tokens):
+            raise ValueError(f"{SETTINGS_FILE}: max_new_tokens {max_new_tokens_problem(self.max_new_tokens)}")
+
     @classmethod
     def read(cls, folder: str | os.PathLike) -> AppSettings:
         """The settings in `folder/space.json`; fields it does not name keep their defaults."""
-        values = json.loads((Path(folder) / SETTINGS_FILE).read_text(encoding="utf-8"))
+        path = Path(folder) / SETTINGS_FILE
+        try:
+            values = json.loads(path.read_text(encoding="utf-8"))
+        except RecursionError:  # svit's depth-checked reader is not importable in a Space folder
+            raise ValueError(
+                f"{path}: nested too deeply to be settings; write it again with svit space"
+            ) from None
+        if not isinstance(values, dict):
+            raise ValueError(f"{path}: holds a {type(values).__name__}, not a JSON object of settings")
         known = {f.name for f in fields(cls)}
         values = {key: value for key, value in values.items() if key in known}
         if "examples" in values:
-            values["examples"] = tuple(values["examples"])
+            examples = values["examples"]
+            if not isinstance(examples, list) or not all(isinstance(item, str) for item in examples):
+                raise ValueError(f"{path}: examples must be a list of image paths, got {examples!r:.80}")
+            values["examples"] = tuple(examples)
         return cls(**values)
 
     def to_json(self) -> str:
@@ -68,6 +90,13 @@ class Answer:
     drawn: object = None  # PIL image with every entity's boxes in its colour
 
 
+def max_new_tokens_problem(value) -> str | None:
+    """What is wrong with `value` as the longest answer in tokens, None when it is fine."""
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_NEW_TOKENS_LIMIT:
+        return f"is {value!r}; it must be a whole number from 1 to {MAX_NEW_TOKENS_LIMIT}"
+    return None
+
+
 # --- Pure functions: the text and image shown for a generated answer -----------------------------------------
 
 
@@ -82,6 +111,13 @@ def question_prompt(mode: str, text: str, settings: AppSettings) -> str:
     ValueError with the message to show when there is nothing to ask."""
     if not (text or "").strip():
         raise ValueError("Type a question (or, in referring mode, what to find).")
+    if len(text) > MAX_QUESTION_CHARS:  # refused before the model sees it: answered at once, nothing held
+        raise ValueError(
+            f"The question is {len(text):,} characters long; this app takes at most {MAX_QUESTION_CHARS:,}. "
+            "Shorten it and ask again."
+        )
+    if IMAGE_PLACEHOLDER in text:  # the processor would read it as a second image with no pixels
+        raise ValueError(f"The question may not contain {IMAGE_PLACEHOLDER}: the image is attached for you.")
     return referring_prompt(text, settings.referring_template) if mode == REFERRING else text.strip()
 
 
@@ -235,6 +271,7 @@ def build_demo(model, processor, settings: AppSettings = AppSettings(), folder: 
                 question = gr.Textbox(
                     label="Question (referring mode: the thing to find)",
                     placeholder="What is in the image? / the red car",
+                    info=f"at most {MAX_QUESTION_CHARS:,} characters",
                     elem_id="svit-question",
                 )
                 ask = gr.Button("Ask", variant="primary", elem_id="svit-ask")

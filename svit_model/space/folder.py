@@ -38,9 +38,10 @@ from svit_dataset import bundled
 from svit_dataset.errors import SvitInputError
 from svit_dataset.export_llava import REFERRING_SUFFIXES
 from svit_dataset.facts import RUN_FACTS_FILE
-from svit_dataset.files import atomic_folder, check_output_apart, write_text_atomic
+from svit_dataset.files import atomic_folder, check_output_apart, check_replaceable, write_text_atomic
+from svit_dataset.hub_push import require_hub_repo_id
 from svit_model import draw as draw_module
-from svit_model.space.app import SETTINGS_FILE, AppSettings
+from svit_model.space.app import SETTINGS_FILE, AppSettings, max_new_tokens_problem
 
 logger = logging.getLogger(__name__)
 
@@ -122,19 +123,37 @@ def require_gradio() -> None:
 
 
 def check_model_id(model_id: str) -> str:
-    """`model_id` if it reads as a Hub model id (ORG/NAME): its format only, nothing is fetched."""
-    from huggingface_hub.utils import HFValidationError, validate_repo_id
+    """`model_id` if it reads as a Hub model id (ORG/NAME; the one check of every Hub id, a local path refused:
+    the Space would look for it in its own folder): its format only, nothing is fetched."""
+    return require_hub_repo_id(model_id, "--model-id")
 
+
+def check_max_new_tokens(value: int) -> int:
+    """`--max-new-tokens` within the app's stated limit (app.MAX_NEW_TOKENS_LIMIT), before any work."""
+    if problem := max_new_tokens_problem(value):
+        raise SvitInputError(f"--max-new-tokens {problem}")
+    return value
+
+
+def check_port(port: int) -> int:
+    """A TCP port to listen on: 1 to 65535 (0 would let the system pick one the user is never told)."""
+    from svit_model.training.arguments import Range, check_value
+
+    check_value("--port", port, Range(low=1, high=65535, integer=True))
+    return port
+
+
+def is_space_folder(folder: Path) -> bool:
+    """A folder `svit space` wrote: its settings, its app and a README whose front matter is a Space's. What
+    `--overwrite` may replace (see svit_dataset.files.check_replaceable)."""
+    readme = folder / README_FILE
+    if not ((folder / SETTINGS_FILE).is_file() and (folder / APP_FILE).is_file() and readme.is_file()):
+        return False
     try:
-        validate_repo_id(model_id)
-    except HFValidationError:
-        raise SvitInputError(f"--model-id {model_id}: not a Hub model id; pass ORG/NAME") from None
-    if Path(model_id).exists():  # the Space would look for it in its own folder, not here
-        raise SvitInputError(
-            f"--model-id {model_id}: a local folder, not a Hub model id; pass ORG/NAME, or leave --model-id "
-            "out to copy the run's weights into the Space"
-        )
-    return model_id
+        head = readme.read_text(encoding="utf-8", errors="replace")[:4000]
+    except OSError:
+        return False
+    return head.startswith("---") and "sdk: gradio" in head
 
 
 def recorded_hub_model_id(run_dir: str | os.PathLike) -> str | None:
@@ -253,10 +272,8 @@ def write_space(
     """
     out_dir, run_dir = Path(out_dir), Path(run_dir)
     check_output_apart(out_dir, "OUT", {"RUN": run_dir, "--base-model": base_model})
-    if out_dir.exists() and not overwrite:
-        raise SvitInputError(
-            f"OUT {out_dir}: already exists; pass --overwrite (overwrite=True) to replace it"
-        )
+    check_replaceable(out_dir, "OUT", overwrite, "a Space folder written by `svit space`", is_space_folder)
+    check_max_new_tokens(max_new_tokens)
     if not run_dir.is_dir():
         raise SvitInputError(f"RUN {run_dir}: not a folder; pass {EXPECTED_CHECKPOINT}")
     if model_id is not None:
@@ -317,6 +334,8 @@ def serve(
     title: str | None = None,
 ) -> None:
     """`svit app`: serve the app for `model` on `host:port` until interrupted (no share link)."""
+    check_port(port)
+    check_max_new_tokens(max_new_tokens)
     demo = local_demo(model, max_new_tokens=max_new_tokens, title=title)
     demo.launch(server_name=host, server_port=port, share=False, allowed_paths=[str(bundled.IMAGES_DIR)])
 

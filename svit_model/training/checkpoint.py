@@ -15,7 +15,7 @@ from pathlib import Path
 
 from svit_dataset.errors import SvitInputError
 from svit_model.building import check_output_dir, save_checkpoint
-from svit_model.loading import _looks_local
+from svit_model.loading import _looks_local, loading
 
 logger = logging.getLogger(__name__)
 
@@ -38,7 +38,18 @@ def adapter_base(
         raise SvitInputError(
             f"{run_flag} {run}: no {ADAPTER_CONFIG}; not a LoRA run (a full run loads as it is)"
         )
-    base = base_model or json.loads(config_path.read_text(encoding="utf-8")).get("base_model_name_or_path")
+    try:
+        adapter = json.loads(config_path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as err:
+        raise SvitInputError(
+            f"{run_flag} {run}: {ADAPTER_CONFIG} cannot be read ({err}); the run folder is damaged: pass "
+            "another checkpoint-* folder of the run"
+        ) from None
+    if not isinstance(adapter, dict):
+        raise SvitInputError(
+            f"{run_flag} {run}: {ADAPTER_CONFIG} is not a JSON object; the run folder is damaged"
+        )
+    base = base_model or adapter.get("base_model_name_or_path")
     if not base:
         raise SvitInputError(f"{run_flag} {run}: the adapter config names no base model; pass {base_flag}")
     return base
@@ -76,7 +87,11 @@ def load_lora_run(
             f"{run_flag} {run}: its base model {tried_as(base_path)} does not load ({first_line}); "
             f"pass {base_flag}"
         ) from None
-    return PeftModel.from_pretrained(base, str(run)), AutoProcessor.from_pretrained(str(run))
+    # a damaged adapter (truncated weights, garbage config) fails inside peft or safetensors: name the run
+    with loading(
+        run_flag, run, "a LoRA run folder (adapter_config.json, adapter_model.safetensors, processor)"
+    ):
+        return PeftModel.from_pretrained(base, str(run)), AutoProcessor.from_pretrained(str(run))
 
 
 def merge_lora_run(

@@ -15,6 +15,7 @@ Checks that make a silent zero loss impossible:
 
 from __future__ import annotations
 
+import io
 import os
 from dataclasses import dataclass, field
 from typing import Any
@@ -24,7 +25,7 @@ from PIL import Image
 from trl.data_utils import prepare_multimodal_messages
 
 from svit_dataset.boxes import move_boxes_in_text
-from svit_dataset.errors import SvitError
+from svit_dataset.errors import SvitError, SvitFormatError
 
 IGNORE_INDEX = -100
 # Why a sample can leave its batch; the order of `svit_dropped`.
@@ -88,10 +89,30 @@ class SvitCollator:
         self._template_text = text
 
     def images_of(self, example: dict) -> list[Image.Image]:
+        """The sample's images, decoded here (the training data keeps them undecoded, see
+        `data.load_training_data`) so that a damaged one is named: its file, or the sample's id."""
         images = list(example.get("images") or [])
         if not images and example.get("image_path") and self.image_folder is not None:
-            images = [Image.open(os.path.join(self.image_folder, example["image_path"]))]
-        return [image if image.mode == "RGB" else image.convert("RGB") for image in images]
+            images = [os.path.join(self.image_folder, example["image_path"])]
+        return [self._decode(image, example) for image in images]
+
+    @staticmethod
+    def _decode(image, example: dict) -> Image.Image:
+        where = f"sample {example.get('id') or '?'}"
+        try:
+            if isinstance(image, dict):  # datasets' undecoded Image: bytes, or a path
+                where += f" (image {image.get('path')})" if image.get("path") else " (embedded image)"
+                image = Image.open(io.BytesIO(image["bytes"]) if image.get("bytes") else image["path"])
+            elif isinstance(image, (str, os.PathLike)):
+                where = f"{image} ({where})"
+                image = Image.open(image)
+            image.load()  # a truncated or damaged file fails here, not deep inside the processor
+        except (OSError, ValueError, SyntaxError) as err:  # PIL reports damaged files with these
+            raise SvitFormatError(
+                f"{where}: the image cannot be read ({err}); replace or remove it (an image file under "
+                "--image_folder, or the row of the dataset)"
+            ) from None
+        return image if image.mode == "RGB" else image.convert("RGB")
 
     def conversation(self, example: dict, images: list[Image.Image]) -> list[dict]:
         messages = example["messages"]

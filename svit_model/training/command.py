@@ -6,6 +6,7 @@ Kept beside the library so that `svit_cli/train.py` only hands over `argv`. Usag
 
 from __future__ import annotations
 
+import math
 import sys
 from collections.abc import Callable
 
@@ -48,6 +49,13 @@ def listing() -> str:
 _NAMED = ("--config", "--deepspeed")  # flags that take a shipped name as well as a path
 
 
+def _is_infinite(text: str) -> bool:
+    try:
+        return math.isinf(float(text))
+    except ValueError:
+        return False
+
+
 def parse_train_arguments(argv: list[str]):
     """(script_args, training_args, model_args) of `svit train` flags; `--config` takes a recipe name or path."""
     # `--config=NAME` and `--deepspeed=NAME` as two tokens, so that both forms resolve names below.
@@ -68,7 +76,15 @@ def parse_train_arguments(argv: list[str]):
             argv[at + 1] = str(deepspeed_config_path(argv[at + 1]))
     try:
         return make_parser().parse_args_and_config(argv)
-    except ValueError as err:  # the dataclasses' own checks (bf16 without a GPU, inconsistent strategies...)
+    except OverflowError:  # the dataclasses' int() of an infinite value (`--save_steps inf`)
+        infinite = [
+            f"{flag} {value}" for flag, value in zip(argv, argv[1:], strict=False) if _is_infinite(value)
+        ]
+        raise SvitInputError(
+            f"{', '.join(infinite) or 'a flag'}: not a finite number; pass a finite value"
+        ) from None
+    # the dataclasses' own checks (bf16 without a GPU, inconsistent strategies...)
+    except ValueError as err:
         raise SvitInputError(str(err).strip().splitlines()[0]) from None
 
 

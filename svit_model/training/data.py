@@ -13,6 +13,7 @@ exactly once.
 
 from __future__ import annotations
 
+import copy
 import logging
 import os
 from collections import Counter
@@ -25,6 +26,7 @@ import pyarrow.compute as pc
 
 from svit_dataset.errors import SvitFormatError, SvitInputError
 from svit_dataset.jsonlist import iter_json_list
+from svit_dataset.local_tables import load_table_fresh
 from svit_dataset.schema import ASSISTANT, USER
 from svit_model.training.sampler import arrow_table, row_counts
 
@@ -114,7 +116,7 @@ def read_llava_json(path: Path, dropped: Counter) -> datasets.Dataset:
 def load_rows(dataset_name: str, config: str | None, split: str) -> datasets.Dataset:
     """A built folder or Hub dataset's split, with errors that say which argument to fix."""
     try:
-        loaded = datasets.load_dataset(dataset_name, config, split=split)
+        loaded = load_table_fresh(dataset_name, config, split=split)
     except (ValueError, FileNotFoundError, OSError) as err:
         first_line = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise SvitInputError(
@@ -160,7 +162,26 @@ def load_training_data(
             f"--dataset_name {dataset_name}: neither an `images` nor an `image_path` column; nothing to train on"
         )
     dataset = check_image_files(dataset, dataset_name, image_folder, drop_missing_images, dropped)
-    return TrainingData(dataset, dataset_name, image_folder, padded, dropped)
+    return TrainingData(undecoded_images(dataset), dataset_name, image_folder, padded, dropped)
+
+
+def undecoded_images(dataset: datasets.Dataset) -> datasets.Dataset:
+    """`dataset` with its images handed over as bytes: the collator decodes them, so that a damaged image is
+    reported with its sample's id (decoded by `datasets`, it fails inside the data loader with no name)."""
+    feature = dataset.features.get("images")
+    if not (isinstance(feature, datasets.List) and isinstance(feature.feature, datasets.Image)):
+        return dataset
+    # The same Arrow table under features that differ only in decoding: `cast_column` would rewrite every row
+    # of a nested Image column (gigabytes of image bytes) to change nothing stored.
+    info = copy.deepcopy(dataset.info)
+    info.features["images"] = datasets.List(datasets.Image(decode=False))
+    return datasets.Dataset(
+        dataset.data,
+        info=info,
+        split=dataset.split,
+        indices_table=dataset._indices,
+        fingerprint=f"{dataset._fingerprint}-undecoded",
+    )
 
 
 def rows_reading_files(dataset: datasets.Dataset) -> list[int]:

@@ -6,9 +6,9 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-import datasets
 import torch
 
+from svit_dataset.local_tables import load_table_fresh
 from svit_model.tiny import save_tiny_svit_llava
 
 logger = logging.getLogger(__name__)
@@ -52,7 +52,7 @@ def run_training_demo(
 
     model = AutoModelForImageTextToText.from_pretrained(result.output_dir).eval()
     processor = AutoProcessor.from_pretrained(result.output_dir)
-    row = datasets.load_dataset(str(dataset_dir), dataset_config, split="train")[0]
+    row = load_table_fresh(dataset_dir, dataset_config, split="train")[0]
     image = row["images"][0].convert("RGB")
     question = row["messages"][0]["content"]
     messages = [

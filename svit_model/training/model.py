@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import re
+from pathlib import Path
 
 import torch
 from peft import LoraConfig
@@ -17,6 +18,7 @@ from trl import ModelConfig
 
 from svit_dataset.errors import SvitInputError
 from svit_dataset.grounding import END_TAG, START_TAG
+from svit_model.loading import _looks_local, loading
 from svit_model.training.stages import DEFAULT_LORA_TARGETS, VISION_TOWER, Stage
 
 logger = logging.getLogger(__name__)
@@ -26,6 +28,10 @@ def load_processor(model_args: ModelConfig, trust_remote_code: bool = False):
     """The checkpoint's processor (loaded before the model: its templates are checked first)."""
     if not model_args.model_name_or_path:
         raise SvitInputError("--model_name_or_path is required (e.g. the folder `svit model tiny` wrote)")
+    path = model_args.model_name_or_path
+    if _looks_local(path) and not Path(path).expanduser().exists():
+        # else transformers takes the path for a Hub id and answers "Repo id must be in the form..."
+        raise SvitInputError(f"--model_name_or_path {path}: no such folder (nor a Hub id org/name)")
     try:
         return AutoProcessor.from_pretrained(
             model_args.model_name_or_path,
@@ -60,7 +66,10 @@ def load_model(model_args: ModelConfig, trust_remote_code: bool = False) -> PreT
         from trl import get_kbit_device_map
 
         kwargs.update(quantization_config=quantization, device_map=get_kbit_device_map())
-    return AutoModelForImageTextToText.from_pretrained(model_args.model_name_or_path, **kwargs)
+    with loading(
+        "--model_name_or_path", model_args.model_name_or_path, "an SVIT-LLaVA checkpoint folder or Hub id"
+    ):
+        return AutoModelForImageTextToText.from_pretrained(model_args.model_name_or_path, **kwargs)
 
 
 def trained_prefixes(stage: Stage, use_peft: bool, train_vision_tower: bool) -> tuple[str, ...]:

@@ -54,6 +54,10 @@ def load_recipe(name_or_path: str) -> tuple[Path, dict]:
         values = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
     except yaml.YAMLError as err:
         raise SvitInputError(f"--config {path}: not valid YAML ({str(err).splitlines()[0]})") from None
+    except RecursionError:  # PyYAML builds nested collections recursively; a recipe is a flat mapping
+        raise SvitInputError(
+            f"--config {path}: nested too deeply; a recipe is a flat mapping of arguments"
+        ) from None
     if not isinstance(values, dict):
         raise SvitInputError(
             f"--config {path}: a YAML {type(values).__name__}; expected a mapping of arguments"

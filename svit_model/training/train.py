@@ -15,14 +15,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from transformers.trainer_utils import get_last_checkpoint
 from trl import ModelConfig, SFTConfig
 
 from svit_dataset.errors import SvitInputError
 from svit_dataset.facts import RUN_FACTS_FILE
-from svit_dataset.files import check_output_apart, write_json_atomic
+from svit_dataset.files import check_output_apart, check_replaceable, write_json_atomic
 from svit_dataset.hub_push import hub_repo_id
-from svit_model.training.arguments import SvitScriptArguments
+from svit_model.training.arguments import SvitScriptArguments, check_argument_values
 from svit_model.training.collator import DROP_REASONS, SvitCollator
 from svit_model.training.data import load_training_data
 from svit_model.training.model import (
@@ -34,6 +33,16 @@ from svit_model.training.model import (
     trained_prefixes,
 )
 from svit_model.training.plots import loss_points, plot_loss_curve
+from svit_model.training.resume import (
+    IDENTITY_KEYS,
+    check_same_run,
+    checkpoint_folders,
+    checkpoint_identity,
+    checkpoint_problem,
+    finished_step,
+    is_training_run,
+    last_complete_checkpoint,
+)
 from svit_model.training.sampler import modality_lengths
 from svit_model.training.stages import STAGES, Stage
 from svit_model.training.trainer import SvitTrainer
@@ -81,37 +90,90 @@ def get_stage(name: str) -> Stage:
     return STAGES[name]
 
 
-def resolve_resume(training_args: SFTConfig, overwrite: bool) -> tuple[str | None, bool]:
-    """(checkpoint to resume from, whether the output folder must be cleared first).
+@dataclass
+class ResumePlan:
+    """What `train()` does with the output folder, decided before any model loads."""
 
-    `--resume_from_checkpoint PATH`, or `last` / `true` for the output folder's latest checkpoint. A used output
-    folder needs one of them or `--overwrite_output_dir`; nothing is deleted here (`clear_output_dir` does it
-    once every other check has passed)."""
+    checkpoint: str | None = None  # resume from this checkpoint
+    clear: bool = False  # delete the old run first (--overwrite_output_dir)
+    finished_at: int | None = None  # the run already ended at this step: nothing to do
+
+
+def resolve_resume(training_args: SFTConfig, overwrite: bool, this_run: dict | None = None) -> ResumePlan:
+    """The checkpoint to resume from, whether the output folder must be cleared first, or that the run is done.
+
+    `--resume_from_checkpoint PATH`, or `last` / `true` for the output folder's newest complete checkpoint
+    (half-written ones are skipped). A checkpoint of another run (`this_run`: the identity of this one, see
+    `resume.IDENTITY_KEYS`) or a damaged one is refused; one at the run's last step means the run is finished.
+    A used output folder needs a resume or `--overwrite_output_dir`, which deletes only a training run's folder
+    (nothing is deleted here: `clear_output_dir` does it once every other check has passed)."""
     output_dir = Path(training_args.output_dir)
     resume = training_args.resume_from_checkpoint
+    given = resume
     if resume is not None and str(resume).lower() in ("last", "true"):
-        resume = get_last_checkpoint(output_dir) if output_dir.is_dir() else None
+        resume = last_complete_checkpoint(output_dir)
         if resume is None:
+            half = len(checkpoint_folders(output_dir))
             raise SvitInputError(
-                f"--resume_from_checkpoint: no checkpoint-* folder in {output_dir} to resume from"
+                f"--resume_from_checkpoint {given}: no complete checkpoint-* folder in {output_dir} to resume from"
+                + (f" ({half} half-written, skipped)" if half else "")
+                + "; pass --overwrite_output_dir to start afresh"
             )
     if resume is not None:
         if not os.path.isdir(resume):
             raise SvitInputError(f"--resume_from_checkpoint {resume}: no such folder")
-        return str(resume), False
-    used = output_dir.is_dir() and any(output_dir.iterdir())
+        problem = checkpoint_problem(resume)
+        if problem:
+            raise SvitInputError(
+                f"--resume_from_checkpoint {resume}: not a complete checkpoint ({problem}); pass an earlier "
+                "checkpoint-* folder, or `last` for the newest complete one"
+            )
+        check_same_run(str(given), checkpoint_identity(resume), this_run or {})
+        finished = finished_step(resume, training_args.max_steps, training_args.num_train_epochs)
+        return ResumePlan(str(resume), False, finished)
+    used = (output_dir.is_dir() and any(output_dir.iterdir())) or (
+        output_dir.exists() and not output_dir.is_dir()
+    )
     if used and not overwrite:
         raise SvitInputError(
             f"--output_dir {output_dir}: already holds a run; pass --resume_from_checkpoint last to continue it "
             "or --overwrite_output_dir to start afresh"
         )
-    return None, used
+    if used:
+        check_replaceable(
+            output_dir,
+            "--output_dir",
+            True,
+            "a training run (svit train's output)",
+            is_training_run,
+            overwrite_flag="--overwrite_output_dir",
+        )
+    return ResumePlan(None, used)
+
+
+def finished_result(output_dir: Path, plan: ResumePlan) -> TrainResult:
+    """The result of resuming a run that already ended: nothing trained, the run's own facts reported."""
+    facts = _read_object(output_dir / RUN_FACTS_FILE)
+    counts = facts.get("counts") if isinstance(facts.get("counts"), dict) else {}
+    summary = (
+        f"svit train: {output_dir} already finished at step {plan.finished_at} "
+        f"({Path(plan.checkpoint).name}); nothing to do. Raise --max_steps or --num_train_epochs to train on, "
+        "or pass --overwrite_output_dir instead of --resume_from_checkpoint to start afresh"
+    )
+    curve = output_dir / LOSS_CURVE_FILE
+    return TrainResult(
+        output_dir, plan.finished_at, counts, curve if curve.is_file() else None, summary, facts
+    )
 
 
 def clear_output_dir(training_args: SFTConfig) -> None:
     """`--overwrite_output_dir`: the old run goes (process 0 deletes it; nothing reads it before a save)."""
     if training_args.process_index == 0:
-        shutil.rmtree(training_args.output_dir)
+        target = Path(training_args.output_dir)
+        if target.is_dir() and not target.is_symlink():
+            shutil.rmtree(target)
+        else:
+            target.unlink(missing_ok=True)
 
 
 def _read_object(path: Path) -> dict:
@@ -198,6 +260,7 @@ def train(
         # The trainer pickles its arguments into every checkpoint (training_args.bin): hand the token to
         # huggingface_hub through the environment instead, so it never lands on disk or on the Hub.
         os.environ["HF_TOKEN"], training_args.hub_token = training_args.hub_token, None
+    check_argument_values(script_args, training_args, model_args)
     stage = get_stage(script_args.stage)
     if script_args.dataset_streaming:
         raise SvitInputError(
@@ -212,7 +275,12 @@ def train(
             "--image_folder": script_args.image_folder,
         },
     )
-    resume, clear = resolve_resume(training_args, script_args.overwrite_output_dir)
+    facts = static_facts(script_args, training_args, model_args, stage, script_args.dataset_name)
+    identity = {key: facts[key] for key in IDENTITY_KEYS}
+    plan = resolve_resume(training_args, script_args.overwrite_output_dir, identity)
+    if plan.finished_at is not None:
+        return finished_result(Path(training_args.output_dir), plan)
+    resume, clear = plan.checkpoint, plan.clear
     processor = load_processor(model_args, training_args.trust_remote_code)
     collator = SvitCollator(processor, stage.template, max_length=training_args.max_length)
     data = load_training_data(
@@ -242,7 +310,6 @@ def train(
         "stage %s: %s parameters train in full%s", stage.name, f"{trained:,}", " + LoRA" * bool(peft_config)
     )
 
-    facts = static_facts(script_args, training_args, model_args, stage, data.name)
     trainer = SvitTrainer(
         model=model,
         args=training_args,
@@ -253,6 +320,7 @@ def train(
         callbacks=callbacks,
         projector_lr=script_args.projector_lr,
         lengths=lengths,
+        run_identity=identity,
         card_writer=None
         if card_writer is None
         else lambda t: card_writer(run_facts(t, facts), Path(t.args.output_dir)),
@@ -302,4 +370,4 @@ def run_facts(trainer: SvitTrainer, facts: dict) -> dict:
     }
 
 
-__all__ = ["TrainResult", "train"]
+__all__ = ["ResumePlan", "TrainResult", "resolve_resume", "train"]

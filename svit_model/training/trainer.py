@@ -4,7 +4,12 @@
 - the modality- and length-grouped sampler (`sampler.py`) when asked;
 - the collator's drop counts and the tokens trained summed over processes and kept across resumes
   (`svit_counts.json` in every checkpoint);
-- the model card written by a function the caller passes (`card_writer`), not TRL's default card.
+- the model card written by a function the caller passes (`card_writer`), not TRL's default card;
+- the learning rate logged per optimizer group by name (`learning_rate` is the LLM's, `learning_rate/projector`
+  the projector's), not the first group's;
+- a run whose loss or trained weights stop being finite stops with an error before anything is saved;
+- every checkpoint records the run it belongs to (`svit_checkpoint.json`, see `resume.py`), and a full disk
+  while saving is reported as such (`building.writing_checkpoint`).
 """
 
 from __future__ import annotations
@@ -18,7 +23,10 @@ import torch
 from peft import PeftModel
 from trl import SFTTrainer
 
+from svit_dataset.errors import SvitInputError
+from svit_model.building import writing_checkpoint
 from svit_model.training.collator import DROP_REASONS, IGNORE_INDEX
+from svit_model.training.resume import IDENTITY_FILE
 from svit_model.training.sampler import ModalityLengthGroupedSampler
 from svit_model.training.stages import PROJECTOR
 
@@ -41,6 +49,25 @@ def expose_lm_head_bias(model) -> None:
 
 
 PROJECTOR_NAME = PROJECTOR.rsplit(".", 1)[-1]
+# Names of the optimizer groups (an extra key of each param group, which torch optimizers keep).
+GROUP_KEY = "svit_group"
+LLM_GROUP = "llm"
+PROJECTOR_GROUP = "projector"
+# What to try when a run stops being finite.
+_NON_FINITE_ADVICE = (
+    "check --learning_rate, --projector_lr, --weight_decay and --max_grad_norm (lower the learning rate, "
+    "clip gradients), or train in bf16 rather than fp16"
+)
+
+
+def named_learning_rates(param_groups) -> dict[str, float]:
+    """{group name: learning rate} of the optimizer's named groups (the first of each name), {} if unnamed."""
+    rates: dict[str, float] = {}
+    for group in param_groups:
+        if GROUP_KEY in group:
+            lr = group["lr"]
+            rates.setdefault(group[GROUP_KEY], float(lr.item() if torch.is_tensor(lr) else lr))
+    return rates
 
 
 class SvitTrainer(SFTTrainer):
@@ -50,9 +77,11 @@ class SvitTrainer(SFTTrainer):
         projector_lr: float | None = None,
         lengths: list[int] | None = None,
         card_writer: Callable[[SFTTrainer], None] | None = None,
+        run_identity: dict | None = None,
         **kwargs,
     ):
         self.projector_lr = projector_lr
+        self.run_identity = run_identity
         self.lengths = lengths
         self.card_writer = card_writer
         # [samples dropped by reason..., tokens trained] on this process since the run (or the resume) started
@@ -93,12 +122,66 @@ class SvitTrainer(SFTTrainer):
                 "params": params,
                 "weight_decay": self.args.weight_decay if decayed else 0.0,
                 **({"lr": self.projector_lr} if projector else {}),
+                GROUP_KEY: PROJECTOR_GROUP if projector else LLM_GROUP,
             }
             for (decayed, projector), params in sorted(groups.items())
         ]
         optimizer_cls, optimizer_kwargs = self.get_optimizer_cls_and_kwargs(self.args, opt_model)
         self.optimizer = optimizer_cls(param_groups, **optimizer_kwargs)
         return self.optimizer
+
+    def _get_learning_rate(self) -> float:
+        """The LLM's learning rate (the projector's when only it trains), not the first group's."""
+        rates = named_learning_rates(getattr(self.optimizer, "param_groups", []))
+        if not rates:
+            return super()._get_learning_rate()
+        return rates.get(LLM_GROUP, next(iter(rates.values())))
+
+    def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
+        if "learning_rate" in logs:
+            for name, lr in named_learning_rates(getattr(self.optimizer, "param_groups", [])).items():
+                logs[f"learning_rate/{name}"] = lr
+        super().log(logs, start_time)
+
+    # --- finite or stop ---------------------------------------------------------------------------------------
+
+    def _any_process(self, flag: bool) -> bool:
+        """`flag` on any process (a collective call: every process makes it, so all stop together)."""
+        if self.accelerator.num_processes == 1:
+            return flag
+        total = self.accelerator.reduce(torch.tensor([float(flag)], device=self.accelerator.device), "sum")
+        return bool(total.item() > 0)
+
+    def training_step(self, model, inputs, num_items_in_batch=None):
+        loss = super().training_step(model, inputs, num_items_in_batch)
+        # transformers' `logging_nan_inf_filter` would hide a NaN loss from the log and train on
+        if self._any_process(not bool(torch.isfinite(loss).all())):
+            raise SvitInputError(
+                f"the training loss became {loss.item()} at step {self.state.global_step + 1}; "
+                f"the run stopped and nothing of this step was saved; {_NON_FINITE_ADVICE}"
+            )
+        return loss
+
+    def check_finite_weights(self) -> None:
+        """Raise `SvitInputError` if a trained parameter holds NaN or infinity (checked before every save: an
+        optimizer step can break the weights while the loss that led to it was still finite)."""
+        bad = []
+        for name, param in self.model.named_parameters():
+            if param.requires_grad:
+                tensor = getattr(param, "ds_tensor", param)  # ZeRO-3: this process's partition
+                if tensor.numel() and not bool(torch.isfinite(tensor.detach()).all()):
+                    bad.append(name)
+        if self._any_process(bool(bad)):
+            where = f" ({bad[0]}{' and others' if len(bad) > 1 else ''})" if bad else ""
+            raise SvitInputError(
+                f"the trained weights became NaN or infinite by step {self.state.global_step}{where}; "
+                f"nothing was saved; {_NON_FINITE_ADVICE}"
+            )
+
+    def save_model(self, output_dir: str | None = None, _internal_call: bool = False) -> None:
+        self.check_finite_weights()
+        with writing_checkpoint(output_dir or self.args.output_dir):
+            super().save_model(output_dir, _internal_call)
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         dropped = inputs.pop("svit_dropped", None)
@@ -147,11 +230,15 @@ class SvitTrainer(SFTTrainer):
 
     def _save_checkpoint(self, model, trial):
         counts = self.run_counts()  # every process takes part in the reduction
-        super()._save_checkpoint(model, trial)
-        if self.is_world_process_zero():
-            folder = os.path.join(self._get_output_dir(trial), f"checkpoint-{self.state.global_step}")
-            with open(os.path.join(folder, COUNTS_FILE), "w", encoding="utf-8") as f:
-                json.dump(counts, f, indent=1)
+        folder = os.path.join(self._get_output_dir(trial), f"checkpoint-{self.state.global_step}")
+        with writing_checkpoint(folder):
+            super()._save_checkpoint(model, trial)
+            if self.is_world_process_zero():
+                with open(os.path.join(folder, COUNTS_FILE), "w", encoding="utf-8") as f:
+                    json.dump(counts, f, indent=1)
+                if self.run_identity is not None:
+                    with open(os.path.join(folder, IDENTITY_FILE), "w", encoding="utf-8") as f:
+                        json.dump(self.run_identity, f, indent=1)
 
     # --- card -------------------------------------------------------------------------------------------------
 

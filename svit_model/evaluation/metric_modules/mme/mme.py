@@ -4,7 +4,7 @@
     mme.compute(predictions=["Yes", "no."], references=["Yes", "No"], subtasks=["existence", "existence"])
 
 Predictions are the answers as written in the results file's 4th column; the two questions of an image are
-adjacent, as the official tool pairs them. Returns `perception`, `cognition`, `subtasks` (name -> score),
+paired by `image_names`, or, without them, are adjacent, as the official tool pairs them. Returns `perception`, `cognition`, `subtasks` (name -> score),
 per-subtask `details` (acc, acc+, yes/no/other counts) and the predictions' `yes_no_ratio`.
 """
 
@@ -29,7 +29,8 @@ class Mme(evaluate.Metric):
         )
 
     def _compute(self, predictions, references, subtasks, image_names=None):
-        image_names = image_names or [""] * len(predictions)
+        # the two questions of an image are paired by its name; without names, by position (adjacent pairs)
+        image_names = image_names or [f"#{i // 2}" for i in range(len(predictions))]
         lines = {}
         for pred, gt, subtask, image in zip(predictions, references, subtasks, image_names, strict=True):
             lines.setdefault(subtask, []).append(mme_results_line(image, "", gt, pred))
