@@ -11,9 +11,12 @@ import json
 import os
 import resource
 import shutil
+import signal
 import subprocess
 import sys
-from concurrent.futures import ThreadPoolExecutor
+import tempfile
+import time
+import traceback
 from pathlib import Path
 
 import pytest
@@ -177,13 +180,75 @@ def _run(argv: list[str], fsize: int | None = None) -> subprocess.CompletedProce
     )  # fmt: skip
 
 
+def _forked(argv: list[str], fsize: int | None = None) -> tuple[int, Path]:
+    """(pid, stderr file) of `svit ARGV` run in a fork of this process: the same isolation as a subprocess (its
+    own memory, file limits, environment and exit code) without importing torch and transformers again, which
+    is most of a subprocess's few seconds."""
+    err_path = Path(tempfile.mkstemp(prefix="svit-cli-", suffix=".err")[1])
+    pid = os.fork()
+    if pid:
+        return pid, err_path
+    code = 1
+    try:  # the child: never returns into pytest
+        import torch
+
+        torch.set_num_threads(1)  # the parent's OpenMP pool does not survive a fork
+        if fsize:  # a "disk" that takes `fsize` bytes per file: writes past it fail (EFBIG)
+            resource.setrlimit(resource.RLIMIT_FSIZE, (fsize, fsize))
+        os.environ.update({"HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "OPENAI_API_KEY": ""})
+        null = os.open(os.devnull, os.O_WRONLY)
+        err = os.open(err_path, os.O_WRONLY | os.O_TRUNC)
+        os.dup2(null, 1)
+        os.dup2(err, 2)
+        sys.stdout = open(1, "w", closefd=False)  # noqa: SIM115 - the child's whole life
+        sys.stderr = open(2, "w", closefd=False)  # noqa: SIM115
+        import logging
+
+        logging.root.handlers.clear()  # pytest's capture handlers: the command logs to its stderr, as alone
+        from svit_cli.main import main
+
+        code = main(argv)
+    except SystemExit as exit_:  # argparse's usage errors
+        code = exit_.code if isinstance(exit_.code, int) else 1
+    except BaseException:  # noqa: BLE001 - anything else must show as a traceback, as in a subprocess
+        traceback.print_exc()
+    finally:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+
+
+def run_forked_cases(argvs: list[tuple[list[str], dict]], parallel: int = 2, timeout: float = 300) -> list:
+    """`svit ARGV` for each (argv, options), `parallel` at a time: CompletedProcess-like results, in order."""
+    results: list = [None] * len(argvs)
+    waiting = list(enumerate(argvs))
+    running: dict[int, tuple[int, Path, float]] = {}
+    while waiting or running:
+        while waiting and len(running) < parallel:
+            index, (argv, options) = waiting.pop(0)
+            pid, err_path = _forked(argv, **options)
+            running[pid] = (index, err_path, time.monotonic())
+        pid, status = os.waitpid(-1, os.WNOHANG)
+        if pid == 0:
+            for child, (_, _, started) in running.items():
+                if time.monotonic() - started > timeout:
+                    os.kill(child, signal.SIGKILL)
+            time.sleep(0.02)
+            continue
+        index, err_path, _ = running.pop(pid)
+        stderr = err_path.read_text(errors="replace")
+        err_path.unlink()
+        code = os.waitstatus_to_exitcode(status)
+        results[index] = subprocess.CompletedProcess(argvs[index][0], code, "", stderr)
+    return results
+
+
 def assert_one_clean_line_each(cases: list[tuple]) -> None:
-    """Run every (name, argv, expected text[, subprocess options]) case, two at a time: each must end as one
-    line `svit <command>: error: ...` holding the expected text, exit 2, no traceback. The table of each
+    """Run every (name, argv, expected text[, options: {"fsize": bytes}]) case, two at a time: each must end as
+    one line `svit <command>: error: ...` holding the expected text, exit 2, no traceback. The table of each
     command family (tests/test_cli_errors_*.py) calls this."""
     cases = [(c[0], c[1], c[2], c[3] if len(c) > 3 else {}) for c in cases]
-    with ThreadPoolExecutor(2) as pool:
-        results = list(pool.map(lambda case: _run(case[1], **case[3]), cases))
+    results = run_forked_cases([(argv, options) for _, argv, _, options in cases])
     failures = []
     for (name, argv, expected, _), done in zip(cases, results, strict=True):
         command = " ".join(a for a in argv[:2] if not a.startswith("-") and "/" not in a)
