@@ -63,7 +63,7 @@ def _export_llava(args) -> None:
 def _demo(args) -> None:
     from svit_model.demo import run_model_demo
 
-    run_model_demo(seed=args.seed, steps=args.steps, drawing=args.drawing)
+    run_model_demo(seed=args.seed, steps=args.steps, drawing=args.drawing, overwrite=args.overwrite)
 
 
 def _tiny(args) -> None:
@@ -155,4 +155,5 @@ def register(sub) -> None:
         help="optimizer steps teaching the tiny model its answer",
     )
     demo.add_argument("--drawing", help="write the image with the parsed boxes drawn here (PNG)")
+    demo.add_argument("--overwrite", action="store_true", help="replace an existing --drawing PNG")
     demo.set_defaults(func=_demo)

@@ -18,7 +18,7 @@ from PIL import Image
 
 from svit_dataset import bundled
 from svit_dataset.errors import SvitInputError
-from svit_dataset.files import atomic_path, check_output_apart
+from svit_dataset.files import atomic_path, check_output_apart, check_replaceable
 from svit_dataset.quality import QualityReport
 from svit_dataset.reader import iter_samples
 from svit_dataset.release import release_file
@@ -71,7 +71,7 @@ def teach(model, processor, messages: list[dict], steps: int = 60, lr: float = 3
     return losses
 
 
-def check_demo_settings(seed: int, steps: int, drawing: str | Path | None) -> None:
+def check_demo_settings(seed: int, steps: int, drawing: str | Path | None, overwrite: bool = False) -> None:
     """`--seed`, `--steps` and `--drawing` of `svit model demo`, before the model is built (the ranges are the
     CLI's, svit_model.training.arguments.MODEL_FLAG_RANGES: library callers get the same answer)."""
     from svit_model.training.arguments import MODEL_FLAG_RANGES, check_value
@@ -82,11 +82,17 @@ def check_demo_settings(seed: int, steps: int, drawing: str | Path | None) -> No
         check_output_apart(drawing, "--drawing", {"(the bundled sample)": bundled.SAMPLE_DIR})
         if Path(drawing).is_dir():
             raise SvitInputError(f"--drawing {drawing}: is a folder; pass the PNG file to write")
+        check_replaceable(
+            drawing, "--drawing", overwrite, "a PNG image", lambda path: path.suffix.lower() == ".png"
+        )
 
 
-def run_model_demo(print_fn=print, seed: int = 0, steps: int = 60, drawing: str | Path | None = None) -> dict:
-    """Build, teach, ask, parse and print; returns the generated text and the parsed `(clean_text, entities)`."""
-    check_demo_settings(seed, steps, drawing)
+def run_model_demo(
+    print_fn=print, seed: int = 0, steps: int = 60, drawing: str | Path | None = None, overwrite: bool = False
+) -> dict:
+    """Build, teach, ask, parse and print; returns the generated text and the parsed `(clean_text, entities)`.
+    An existing `drawing` is replaced only with `overwrite`, and only a PNG."""
+    check_demo_settings(seed, steps, drawing, overwrite)
     rows = bundled_referring_rows()
     row, reference = pick_grounded_turn(rows)
     image = Image.open(bundled.IMAGES_DIR / row["image_path"]).convert("RGB")

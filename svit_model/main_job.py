@@ -107,7 +107,7 @@ def run_main_job(output_dir: str | Path, cards: MainJobCards, print_fn=print) ->
     data = run_data_demo(layout.dataset, print_fn=print_fn, card=cards.render_dataset)
     dataset_card = cards.write_dataset(layout.dataset)  # again, now with the statistics and their figures
     print_fn(f"Dataset card: {dataset_card}\n")
-    run_model_demo(print_fn=print_fn, drawing=layout.drawing)
+    run_model_demo(print_fn=print_fn, drawing=layout.drawing, overwrite=True)  # the job's own folder, checked
     print_fn("")
     training = run_training_demo(layout.dataset, layout.train, print_fn=print_fn)
     run = training["result"].output_dir

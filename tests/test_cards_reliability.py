@@ -369,6 +369,19 @@ def test_the_model_demo_checks_its_settings_before_building(steps, seed, drawing
         run_model_demo(seed=seed, steps=steps, drawing=drawing)
 
 
+def test_the_model_demo_replaces_an_existing_drawing_only_with_overwrite_and_only_a_png(tmp_path):
+    from svit_model.demo import check_demo_settings
+
+    drawn, notes = tmp_path / "drawn.png", tmp_path / "notes.txt"
+    drawn.write_bytes(b"earlier drawing")
+    notes.write_text("the user's")
+    with pytest.raises(SvitInputError, match="already exists; pass --overwrite"):
+        check_demo_settings(0, 60, drawn)
+    check_demo_settings(0, 60, drawn, overwrite=True)
+    with pytest.raises(SvitInputError, match="is not a PNG image"):
+        check_demo_settings(0, 60, notes, overwrite=True)
+
+
 def test_the_eval_demo_replaces_only_its_own_results_folder(tmp_path):
     from svit_model.evaluation.demo import run_eval_demo
 
