@@ -23,12 +23,18 @@ Box = tuple[float, float, float, float]
 _NUMBER = r"[-+]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?"
 # A box literal: four numbers, spaces optional around the commas and brackets.
 BOX_PATTERN = re.compile(rf"\[\s*({_NUMBER})\s*,\s*({_NUMBER})\s*,\s*({_NUMBER})\s*,\s*({_NUMBER})\s*\]")
-# What a writer of boxes meant as one: a bracketed list of two or more number-like items, the words
-# float() reads (nan, inf, infinity) included. Each must be a BOX_PATTERN match of a valid box; one
-# that is not (`[nan, ...]`, `[inf, ...]`, three or five numbers) makes the text's boxes bad. A lone
-# bracketed number (`[1]`) is a reference mark, not a box.
+# What a writer of boxes meant as one: a bracketed list of three to five number-like items (a box with a
+# number missing or one too many), or a list of two or more holding the words float() reads (nan, inf,
+# infinity). Each must be a BOX_PATTERN match of a valid box; one that is not (`[nan, ...]`, `[inf, ...]`,
+# three or five numbers) makes the text's boxes bad. A bracketed number or pair (`[1]`, a reference mark;
+# `[0.45, 0.30]`, a point) is no box.
 _NUMBER_LIKE = rf"(?:{_NUMBER}|[-+]?(?:nan|inf(?:inity)?))"
-BOX_LIKE_PATTERN = re.compile(rf"\[\s*{_NUMBER_LIKE}(?:\s*,\s*{_NUMBER_LIKE})+\s*\]", re.IGNORECASE)
+_NOT_FINITE = r"[-+]?(?:nan|inf(?:inity)?)"
+BOX_LIKE_PATTERN = re.compile(
+    rf"\[\s*{_NUMBER_LIKE}(?:\s*,\s*{_NUMBER_LIKE}){{2,4}}\s*\]"
+    rf"|\[\s*(?:{_NUMBER}\s*,\s*)*{_NOT_FINITE}(?:\s*,\s*{_NUMBER_LIKE})*\s*\]",
+    re.IGNORECASE,
+)
 
 
 def format_box(box: Sequence[float], decimals: int = 3) -> str:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import json
 import logging
 import os
 import re
@@ -226,13 +227,22 @@ CHECKPOINT_WEIGHTS = ("*.safetensors", "*.bin")
 
 
 def is_checkpoint_folder(path: str | os.PathLike) -> bool:
-    """Whether `path` is a model checkpoint folder (a config or weights), as `svit model ...` writes."""
+    """Whether `path` is a model checkpoint folder, as `svit model ...` writes: weights beside a transformers
+    or peft config. A config.json alone is no proof (many a project holds one)."""
     folder = Path(path)
     if not folder.is_dir() or folder.is_symlink():
         return False
-    return any((folder / name).is_file() for name in CHECKPOINT_FILES) or any(
-        any(folder.glob(pattern)) for pattern in CHECKPOINT_WEIGHTS
-    )
+    has_weights = any(any(folder.glob(pattern)) for pattern in CHECKPOINT_WEIGHTS)
+    return has_weights and any(_names_a_model(folder / name) for name in CHECKPOINT_FILES)
+
+
+def _names_a_model(config: Path) -> bool:
+    """A transformers config (`model_type`) or a peft adapter config (`peft_type`)."""
+    try:
+        values = json.loads(config.read_text(encoding="utf-8"))
+    except (OSError, ValueError, RecursionError):
+        return False
+    return isinstance(values, dict) and bool(values.get("model_type") or values.get("peft_type"))
 
 
 def check_output_dir(

@@ -62,23 +62,32 @@ class MainJobLayout:
 
 
 def check_main_job_output(output_dir: str | Path) -> None:
-    """The main job replaces its parts under `output_dir` (a rerun of `make demo` starts them afresh), so it
-    runs only in a new or empty folder or one an earlier main job wrote: a folder holding anything else (a
-    user's folder passed as --output by mistake) is refused before any work, nothing in it touched."""
+    """The main job replaces its own parts under `output_dir` (a rerun of `make demo` starts them afresh) and
+    touches nothing else there: the tiny recipes' and the README's own outputs (`out/tiny-svit-llava`, ...) may
+    sit beside them. A part's name taken by something the demo did not write (a user's own `svit` folder, say)
+    is refused before any work, nothing in it touched."""
+    from svit_model.space.folder import is_space_folder
+
     root = Path(output_dir)
     if not root.exists():
         return
     if not root.is_dir():
         raise SvitInputError(f"--output {output_dir}: is a file; pass a folder for the demo's outputs")
-    own = {part.name for part in MainJobLayout(root).parts()}
-    foreign = sorted(p.name for p in root.iterdir() if p.name not in own and not p.name.startswith("."))
-    if foreign:
-        shown = ", ".join(foreign[:5]) + (f" and {len(foreign) - 5} more" if len(foreign) > 5 else "")
-        raise SvitInputError(
-            f"--output {output_dir}: holds {shown}, which `svit demo` did not write; the demo replaces its own "
-            f"parts there ({', '.join(sorted(own))}), so it runs in a new or empty folder or one an earlier "
-            "`svit demo` wrote: choose another --output"
-        )
+    layout = MainJobLayout(root)
+    own_kind = {  # what each part is when an earlier main job wrote it
+        layout.dataset: lambda path: (path / "build_report.json").is_file(),
+        layout.drawing: lambda path: path.is_file() and path.suffix == ".png",
+        layout.train: Path.is_dir,  # its runs are replaced one by one, each only if it is a run
+        layout.eval: Path.is_dir,  # likewise its results folders
+        layout.space: is_space_folder,
+    }
+    for part, is_own in own_kind.items():
+        empty_folder = part.is_dir() and not any(part.iterdir())
+        if part.exists() and not empty_folder and not is_own(part):
+            raise SvitInputError(
+                f"--output {output_dir}: holds {part.name}, which `svit demo` did not write, where the demo "
+                f"writes its own {part.name}: choose another --output"
+            )
 
 
 def artefact_listing(artefacts: dict[str, Path]) -> str:

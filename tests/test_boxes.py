@@ -3,6 +3,7 @@
 import pytest
 
 from svit_dataset.boxes import (
+    all_boxes_valid,
     find_boxes,
     format_box,
     from_padded_square,
@@ -140,3 +141,16 @@ def test_iou_and_vg_normalization():
     # VG pixel x, y, w, h on a 200 x 100 image; a box spilling past the edge is clamped
     assert normalize_xywh(20, 10, 50, 40, 200, 100) == (0.1, 0.1, 0.35, 0.5)
     assert normalize_xywh(180, 90, 50, 40, 200, 100) == (0.9, 0.9, 1.0, 1.0)
+
+
+def test_points_reference_marks_and_number_pairs_are_no_boxes_for_the_gate():
+    # a generated answer may cite `[1, 2]` or give a point `[0.45, 0.30]`: neither is a box gone wrong
+    for text in (
+        "see reference [1, 2]",
+        "The centre is at [0.45, 0.30].",
+        "[0.1, 0.2, 0.3, 0.4] and [0.5, 0.6]",
+    ):
+        assert all_boxes_valid(text), text
+    # a box with a number missing or extra, or not finite, is
+    for text in ("[0.1, 0.2, 0.3]", "[0.1, 0.2, 0.3, 0.4, 0.5]", "[inf, 0.2]", "[0.2, NaN]", "[nan]"):
+        assert not all_boxes_valid(text), text

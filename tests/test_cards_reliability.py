@@ -339,15 +339,19 @@ def test_the_main_job_runs_only_where_it_replaces_nothing_of_the_users(tmp_path,
     layout = MainJobLayout(tmp_path / "out")
     for part in (layout.dataset, layout.train, layout.eval, layout.space):
         part.mkdir(parents=True)
+    (layout.dataset / "build_report.json").write_text("{}")
     layout.drawing.write_bytes(b"png")
     (layout.root / ".DS_Store").write_bytes(b"")
-    check_main_job_output(layout.root)  # an earlier demo's
-    (layout.root / "notes.txt").write_text("mine")
-    with pytest.raises(SvitInputError, match="holds notes.txt, which `svit demo` did not write"):
+    # an earlier demo's, beside what the README's CPU recipes write there (never touched by the demo)
+    (layout.root / "tiny-svit-llava").mkdir()
+    check_main_job_output(layout.root)
+    (layout.dataset / "build_report.json").unlink()
+    (layout.dataset / "notes.txt").write_text("mine")
+    with pytest.raises(SvitInputError, match="holds svit, which `svit demo` did not write"):
         check_main_job_output(layout.root)
     assert main(["demo", "--output", str(layout.root)]) == 2
-    assert "holds notes.txt" in capsys.readouterr().err
-    assert (layout.root / "notes.txt").read_text() == "mine" and layout.drawing.read_bytes() == b"png"
+    assert "holds svit" in capsys.readouterr().err
+    assert (layout.dataset / "notes.txt").read_text() == "mine" and layout.drawing.read_bytes() == b"png"
     with pytest.raises(SvitInputError, match="is a file"):
         check_main_job_output(layout.drawing)
 

@@ -42,6 +42,8 @@ def _cases(root: Path) -> list[tuple]:
     users = root / "users"  # a folder of the user's, passed as an output by mistake
     users.mkdir()
     (users / "thesis.tex").write_text("years of work")
+    (users / "svit").mkdir()  # a folder of theirs where the demo writes its dataset
+    (users / "svit" / "draft.md").write_text("mine")
     checkpoint = save_tiny_svit_llava(root / "ckpt")
     space = ["space", str(checkpoint), str(root / "space")]
     card = ["card", "model", str(run)]
@@ -69,7 +71,7 @@ def _cases(root: Path) -> list[tuple]:
         ("space overwrite a user folder", ["space", str(checkpoint), str(users), "--overwrite"],
          "is not a Space folder written by `svit space`, so --overwrite does not replace it"),
         ("space full disk", space, "File too large", {"fsize": 65536}),
-        ("demo into a user folder", ["demo", "--output", str(users)], "holds thesis.tex, which `svit demo` did"),
+        ("demo onto a user's svit folder", ["demo", "--output", str(users)], "holds svit, which `svit demo` did"),
         # the datasets cache of the demo's first part outgrows its checkpoints: the limit hits there
         ("demo full disk", ["demo", "--output", str(root / "demo")], "File too large", {"fsize": 500_000}),
         ("model demo steps", ["model", "demo", "--steps", "0"], "--steps: '0' is out of range"),
@@ -80,6 +82,10 @@ def _cases(root: Path) -> list[tuple]:
 @pytest.mark.slow
 def test_every_bad_input_of_cards_push_space_and_demo_is_one_clean_line(tmp_path):
     assert_one_clean_line_each(_cases(tmp_path))
-    assert [p.name for p in (tmp_path / "users").iterdir()] == ["thesis.tex"]  # nothing of theirs replaced
+    assert sorted(p.name for p in (tmp_path / "users").iterdir()) == [
+        "svit",
+        "thesis.tex",
+    ]  # nothing replaced
+    assert [p.name for p in (tmp_path / "users" / "svit").iterdir()] == ["draft.md"]
     assert not (tmp_path / "space").exists() and not list(tmp_path.glob(".space.*"))  # nothing half-written
     assert not (tmp_path / "run" / "README.md").exists()  # no card written from refused results

@@ -221,30 +221,32 @@ class _Saves:
             raise OSError("disk full")
 
 
-def _checkpoint_with(folder, name: str) -> None:
+def _checkpoint_with(folder, weights: str) -> None:
+    """An older checkpoint: a model config and `weights`."""
     folder.mkdir()
-    (folder / name).write_text("old")
+    (folder / "config.json").write_text('{"model_type": "old"}')
+    (folder / weights).write_text("old")
 
 
 def test_save_checkpoint_refuses_an_existing_folder_without_overwrite(tmp_path):
     from svit_dataset.errors import SvitInputError
     from svit_model.building import save_checkpoint
 
-    _checkpoint_with(tmp_path / "ckpt", "config.json")
+    _checkpoint_with(tmp_path / "ckpt", "model.safetensors")
     with pytest.raises(SvitInputError, match="pass --overwrite"):
         save_checkpoint(_Saves("config.json"), _Saves("processor.json"), tmp_path / "ckpt")
-    assert (tmp_path / "ckpt" / "config.json").read_text() == "old"
+    assert (tmp_path / "ckpt" / "model.safetensors").read_text() == "old"
 
 
 def test_save_checkpoint_that_fails_keeps_the_old_one_and_no_temp_folder(tmp_path):
     from svit_model.building import save_checkpoint
 
-    _checkpoint_with(tmp_path / "ckpt", "config.json")
+    _checkpoint_with(tmp_path / "ckpt", "model.safetensors")
     with pytest.raises(OSError, match="disk full"):
         save_checkpoint(_Saves("config.json"), _Saves("processor.json", fail=True), tmp_path / "ckpt", True)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["ckpt"]
-    assert [p.name for p in (tmp_path / "ckpt").iterdir()] == ["config.json"]
-    assert (tmp_path / "ckpt" / "config.json").read_text() == "old"
+    assert sorted(p.name for p in (tmp_path / "ckpt").iterdir()) == ["config.json", "model.safetensors"]
+    assert (tmp_path / "ckpt" / "model.safetensors").read_text() == "old"
 
 
 def test_save_checkpoint_replaces_the_old_one_only_once_the_new_one_is_in_place(tmp_path, monkeypatch):
@@ -267,7 +269,7 @@ def test_save_checkpoint_replaces_the_old_one_only_once_the_new_one_is_in_place(
         _Saves("config.json"), _Saves("processor.json"), tmp_path / "ckpt", overwrite=True
     )
     assert seen and seen[-1] == ["config.json", "processor.json"]  # when the old one goes, the new one is in
-    assert all(names in (["stale.bin"], ["config.json", "processor.json"]) for names in seen)
+    assert all(names in (["config.json", "stale.bin"], ["config.json", "processor.json"]) for names in seen)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["ckpt"]
     assert sorted(p.name for p in (tmp_path / "ckpt").iterdir()) == ["config.json", "processor.json"]
 

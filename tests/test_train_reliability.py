@@ -5,6 +5,7 @@ only what the command writes, a full disk and damaged files reported in one line
 
 from __future__ import annotations
 
+import io
 import json
 import math
 import re
@@ -250,7 +251,12 @@ def test_resume_end_to_end_finished_half_written_and_foreign(files, tmp_path, no
     identity["dataset_config"] = "default"
     _fake_checkpoint(out / "checkpoint-4", step=4, planned=4, identity=identity)
     (out / "svit_run.json").write_text(json.dumps({"counts": {"tokens_trained": 7}}))
-    # resuming a finished run does nothing, and says so (no phantom checkpoint-5)
+    # killed in the final save (no whole model at the top): not finished, so resuming goes on to load the model
+    (out / "model.safetensors").write_bytes((out / "checkpoint-4" / "model.safetensors").read_bytes()[:100])
+    with pytest.raises(AssertionError, match="the model was loaded"):
+        run(train_args(model_dir, data_dir, out, max_steps=4, resume_from_checkpoint="last"))
+    # the final save whole: resuming a finished run does nothing, and says so (no phantom checkpoint-5)
+    (out / "model.safetensors").write_bytes((out / "checkpoint-4" / "model.safetensors").read_bytes())
     result = run(train_args(model_dir, data_dir, out, max_steps=4, resume_from_checkpoint="last"))
     assert result.global_step == 4 and "already finished at step 4" in result.summary
     assert sorted(p.name for p in out.glob("checkpoint-*")) == ["checkpoint-4"]
@@ -387,6 +393,29 @@ def test_a_damaged_training_image_is_named(tmp_path):
     assert batch["pixel_values"].shape[0] == 1
 
 
+def test_undecoded_training_images_are_turned_upright_as_datasets_would():
+    import datasets
+    from PIL import Image
+
+    image = Image.new("RGB", (40, 20))
+    exif = image.getexif()
+    exif[0x0112] = 6  # Orientation: rotate 90 degrees to display
+    buffer = io.BytesIO()
+    image.save(buffer, format="JPEG", exif=exif.tobytes())
+    undecoded = {"bytes": buffer.getvalue(), "path": None}
+    assert datasets.Image().decode_example(undecoded).size == (20, 40)
+    assert SvitCollator._decode(undecoded, {"id": "1-referring_qa-0"}).size == (20, 40)
+
+
+def test_a_run_killed_before_its_first_checkpoint_is_a_training_run(tmp_path):
+    started = tmp_path / "run"
+    (started / "runs" / "Dec03_10-00-00_host").mkdir(parents=True)  # what the Trainer writes as it starts
+    (started / "runs" / "Dec03_10-00-00_host" / "events.out.tfevents.1.host").write_bytes(b"x")
+    assert is_training_run(started)
+    (started / "notes.txt").write_text("the user's")
+    assert not is_training_run(started)
+
+
 def test_training_data_hands_images_over_undecoded(files):
     from svit_model.training.data import load_training_data
 
@@ -442,3 +471,17 @@ def test_the_logged_learning_rate_is_the_llms_and_each_group_is_logged(files, tm
     for entry in logged:
         assert entry["learning_rate"] == entry["learning_rate/llm"] == pytest.approx(0.001)
         assert entry["learning_rate/projector"] == pytest.approx(0.01)
+
+
+def test_a_project_folder_with_a_config_json_is_no_checkpoint_to_overwrite(tmp_path):
+    project = tmp_path / "proj"
+    (project / "src").mkdir(parents=True)
+    (project / "config.json").write_text('{"name": "my app"}')
+    (project / "src" / "main.py").write_text("print('mine')")
+    assert not is_checkpoint_folder(project)
+    with pytest.raises(SvitInputError, match="--overwrite does not replace it"):
+        check_output_dir(project, True)
+    save_file({"w": torch.zeros(2)}, project / "model.safetensors")
+    assert not is_checkpoint_folder(project)  # weights, but no model's config beside them
+    (project / "config.json").write_text('{"model_type": "svit_llava"}')
+    assert is_checkpoint_folder(project)

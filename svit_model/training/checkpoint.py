@@ -40,7 +40,7 @@ def adapter_base(
         )
     try:
         adapter = json.loads(config_path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as err:
+    except (OSError, ValueError, RecursionError) as err:
         raise SvitInputError(
             f"{run_flag} {run}: {ADAPTER_CONFIG} cannot be read ({err}); the run folder is damaged: pass "
             "another checkpoint-* folder of the run"

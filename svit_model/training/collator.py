@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import torch
-from PIL import Image
+from PIL import ExifTags, Image, ImageOps
 from trl.data_utils import prepare_multimodal_messages
 
 from svit_dataset.boxes import move_boxes_in_text
@@ -103,6 +103,9 @@ class SvitCollator:
             if isinstance(image, dict):  # datasets' undecoded Image: bytes, or a path
                 where += f" (image {image.get('path')})" if image.get("path") else " (embedded image)"
                 image = Image.open(io.BytesIO(image["bytes"]) if image.get("bytes") else image["path"])
+                # as `datasets.Image` decodes it (and evaluation reads it): upright by its EXIF orientation
+                if image.getexif().get(ExifTags.Base.Orientation, 1) != 1:
+                    image = ImageOps.exif_transpose(image)
             elif isinstance(image, (str, os.PathLike)):
                 where = f"{image} ({where})"
                 image = Image.open(image)

@@ -33,6 +33,8 @@ IDENTITY_FILE = "svit_checkpoint.json"
 IDENTITY_KEYS = ("stage", "method", "init_from", "datasets", "dataset_config")
 # Files only the Trainer writes: a folder holding one of them was written by a training run.
 _TRAINER_FILES = (RUN_FACTS_FILE, TRAINER_STATE, "training_args.bin", "svit_counts.json", IDENTITY_FILE)
+# What a run leaves before its first checkpoint: the Trainer's TensorBoard folder; the loss curve and card later.
+_STARTED_RUN_ENTRIES = frozenset({"runs", "loss_curve.png", "README.md"})
 _CHECKPOINT = re.compile(rf"^{PREFIX_CHECKPOINT_DIR}-(\d+)$")
 _WEIGHTS = ("model.safetensors", "adapter_model.safetensors", "pytorch_model.bin", "adapter_model.bin")
 
@@ -54,7 +56,11 @@ def is_training_run(path: str | Path) -> bool:
     folder = Path(path)
     if not folder.is_dir() or folder.is_symlink():
         return False
-    return any((folder / name).is_file() for name in _TRAINER_FILES) or bool(checkpoint_folders(folder))
+    if any((folder / name).is_file() for name in _TRAINER_FILES) or checkpoint_folders(folder):
+        return True
+    # a run killed before its first save holds only what the Trainer writes when it starts (its logging folder)
+    entries = [entry.name for entry in folder.iterdir()]
+    return bool(entries) and all(name in _STARTED_RUN_ENTRIES for name in entries)
 
 
 def _safetensors_problem(path: Path) -> str | None:
@@ -69,7 +75,7 @@ def _safetensors_problem(path: Path) -> str | None:
             return f"{path.name} is truncated"
         try:
             header = json.loads(f.read(header_size))
-        except ValueError:
+        except (ValueError, RecursionError):
             return f"{path.name} is damaged (unreadable header)"
     ends = [v["data_offsets"][1] for k, v in header.items() if k != "__metadata__" and isinstance(v, dict)]
     if 8 + header_size + max(ends, default=0) > size:
@@ -88,7 +94,7 @@ def checkpoint_problem(folder: str | Path) -> str | None:
         return f"no {TRAINER_STATE} (saving stopped before the end)"
     try:
         json.loads(state.read_text(encoding="utf-8"))["global_step"]
-    except (OSError, ValueError, KeyError, TypeError):
+    except (OSError, ValueError, KeyError, TypeError, RecursionError):
         return f"{TRAINER_STATE} is damaged"
     deepspeed = any(p.is_dir() and p.name.startswith("global_step") for p in folder.iterdir())
     weights = [folder / name for name in _WEIGHTS if (folder / name).is_file()]
@@ -117,10 +123,11 @@ def last_complete_checkpoint(output_dir: str | Path) -> Path | None:
     return None
 
 
-def read_json_object(path: Path) -> dict:
+def _json_object_or_empty(path: Path) -> dict:
+    """The JSON object in `path`, or {} for a file that is missing or damaged (a half-written checkpoint's)."""
     try:
         value = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+    except (OSError, ValueError, RecursionError):
         return {}
     return value if isinstance(value, dict) else {}
 
@@ -129,7 +136,7 @@ def checkpoint_identity(folder: str | Path) -> dict:
     """The run a checkpoint belongs to: its `svit_checkpoint.json`, or, for one written without it, what its
     files tell (an adapter: LoRA)."""
     folder = Path(folder)
-    identity = read_json_object(folder / IDENTITY_FILE)
+    identity = _json_object_or_empty(folder / IDENTITY_FILE)
     if "method" not in identity and any(folder.glob("adapter_config.json")):
         identity["method"] = "lora"
     elif "method" not in identity and any(folder.glob("model*.safetensors")):
@@ -157,10 +164,20 @@ def check_same_run(flag_value: str, checkpoint: dict, this_run: dict) -> None:
         )
 
 
+def final_save_complete(output_dir: str | Path) -> bool:
+    """Whether a run's own folder holds its final model and run facts (written last, after the final save and
+    card): a run whose last checkpoint is at its last step but that died in the final save is not finished."""
+    folder = Path(output_dir)
+    weights = [path for path in (folder / name for name in _WEIGHTS) if path.is_file()]
+    weights += sorted(folder.glob("model-*-of-*.safetensors"))
+    whole = all(_safetensors_problem(path) is None for path in weights if path.suffix == ".safetensors")
+    return (folder / RUN_FACTS_FILE).is_file() and bool(weights) and whole
+
+
 def finished_step(checkpoint: str | Path, max_steps: int, num_train_epochs: float) -> int | None:
     """The step a run ended at when `checkpoint` is its last one and the arguments ask for no more training
     (no larger `--max_steps`, or no more `--num_train_epochs`); None when there is training left."""
-    state = read_json_object(Path(checkpoint) / TRAINER_STATE)
+    state = _json_object_or_empty(Path(checkpoint) / TRAINER_STATE)
     step, planned = state.get("global_step"), state.get("max_steps")
     if not isinstance(step, int) or not isinstance(planned, int) or planned <= 0 or step < planned:
         return None
@@ -171,6 +188,7 @@ def finished_step(checkpoint: str | Path, max_steps: int, num_train_epochs: floa
 
 
 __all__ = [
+    "final_save_complete",
     "IDENTITY_FILE",
     "IDENTITY_KEYS",
     "check_same_run",

@@ -39,6 +39,7 @@ from svit_model.training.resume import (
     checkpoint_folders,
     checkpoint_identity,
     checkpoint_problem,
+    final_save_complete,
     finished_step,
     is_training_run,
     last_complete_checkpoint,
@@ -130,6 +131,10 @@ def resolve_resume(training_args: SFTConfig, overwrite: bool, this_run: dict | N
             )
         check_same_run(str(given), checkpoint_identity(resume), this_run or {})
         finished = finished_step(resume, training_args.max_steps, training_args.num_train_epochs)
+        if not final_save_complete(
+            output_dir
+        ):  # killed in the final save: resuming must still write the model
+            finished = None
         return ResumePlan(str(resume), False, finished)
     used = (output_dir.is_dir() and any(output_dir.iterdir())) or (
         output_dir.exists() and not output_dir.is_dir()
