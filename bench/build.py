@@ -24,7 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tools/: the corpus maker, not installed
 from _measure import current_rss_mb, measure  # noqa: E402
 
-from svit_dataset.hub_layout import build_hub_dataset  # noqa: E402
+from svit_dataset.hub_build.engine import build_hub_dataset  # noqa: E402
 from svit_dataset.schema import TASKS  # noqa: E402
 from tools.synthetic import CorpusSpec, write_corpus  # noqa: E402
 

@@ -25,9 +25,9 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 import torch  # noqa: E402
 from _measure import measure  # noqa: E402
 
+from svit_model.evaluation.benchmark import SHORT_ANSWER  # noqa: E402
 from svit_model.evaluation.harness import EvalItem, generate_predictions, with_suffix  # noqa: E402
 from svit_model.evaluation.mme import record  # noqa: E402
-from svit_model.evaluation.run import SHORT_ANSWER  # noqa: E402
 from svit_model.tiny import build_tiny_svit_llava  # noqa: E402
 from tools.eval_samples import MME_QUESTIONS, SHAPES, SUFFIX, draw  # noqa: E402
 

@@ -41,7 +41,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from svit_dataset.boxes import BOX_PATTERN  # noqa: E402
 from svit_dataset.errors import SvitError  # noqa: E402
-from svit_dataset.grounding import parse_grounded_text  # noqa: E402
+from svit_dataset.grounded_text import parse_grounded_text  # noqa: E402
 from svit_dataset.quality import QualityReport  # noqa: E402
 from svit_dataset.reader import iter_samples  # noqa: E402
 from svit_dataset.vg import ImageIndex  # noqa: E402

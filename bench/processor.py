@@ -24,8 +24,8 @@ from PIL import Image  # noqa: E402
 from transformers import LlavaProcessor  # noqa: E402
 
 from svit_dataset import bundled  # noqa: E402
-from svit_model.demo import bundled_referring_rows  # noqa: E402
-from svit_model.export import to_llava_processor  # noqa: E402
+from svit_model.stock_llava import to_llava_processor  # noqa: E402
+from svit_model.teaching import bundled_referring_rows  # noqa: E402
 from svit_model.tiny import build_tiny_processor, build_tiny_tokenizer, corpus_from_rows  # noqa: E402
 
 

@@ -31,8 +31,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tools/: the corpus maker, not installed
 from _measure import current_rss_mb, measure  # noqa: E402
 
-from svit_dataset.hub_layout import build_hub_dataset  # noqa: E402
-from svit_dataset.recipes.mix import iter_json_list  # noqa: E402
+from svit_dataset.hub_build.engine import build_hub_dataset  # noqa: E402
+from svit_dataset.jsonlist import iter_json_list  # noqa: E402
 from svit_dataset.recipes.select import RECIPE_NAMES  # noqa: E402
 from svit_dataset.recipes.shards import build_recipes, iter_batches, split_shards  # noqa: E402
 from svit_dataset.schema import TASKS  # noqa: E402

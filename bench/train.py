@@ -105,7 +105,7 @@ def synthetic_rows(samples: int, seed: int) -> list[dict]:
 
 
 def run_ours(model_dir, data_dir, output, args, grouped: bool) -> dict:
-    from svit_model.training.command import parse_train_arguments
+    from svit_cli.jobs.train import parse_train_arguments
     from svit_model.training.train import train
 
     argv = [

@@ -1,6 +1,6 @@
 """The dataset card (README.md of a Hub dataset repo): huggingface_hub's `DatasetCard` from a Jinja template.
 
-The metadata is a `DatasetCardData` built from `svit_dataset.hub_readme.card_metadata` (the one home of the
+The metadata is a `DatasetCardData` built from `svit_dataset.hub_build.readme.card_metadata` (the one home of the
 `configs:` / `dataset_info:` that make `load_dataset(repo, config)` work without a loading script) plus what
 only a card states (size category, how the text was made). The body comes from
 `templates/dataset_card.md.j2`: summary, configs, usage, the section 3.4 statistics, how it was made
@@ -8,8 +8,8 @@ only a card states (size category, how the text was made). The body comes from
 
 Two ways in, one card shape:
 
-- `render_dataset_card(facts)`: a build passes it as `build_hub_dataset(..., card=render_dataset_card)` and
-  it renders from the build's `BuildFacts` (no statistics yet: they are measured on the finished folder);
+- `render_dataset_card(facts)`: renders from a build's `BuildFacts` (svit_cli/jobs/build.py writes it over the
+  README the build wrote; no statistics yet: they are measured on the finished folder);
 - `write_dataset_card(folder)`: (re)writes a built folder's README.md from what the folder holds
   (README metadata, build_report.json, recipes/, stats/), keeping its configs as they are.
 """
@@ -23,12 +23,12 @@ from pathlib import Path
 import yaml
 from huggingface_hub import DatasetCard, DatasetCardData
 
-from svit_dataset.builder import CONFIG_DESCRIPTIONS, SUBSETS
 from svit_dataset.errors import SvitInputError
 from svit_dataset.facts import SVIT_CITATION, SVIT_PAPER_URL
 from svit_dataset.files import write_text_atomic
-from svit_dataset.hub_layout import RECIPES_DIR, REPORT_FILE
-from svit_dataset.hub_readme import BuildFacts, ConfigEntry, card_metadata, usage_code
+from svit_dataset.hub_build.configs import CONFIG_DESCRIPTIONS, SUBSETS
+from svit_dataset.hub_build.readme import BuildFacts, ConfigEntry, card_metadata, usage_code
+from svit_dataset.hub_build.report import RECIPES_DIR, REPORT_FILE
 from svit_dataset.jsonlist import read_json_object
 from svit_dataset.recipes.report import FIGURE_CONCEPTS, FIGURE_YES_NO
 from svit_dataset.recipes.select import CORE_150K, MIX_665K
@@ -316,7 +316,7 @@ def dataset_card(facts: BuildFacts, folder: FolderFacts | None = None) -> Datase
 
 
 def render_dataset_card(facts: BuildFacts) -> str:
-    """README.md text of a build: `build_hub_dataset(..., card=render_dataset_card)`."""
+    """README.md text of a build, from its facts (`svit_dataset.hub_build.engine.BuiltFolder.facts`)."""
     return str(dataset_card(facts))
 
 

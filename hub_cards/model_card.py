@@ -3,18 +3,21 @@ from `templates/model_card.md.j2`, with `ModelCardData` metadata (base model, da
 `pipeline_tag: image-text-to-text`, `library_name: transformers`, `model-index` as `EvalResult`s), then the stage,
 hyper-parameters, loss curve, evaluation table, usage code and limitations. Imports no torch.
 
-The facts come from `svit train` (`svit_model.training.train.run_facts`): passed to `write_model_card` while it
-trains, and saved in the run folder as `svit_run.json`, from which `write_run_card` (`svit card model RUN`)
-writes the card again later, with the `results.json` files of `svit eval` as its `model-index`
+The facts come from `svit train` (`SvitTrainer.run_facts`), saved in the run folder as `svit_run.json` at every
+checkpoint and at the end; `write_run_card` writes the card from them (`svit train` after each save and at the
+end, `svit card model RUN` later), with the `results.json` files of `svit eval` as its `model-index`
 (`model_index_entries`; `add_eval_results` is `svit eval card`).
 
-The metadata claims only what was measured: a benchmark scored in part (MME on fewer than its 14 subtasks) is
-in the body's evaluation table, marked as a subset, never in the `model-index`; a `dataset.type` is a Hub id
-or the benchmark's name, never a local path. The body names local folders by their name only.
+The `model-index` entries are what each results.json's benchmark states (`evaluation_entries`): this module
+knows no benchmark (results.json files of earlier versions, which state none, are read as they were then). The
+metadata claims only what was measured: a benchmark scored in part (MME on fewer than its 14 subtasks) is in the
+body's evaluation table, marked as a subset, never in the `model-index`; a `dataset.type` is a Hub id or the
+benchmark's name, never a local path. The body names local folders by their name only.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import math
@@ -28,7 +31,14 @@ from huggingface_hub import EvalResult, ModelCard, ModelCardData
 from huggingface_hub.repocard_data import eval_results_to_model_index, model_index_to_eval_results
 
 from svit_dataset.errors import SvitInputError
-from svit_dataset.facts import RUN_FACTS_FILE, SVIT_CITATION, SVIT_DATA_LICENSE, SVIT_PAPER_URL
+from svit_dataset.facts import (
+    RUN_FACTS_FILE,
+    SVIT_CITATION,
+    SVIT_DATA_LICENSE,
+    SVIT_PAPER_URL,
+    holds_run_facts,
+    read_run_facts,
+)
 from svit_dataset.files import write_text_atomic
 from svit_dataset.hub_push import hub_repo_id, require_hub_repo_id
 from svit_dataset.jsonlist import json_kind, read_json_object
@@ -331,9 +341,7 @@ def run_card(
         require_hub_repo_id(model_id, "--model-id")  # before anything is read: it goes into the usage code
     if not run_dir.is_dir():
         raise SvitInputError(f"{run_dir}: no such folder; pass a folder written by `svit train`")
-    facts = read_json_object(
-        run_dir / RUN_FACTS_FILE, "pass a folder written by `svit train` (it saves its facts there)"
-    )
+    facts = read_run_facts(run_dir)
     hub_id = facts.get("hub_model_id")
     owner = ModelOwner(run_dir, [model_id, hub_id if isinstance(hub_id, str) else None])
     new_index, new_table = _results_entries(results_files, owner, force)
@@ -363,40 +371,104 @@ def write_run_card(
 
 # --- model-index from `svit eval` results ---------------------------------------------------------------
 
-# benchmark -> (task type, [(metric key in results.json "metrics", model-index metric type, display name)])
-_INDEXED = {
-    "mme": (
+# results.json's list of the entries its benchmark states (svit_model.evaluation.benchmark.MODEL_INDEX_KEY): each
+# holds `EvalResult`'s keyword arguments and `whole` (False: a score of part of the benchmark, table-only).
+MODEL_INDEX_KEY = "model_index"
+_ENTRY_NAMES = ("task_type", "dataset_type", "dataset_name", "metric_type")  # each a string
+_ENTRY_OPTIONAL = ("dataset_config", "dataset_split", "metric_name")  # each a string or null
+
+
+def evaluation_entries(results: dict) -> tuple[list[EvalResult], list[EvalResult]]:
+    """(`model-index` entries, table-only entries) of one `results.json`: those its benchmark stated when `svit
+    eval` wrote it (`model_index`), whole scores indexed, partial ones (MME on some of its 14 subtasks, e.g. the
+    shipped drawn-shapes sample) for the card's table only. A results.json of an earlier version states none:
+    `_earlier_entries` reads it as the cards did then."""
+    stated = results.get(MODEL_INDEX_KEY)
+    if stated is None:
+        return _earlier_entries(results)
+    if not isinstance(stated, list):
+        raise ValueError(f"`{MODEL_INDEX_KEY}` is {json_kind(stated)}, not a list")
+    indexed, table = [], []
+    for n, entry in enumerate(stated):
+        result, whole = _stated_entry(entry, f"{MODEL_INDEX_KEY}[{n}]")
+        (indexed if whole else table).append(result)
+    return indexed, table
+
+
+def _stated_entry(entry, where: str) -> tuple[EvalResult, bool]:
+    """One entry of results.json's `model_index` as an `EvalResult` (value rounded to 4 places), and `whole`."""
+    if not isinstance(entry, dict):
+        raise ValueError(f"`{where}` is {json_kind(entry)}, not an object")
+    for key in _ENTRY_NAMES + _ENTRY_OPTIONAL:
+        value = entry.get(key)
+        if not isinstance(value, str) and (key in _ENTRY_NAMES or value is not None):
+            raise ValueError(f"`{where}.{key}` is {json_kind(value)}, not a string")
+    if not isinstance(entry.get("whole"), bool):
+        raise ValueError(f"`{where}.whole` is {json_kind(entry.get('whole'))}, not true or false")
+    if not _is_name_or_hub_id(entry["dataset_type"]):
+        raise ValueError(
+            f"`{where}.dataset_type` {entry['dataset_type']!r} is a path, not a Hub id or a name"
+        )
+    value = _finite_number(entry.get("metric_value"))
+    if value is None:
+        raise BadMetricError(
+            f"`{where}.metric_value` is {_metric_kind(entry.get('metric_value'))}, not a finite number"
+        )
+    fields = {key: entry.get(key) for key in _ENTRY_NAMES + _ENTRY_OPTIONAL}
+    return EvalResult(**fields, metric_value=round(value, 4)), entry["whole"]
+
+
+def _is_name_or_hub_id(text: str) -> bool:
+    """`org/name` or a plain name: never a path (absolute, relative, home-based, with backslashes)."""
+    return bool(text) and text.count("/") <= 1 and "\\" not in text and not text.startswith((".", "/", "~"))
+
+
+# --- results.json of earlier versions, which state no model-index entries ------------------------------------
+# Frozen as those versions' cards read them: a benchmark added since states its own entries.
+
+
+@dataclasses.dataclass(frozen=True)
+class _Earlier:
+    """How a card read one benchmark's results.json before they stated their entries."""
+
+    task_type: str
+    metrics: tuple[tuple[str, str, str], ...]  # (key in results.json "metrics", model-index type, name shown)
+    groups: str | None = None  # a key of "metrics" holding one group per config (POPE's categories)
+    whole_subtasks: int | None = (
+        None  # the totals are the benchmark's only over this many subtasks (MME's 14)
+    )
+
+
+_EARLIER = {
+    "mme": _Earlier(
         "visual-question-answering",
-        [("perception", "mme_perception", "MME perception"), ("cognition", "mme_cognition", "MME cognition")],
+        (("perception", "mme_perception", "MME perception"), ("cognition", "mme_cognition", "MME cognition")),
+        whole_subtasks=14,
     ),
-    "pope": (
+    "pope": _Earlier(
         "visual-question-answering",
-        [
+        (
             ("accuracy", "accuracy", "POPE accuracy"),
             ("f1", "f1", "POPE F1"),
             ("yes_ratio", "yes_ratio", "POPE yes-ratio"),
-        ],
+        ),
+        groups="categories",
     ),
-    "grounding": (
+    "grounding": _Earlier(
         "image-text-to-text",
-        [
+        (
             ("acc@0.5", "acc@0.5", "ACC@0.5 (IoU >= 0.5)"),
             ("mean_iou", "mean_iou", "mean IoU"),
             ("phrase_recall", "phrase_recall", "phrase recall"),
             ("mean_entity_iou", "mean_entity_iou", "mean entity IoU"),
             ("entity_acc@0.5", "entity_acc@0.5", "entity ACC@0.5"),
-        ],
+        ),
     ),
 }
 
 
-# MME's subtasks (svit_model.evaluation.scoring.MME_SUBTASKS: hub_cards imports no torch, so the count is here;
-# tests/test_eval_card.py checks they agree). Its perception and cognition totals are MME's only over all of them.
-MME_SUBTASK_COUNT = 14
-
-
 def _scored_subtasks(results: dict) -> list[str]:
-    """The MME subtasks a results.json scored: its metrics' (what was scored), else what the eval recorded."""
+    """The subtasks a results.json scored: its metrics' (what was scored), else what the eval recorded."""
     scored = results["metrics"].get("subtasks")
     if isinstance(scored, dict) and scored:
         return list(scored)
@@ -413,49 +485,50 @@ def _dataset_type(benchmark: str, dataset: dict) -> str:
     return hub or benchmark
 
 
-def evaluation_entries(results: dict) -> tuple[list[EvalResult], list[EvalResult]]:
-    """(`model-index` entries, table-only entries) of one `results.json` (POPE: one group per category).
-
-    A benchmark measured in part (MME on some of its 14 subtasks, e.g. the shipped drawn-shapes sample) is no
-    score of that benchmark: its entries are table-only, named with the subtasks and the data's folder name."""
+def _earlier_entries(results: dict) -> tuple[list[EvalResult], list[EvalResult]]:
+    """(`model-index` entries, table-only entries) of a results.json that states none (POPE: one group per
+    category; MME on part of its subtasks: table-only, named with the subtasks and the data's folder name)."""
     benchmark = results["benchmark"]
-    if benchmark not in _INDEXED:
-        raise ValueError(f"results.json of benchmark {benchmark!r}: svit cards index {', '.join(_INDEXED)}")
-    task_type, wanted = _INDEXED[benchmark]
+    if benchmark not in _EARLIER:
+        raise ValueError(
+            f"results.json of benchmark {benchmark!r} states no `{MODEL_INDEX_KEY}` entries (svit eval writes "
+            f"them; earlier versions wrote {', '.join(_EARLIER)} results without)"
+        )
+    earlier = _EARLIER[benchmark]
     dataset = results.get("dataset") or {}
     metrics = results["metrics"]
     dataset_type = _dataset_type(benchmark, dataset)
     name = str(dataset.get("name") or benchmark)
     partial = False
-    if benchmark == "mme":
+    if earlier.whole_subtasks:
         subtasks = _scored_subtasks(results)
-        partial = len(set(subtasks)) < MME_SUBTASK_COUNT
+        partial = len(set(subtasks)) < earlier.whole_subtasks
         if partial:
             source = _shown(str(dataset.get("path") or dataset.get("type") or "")) or "-"
             name = (
-                f"{name} subset ({len(subtasks)} of {MME_SUBTASK_COUNT} subtasks: {', '.join(subtasks)}; "
+                f"{name} subset ({len(subtasks)} of {earlier.whole_subtasks} subtasks: {', '.join(subtasks)}; "
                 f"data `{source}`)"
             )
-    groups = metrics["categories"].items() if benchmark == "pope" else [(dataset.get("config"), metrics)]
+    groups = metrics[earlier.groups].items() if earlier.groups else [(dataset.get("config"), metrics)]
     entries = []
     for config, values in groups:
-        for key, metric_type, metric_name in wanted:
+        for key, metric_type, metric_name in earlier.metrics:
             if key not in values:
                 continue  # not every benchmark variant measures every metric (RefCOCO boxes vs SVIT answers)
             value = _finite_number(values[key])
             if value is None:
-                where = f"metrics.categories.{config}.{key}" if benchmark == "pope" else f"metrics.{key}"
+                where = f"metrics.{earlier.groups}.{config}.{key}" if earlier.groups else f"metrics.{key}"
                 raise BadMetricError(f"`{where}` is {_metric_kind(values[key])}, not a finite number")
             entries.append(
                 EvalResult(
-                    task_type=task_type,
+                    task_type=earlier.task_type,
                     dataset_type=dataset_type,
                     dataset_name=name,
                     dataset_config=config,
                     dataset_split=dataset.get("split"),
                     metric_type=metric_type,
                     metric_value=round(value, 4),
-                    metric_name=f"{metric_name} ({config})" if benchmark == "pope" else metric_name,
+                    metric_name=f"{metric_name} ({config})" if earlier.groups else metric_name,
                 )
             )
     return ([], entries) if partial else (entries, [])
@@ -492,9 +565,7 @@ def add_eval_results(
     """Write the `model-index` of `results_files` into `model_dir`'s README.md (made when missing); entries of
     the same task, dataset and metric are replaced, others kept. Results of another model are refused unless
     `force` (a folder that is no run knows no Hub id of its own: only another local folder is told apart)."""
-    if (
-        Path(model_dir) / RUN_FACTS_FILE
-    ).is_file():  # a training run: the whole card, evaluation table included
+    if holds_run_facts(model_dir):  # a training run: the whole card, evaluation table included
         return write_run_card(model_dir, results_files, force=force)
     path = Path(model_dir) / "README.md"
     indexed, unindexed = _results_entries(results_files, ModelOwner(Path(model_dir), None), force)

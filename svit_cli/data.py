@@ -10,33 +10,27 @@ import json
 
 from svit_cli.args import add_dataclass_flags, as_flag_type, dataclass_from_args
 from svit_dataset.export_llava import ExportOptions
-from svit_dataset.hub_layout import BuildOptions
+from svit_dataset.hub_build.options import BuildOptions
 from svit_dataset.hub_push import require_hub_repo_id
 from svit_dataset.recipes.select import RecipeParams
 
 
 def _build(args) -> None:
-    from hub_cards.dataset_card import render_dataset_card
-    from svit_dataset.hub_layout import build, push_hub_dataset, recipe_table, report_table
+    from svit_cli.jobs.build import build_dataset_folder
 
-    options = dataclass_from_args(BuildOptions, args)
-    report = build(options, dataclass_from_args(RecipeParams, args), card=render_dataset_card)
-    print(report_table(report))
-    if "recipes" in report:
-        print(recipe_table(options.output_dir))
-    print(json.dumps(report["configs"], indent=1))
-    if args.push_to_hub:
-        print(push_hub_dataset(options.output_dir, args.push_to_hub, private=args.private or None))
+    build_dataset_folder(
+        dataclass_from_args(BuildOptions, args),
+        dataclass_from_args(RecipeParams, args),
+        push_to_hub=args.push_to_hub,
+        private=args.private or None,
+        print_fn=print,
+    )
 
 
 def _push(args) -> None:
-    from hub_cards.model_card import run_card
-    from svit_model.push import push_folder
+    from svit_cli.jobs.push import push_folder
 
-    def card(run, repo_id: str) -> str:  # a pushed run's card names the repo in its usage code
-        return str(run_card(run, model_id=repo_id))
-
-    print(push_folder(args.folder, args.repo_id, run_card=card, private=args.private or None))
+    print(push_folder(args.folder, args.repo_id, private=args.private or None))
 
 
 def _export_llava(args) -> None:
@@ -46,11 +40,9 @@ def _export_llava(args) -> None:
 
 
 def _demo(args) -> None:
-    from hub_cards.dataset_card import render_dataset_card, write_dataset_card
-    from hub_cards.model_card import write_run_card
-    from svit_model.main_job import MainJobCards, run_main_job
+    from svit_cli.jobs.main_job import run_main_job
 
-    run_main_job(args.output, MainJobCards(render_dataset_card, write_dataset_card, write_run_card))
+    run_main_job(args.output)
 
 
 def register(sub) -> None:

@@ -1,8 +1,10 @@
-"""`svit eval mme | pope | grounding | mme-score | card`: score checkpoints the way the reference tools do.
+"""`svit eval <benchmark> | mme-score | card`: score checkpoints the way the reference tools do.
 
-Flags come from the library's option dataclasses (svit_model.evaluation.run) through svit_cli/args.py. Importing
-them loads torch and transformers (seconds), so, as `svit train`, the `eval` parser takes the rest of the command
-line and builds its own parser only when `svit eval` runs: other commands start as fast as before.
+One sub-command per registered benchmark (svit_model.evaluation.benchmark: mme, pope, refcoco, svit-referring,
+and grounding, the former spelling of the last two), its help line and flags from the benchmark (its options
+dataclass, through svit_cli/args.py). Importing them takes seconds, so, as `svit train`, the `eval` parser takes
+the rest of the command line and builds its own parser only when `svit eval` runs: other commands start as fast
+as before.
 """
 
 from __future__ import annotations
@@ -11,26 +13,20 @@ import argparse
 
 from svit_cli.args import add_dataclass_flags, add_passthrough_command, dataclass_from_args
 
-HELPS = {
-    "mme": "MME (official layout or lmms-lab/MME table) -> official results folder, scores, results.json",
-    "pope": "POPE (question files or lmms-lab/POPE table), scored as LLaVA's eval_pope",
-    "grounding": "RefCOCO-shaped tables (ACC@0.5, mean IoU) or SVIT's held-out referring QAs",
-}
-
 
 def _benchmark(name: str):
     def run(args) -> None:
         from svit_model.evaluation.run import BENCHMARKS, run_eval
 
-        run_eval(name, dataclass_from_args(BENCHMARKS[name].options, args))
+        run_eval(name, dataclass_from_args(BENCHMARKS[name].options, args), print_fn=print)
 
     return run
 
 
 def _mme_score(args) -> None:
-    from svit_model.evaluation.run import score_mme_folder
+    from svit_model.evaluation.mme import score_mme_folder, scores_text
 
-    score_mme_folder(args.results_dir, args.output, args.subtasks, args.overwrite)
+    print(scores_text(score_mme_folder(args.results_dir, args.output, args.subtasks, args.overwrite)))
 
 
 def _card(args) -> None:
@@ -46,9 +42,9 @@ def eval_parser() -> argparse.ArgumentParser:
 
     parser = argparse.ArgumentParser(prog="svit eval", description="evaluate SVIT-LLaVA checkpoints")
     eval_sub = parser.add_subparsers(dest="eval_command", required=True)
-    for name, spec in BENCHMARKS.items():
-        command = eval_sub.add_parser(name, help=HELPS[name])
-        add_dataclass_flags(command, spec.options)
+    for name, benchmark in sorted(BENCHMARKS.items()):
+        command = eval_sub.add_parser(name, help=benchmark.help)
+        add_dataclass_flags(command, benchmark.options)
         command.set_defaults(func=_benchmark(name))
 
     score = eval_sub.add_parser(
@@ -95,6 +91,7 @@ def register(sub) -> None:
     add_passthrough_command(
         sub,
         "eval",
-        "evaluate a checkpoint: svit eval {mme,pope,grounding,mme-score,card} ... (--help after one)",
+        "evaluate a checkpoint: svit eval {mme,pope,refcoco,svit-referring,grounding,mme-score,card} ... "
+        "(--help after one)",
         _run,
     )

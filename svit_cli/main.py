@@ -1,4 +1,5 @@
-"""The `svit` command. Each subcommand parses its arguments and calls one library function.
+"""The `svit` command. Each subcommand parses its arguments and calls one library function, or one job of
+svit_cli/jobs/ where several layers run in order (build then card then push, the main job of `svit demo`).
 
 Command groups live in their own modules, each with `register(subparsers)`.
 """

@@ -25,9 +25,9 @@ def _dtype(name: str | None):
 
 
 def _build(args) -> None:
-    from svit_model.building import build
+    from svit_model.building import build_svit_llava
 
-    build(
+    build_svit_llava(
         args.vision,
         args.llm,
         args.output,
@@ -54,16 +54,16 @@ def _convert(args) -> None:
 
 
 def _export_llava(args) -> None:
-    from svit_model.export import export_llava_checkpoint
+    from svit_model.stock_llava import export_llava_checkpoint
 
     written = export_llava_checkpoint(args.input, args.output, overwrite=args.overwrite)
     print(f"llava checkpoint written to {written}")
 
 
 def _demo(args) -> None:
-    from svit_model.demo import run_model_demo
+    from svit_cli.jobs.grounded_answer import run_grounded_answer
 
-    run_model_demo(seed=args.seed, steps=args.steps, drawing=args.drawing, overwrite=args.overwrite)
+    run_grounded_answer(seed=args.seed, steps=args.steps, drawing=args.drawing, overwrite=args.overwrite)
 
 
 def _tiny(args) -> None:

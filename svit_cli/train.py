@@ -1,7 +1,7 @@
 """`svit train --config RECIPE [--key value ...]`: TRL-style training of SVIT-LLaVA, stage 1 or 2, LoRA or full.
 
-Everything after `train` goes to `svit_model.training.command.train_command` (TrlParser: TRL's and transformers'
-flag names, a YAML recipe by name or path). `--list-recipes` lists the shipped recipes and accelerate configs;
+Everything after `train` is TrlParser's (TRL's and transformers' flag names, a YAML training recipe by name or
+path: `svit_cli/jobs/train.py`). `--list-recipes` lists the shipped training recipes and accelerate configs;
 `--accelerate-config NAME` prints one for `accelerate launch --config_file`.
 """
 
@@ -11,10 +11,24 @@ from svit_cli.args import add_passthrough_command
 
 
 def _run(args) -> None:
-    from hub_cards.model_card import write_model_card
-    from svit_model.training.command import train_command
+    argv = args.argv
+    if "--list-recipes" in argv:
+        from svit_cli.jobs.train import listing
 
-    train_command(args.argv, card_writer=write_model_card)
+        print(listing())
+        return
+    if "--accelerate-config" in argv:
+        from svit_model.training.accelerate import accelerate_config_text
+
+        at = argv.index("--accelerate-config")
+        print(accelerate_config_text(argv[at + 1] if at + 1 < len(argv) else ""), end="")
+        return
+    from svit_cli.jobs.train import parse_train_arguments, train_with_card
+
+    script_args, training_args, model_args = parse_train_arguments(argv)
+    result = train_with_card(script_args, training_args, model_args)
+    if training_args.process_index == 0:
+        print(result.summary)
 
 
 def register(sub) -> None:

@@ -1,7 +1,8 @@
 """The one home of box arithmetic.
 
-Convention (DESIGN.md): a box is `[x1, y1, x2, y2]`, floats in [0, 1], normalized to the ORIGINAL
-image, top-left and bottom-right corners, written with 3 decimals in canonical output.
+Convention, the same in every svit module and file (ARCHITECTURE.md, at the root of svit's repository): a box
+is `[x1, y1, x2, y2]`, floats in [0, 1], normalized to the ORIGINAL image, top-left and bottom-right corners,
+written with 3 decimals in canonical output.
 
 LLaVA-1.5 pads every image to a square of side max(w, h), centred (`expand2square`), so a model
 trained on LLaVA-1.5 data sees boxes in that padded frame. Only this module converts between the

@@ -11,3 +11,5 @@ ANNOTATIONS_DIR = SAMPLE_DIR / "annotations"  # VG image_data/objects/regions, C
 IMAGE_DATA = ANNOTATIONS_DIR / "image_data.json"
 TEST_IDS = SAMPLE_DIR / "test_image_ids.txt"
 LLAVA_DIR = SAMPLE_DIR / "llava"  # a tiny LLaVA-Instruct / LLaVA-mix pair for the mix recipe
+LLAVA_MIX = LLAVA_DIR / "llava_v1_5_mix665k.json"
+LLAVA_INSTRUCT = LLAVA_DIR / "llava_instruct_150k.json"

@@ -1,7 +1,7 @@
 """Export to LLaVA-1.5's training JSON in upstream's `format/llava-v1.5` form (what SVIT-mix-665K uses).
 
-Per sample: LLaVA keys (`id`, `image`, `conversations` with `human`/`gpt`), `<image>` before the
-first question, `<st>`/`<ed>` removed, one of three grounding instructions appended to every
+Per sample: a LLaVA record (svit_dataset.llava_format: `id`, `image`, `conversations` with `human`/`gpt`),
+`<image>` before the first question, `<st>`/`<ed>` removed, one of three grounding instructions appended to every
 referring question (seeded), and boxes moved into LLaVA-1.5's padded-square frame with upstream's
 exact arithmetic (svit_dataset.boxes.upstream_expand_to_square_text).
 """
@@ -20,24 +20,23 @@ from tqdm import tqdm
 from svit_dataset.boxes import upstream_expand_to_square_text
 from svit_dataset.errors import SvitInputError
 from svit_dataset.files import check_output_apart
-from svit_dataset.grounding import strip_tags
+from svit_dataset.grounded_text import strip_tags
 from svit_dataset.jsonlist import write_json_list
+from svit_dataset.llava_format import llava_turn, with_image_token
 from svit_dataset.quality import QualityReport
 from svit_dataset.reader import iter_samples
 from svit_dataset.release import MAX_BAD_FRACTION, release_file
-from svit_dataset.schema import ASSISTANT, REFERRING_QA, TASKS, USER, parse_tasks
+from svit_dataset.schema import REFERRING_QA, TASKS, USER, parse_tasks
 from svit_dataset.settings import check_number, setting
 from svit_dataset.vg import ImageIndex, read_test_ids
 
 logger = logging.getLogger(__name__)
 
-IMAGE_TOKEN = "<image>"
 REFERRING_SUFFIXES = (
     "Provide the bounding boxes of the mentioned objects.",
     "Include the coordinates for each mentioned object.",
     "Locate the objects with their coordinates.",
 )
-_LLAVA_SPEAKER = {USER: "human", ASSISTANT: "gpt"}
 _EXPORT = "export"  # the one split of an export, in its quality report
 
 
@@ -51,8 +50,8 @@ def to_llava_record(sample: dict, rng: random.Random, image_prefix: str = "") ->
             if sample["task"] == REFERRING_QA:
                 text = f"{text} {rng.choice(REFERRING_SUFFIXES)}"
             if i == 0:
-                text = f"{IMAGE_TOKEN}\n{text}"
-        turns.append({"from": _LLAVA_SPEAKER[message["role"]], "value": text})
+                text = with_image_token(text)
+        turns.append(llava_turn(message["role"], text))
     return {"id": sample["id"], "image": image_prefix + sample["image_path"], "conversations": turns}
 
 

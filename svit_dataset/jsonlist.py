@@ -1,7 +1,7 @@
 """Files that are one JSON list of records, streamed both ways: the release files, LLaVA training JSON,
 generation outputs, `image_data.json`. Nothing here holds a whole file in memory.
 
-    for index, record in iter_json_list(path): ...        # ijson's C backend, a BOM skipped
+    for index, record in iter_json_list(path): ...        # orjson a chunk at a time, else ijson; a BOM skipped
     with JsonListWriter(path) as out: out.write(record)    # temp file renamed into place at the end
     check_json_depth(text, source)                         # before any other parser sees untrusted JSON
 
@@ -136,11 +136,16 @@ def iter_json_file_items(f, prefix: str, source: str | Path) -> Iterator[Any]:
     return ijson.items(DepthCheckedFile(f, source), prefix, use_float=True)
 
 
-def iter_json_list(path: str | Path) -> Iterator[tuple[int, Any]]:
-    """(index, record) for every element of the top-level JSON list of `path`, streamed.
+RELEASE_JSON = "the released SVIT file (one JSON list per task)"
 
-    A UTF-8 byte-order mark is skipped. Broken JSON (truncated, NaN literals, bytes that are not
-    UTF-8) raises SvitFormatError naming the file and the last good record.
+
+def iter_json_list(path: str | Path, expected: str = RELEASE_JSON) -> Iterator[tuple[int, Any]]:
+    """(index, record) for every element of the top-level JSON list of `path`, streamed: the one reader of
+    JSON-list files (release files, LLaVA training JSON).
+
+    A UTF-8 byte-order mark is skipped. A file that is no list raises SvitFormatError asking for `expected`
+    (what the caller reads, in words). Broken JSON (truncated, NaN literals, bytes that are not UTF-8)
+    raises SvitFormatError naming the file and the last good record.
 
     Records are decoded by orjson a few MB at a time (`_fast_records`): ~20% less CPU than ijson on
     the release (bench/build.py). The first chunk it cannot vouch for hands the file over to ijson
@@ -155,8 +160,7 @@ def iter_json_list(path: str | Path) -> Iterator[tuple[int, Any]]:
         if not head.startswith(b"["):
             found = repr(head[:20]) if head else "an empty file"
             raise SvitFormatError(
-                f"{path}: expected a JSON list of records at byte 0, found {found}. "
-                "Pass the released SVIT file (one JSON list per task)."
+                f"{path}: expected a JSON list of records at byte 0, found {found}. Pass {expected}."
             )
         f.seek(start)
         done = -1
@@ -375,3 +379,15 @@ def read_json_object(path: str | Path, fix: str) -> dict:
     if not isinstance(value, dict):
         raise SvitInputError(f"{path}: holds {json_kind(value)}, not a JSON object; {fix}")
     return value
+
+
+def json_object_or_empty(path: str | Path) -> dict:
+    """The JSON object in `path`, or {} for a file that is missing, unreadable, damaged, nested too deep or not
+    an object: for files whose absence only means "not known" (a half-written checkpoint's, a hint's)."""
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+        check_json_depth(text, path)
+        value = json.loads(text)
+    except (OSError, ValueError, SvitFormatError):  # UnicodeDecodeError and JSONDecodeError are ValueErrors
+        return {}
+    return value if isinstance(value, dict) else {}

@@ -13,7 +13,9 @@ from collections.abc import Iterable, Sequence
 from itertools import repeat
 
 from svit_dataset.boxes import all_boxes_valid
-from svit_dataset.grounding import END_TAG, START_TAG, find_tags, tag_sequence_alternates
+from svit_dataset.grounded_text import END_TAG, START_TAG, find_tags, tag_sequence_alternates
+from svit_dataset.llava_format import LLAVA_ROLES
+from svit_dataset.release import RELEASE_SPEAKERS
 from svit_dataset.schema import ASSISTANT, USER
 
 # Reason codes, in the order the gates run. A conversation is dropped for the first that fires.
@@ -41,8 +43,13 @@ REASONS: tuple[str, ...] = (
     UNREADABLE_IMAGE,
 )
 
-# Upstream speakers are user/gpt; LLaVA's human/gpt and chat-style user/assistant mean the same.
-SPEAKER_ROLES = {"user": USER, "human": USER, "gpt": ASSISTANT, "assistant": ASSISTANT}
+# The release's speakers (upstream's user/gpt); LLaVA's human/gpt and chat-style user/assistant mean the same.
+SPEAKER_ROLES = {
+    **{speaker: role for role, speaker in RELEASE_SPEAKERS.items()},
+    **LLAVA_ROLES,
+    USER: USER,
+    ASSISTANT: ASSISTANT,
+}
 
 _KNOWN_SPEAKERS = frozenset(SPEAKER_ROLES)
 _USER_SPEAKERS = frozenset(s for s, role in SPEAKER_ROLES.items() if role == USER)

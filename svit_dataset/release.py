@@ -2,8 +2,9 @@
 
 A file is one JSON list of records
 `{"image_id": int, "conversations": [{"content": [{"from": "user"|"gpt", "value": str}, ...]}, ...]}`
-(REFERENCE.md section 1). Files are hundreds of MB, so records are streamed one at a time with
-ijson's C backend; no file is ever held in memory as Python objects.
+(`RELEASE_SPEAKERS`; `svit_dataset.generation.output.release_record` writes it). Files are hundreds of MB, so
+records are streamed one at a time (`svit_dataset.jsonlist.iter_json_list`); no file is ever held in memory
+as Python objects.
 """
 
 from __future__ import annotations
@@ -18,12 +19,14 @@ from typing import Any
 
 from svit_dataset.errors import SvitFormatError, SvitInputError
 from svit_dataset.jsonlist import iter_json_list
-from svit_dataset.schema import TASKS
+from svit_dataset.schema import ASSISTANT, TASKS, USER
 from svit_dataset.settings import check_number
 
 logger = logging.getLogger(__name__)
 
 MAX_IMAGE_ID = 2**63 - 1  # image_id is an int64 column
+# A chat role -> a released turn's `from` (upstream's labels).
+RELEASE_SPEAKERS = {USER: "user", ASSISTANT: "gpt"}
 # Malformed records (wrong types) a file may hold before it is refused as not what it claims to be.
 MAX_BAD_FRACTION = 0.001
 

@@ -1,6 +1,7 @@
-"""Assemble a fresh SVIT-LLaVA from a CLIP vision checkpoint and a Llama-family LLM checkpoint.
+"""Assemble a fresh SVIT-LLaVA from a CLIP vision checkpoint and a Llama-family LLM checkpoint (`svit model
+build`), and save checkpoints whole (`save_checkpoint`).
 
-    model, processor = svit_model.build("openai/clip-vit-large-patch14-336", "lmsys/vicuna-7b-v1.5", "out/svit-7b")
+    model, processor = build_svit_llava("openai/clip-vit-large-patch14-336", "lmsys/vicuna-7b-v1.5", "out/svit-7b")
 
 What LLaVA-1.5's stage 1 starts from: the two pretrained towers as they are, a fresh `mlp2x_gelu` projector
 (torch's `nn.Linear` initialisation, as upstream, seeded), and the tokenizer extended with `<image>` (special),
@@ -11,7 +12,6 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import json
 import logging
 import os
 import re
@@ -34,7 +34,9 @@ from transformers.models.llava.modeling_llava import LlavaMultiModalProjector
 
 from svit_dataset.errors import SvitInputError
 from svit_dataset.files import atomic_folder, check_output_apart, check_replaceable
-from svit_dataset.grounding import END_TAG, START_TAG
+from svit_dataset.grounded_text import END_TAG, START_TAG
+from svit_dataset.jsonlist import json_object_or_empty
+from svit_dataset.llava_format import IMAGE_TOKEN
 from svit_model.configuration_svit_llava import SvitLlavaConfig
 from svit_model.loading import loading
 from svit_model.modeling_svit_llava import SvitLlavaForConditionalGeneration
@@ -42,7 +44,6 @@ from svit_model.processing_svit_llava import CHAT_TEMPLATES, VICUNA_V1_TEMPLATE,
 
 logger = logging.getLogger(__name__)
 
-IMAGE_TOKEN = "<image>"
 GROUNDING_TOKENS = (START_TAG, END_TAG)
 
 
@@ -152,7 +153,7 @@ def svit_llava_config(
     return SvitLlavaConfig(**settings)
 
 
-def build(
+def build_svit_llava(
     vision_model: str | os.PathLike,
     language_model: str | os.PathLike,
     output_dir: str | os.PathLike | None = None,
@@ -215,6 +216,9 @@ def build(
     return model.eval(), processor
 
 
+build = build_svit_llava  # the package's public name, `svit_model.build`: the package says what is built
+
+
 def _check_materialized(model: torch.nn.Module) -> None:
     left = [name for name, tensor in [*model.named_parameters(), *model.named_buffers()] if tensor.is_meta]
     if left:
@@ -238,11 +242,8 @@ def is_checkpoint_folder(path: str | os.PathLike) -> bool:
 
 def _names_a_model(config: Path) -> bool:
     """A transformers config (`model_type`) or a peft adapter config (`peft_type`)."""
-    try:
-        values = json.loads(config.read_text(encoding="utf-8"))
-    except (OSError, ValueError, RecursionError):
-        return False
-    return isinstance(values, dict) and bool(values.get("model_type") or values.get("peft_type"))
+    values = json_object_or_empty(config)
+    return bool(values.get("model_type") or values.get("peft_type"))
 
 
 def check_output_dir(
@@ -310,6 +311,7 @@ def save_checkpoint(
 __all__ = [
     "add_svit_tokens",
     "build",
+    "build_svit_llava",
     "check_output_dir",
     "is_checkpoint_folder",
     "resize_embeddings_to_mean",

@@ -4,7 +4,7 @@ SVIT-LLaVA is LLaVA-1.5 (a CLIP-style vision tower read at its penultimate layer
 `mlp2x_gelu` projector, a Llama-family LLM) trained on SVIT with grounded answers `<st>phrase<ed> [box]`.
 Its own `model_type` lets the Auto classes pair it with `SvitLlavaProcessor`, which moves boxes in and out
 of LLaVA-1.5's padded square; the weights keep LLaVA's names, so a plain `llava` checkpoint is one config
-away (`svit_model.export`).
+away (`svit_model.stock_llava`).
 
 This file imports nothing but transformers: it is copied next to saved checkpoints so that
 `from_pretrained(..., trust_remote_code=True)` works without the svit package.

@@ -1,18 +1,19 @@
 """SVIT-LLaVA processor: LLaVA-1.5's processor that speaks the original image's box frame.
 
-Boxes in user text and assistant targets are `[x1, y1, x2, y2]` in [0, 1] of the ORIGINAL image
-(DESIGN.md). LLaVA-1.5 pads every image to a square (`pad` mode, filled with the image mean) and a model
-trained on its data reads and writes boxes in that square. This processor moves the boxes of each sample
-into its image's padded square on the way in (`__call__`, `apply_chat_template`, so TRL's collator too) and
-back out on the way out (`post_process_generation`, `to_original_frame`); without padding boxes are left as
-they are. The arithmetic is `svit_dataset.boxes`'s, shared with the LLaVA-1.5 export.
+Boxes in user text and assistant targets are `[x1, y1, x2, y2]` in [0, 1] of the ORIGINAL image (the
+convention of `svit_dataset.boxes`). LLaVA-1.5 pads every image to a square (`pad` mode, filled with the image
+mean) and a model trained on its data reads and writes boxes in that square. This processor moves the boxes
+of each sample into its image's padded square on the way in (`__call__`, `apply_chat_template`, so TRL's
+collator too) and back out on the way out (`post_process_generation`, `to_original_frame`); without padding
+boxes are left as they are. The arithmetic is `svit_dataset.boxes`'s, shared with the LLaVA-1.5 export.
 
 Grounded output is parsed by `post_process_generation` into Kosmos-2's shape:
 `(clean_text, [(phrase, (start, end), [(x1, y1, x2, y2), ...]), ...])`.
 
-Only transformers is imported at top level: `save_pretrained` copies this file, with the two svit modules
-it needs, next to the checkpoint, so `AutoProcessor.from_pretrained(..., trust_remote_code=True)` works
-without the svit package.
+Only transformers is imported at top level: `save_pretrained` copies this file, with standalone copies of the
+two svit modules it needs (`svit_model.vendoring.REMOTE_CODE_MODULES`), next to the checkpoint, so
+`AutoProcessor.from_pretrained(..., trust_remote_code=True)` works without the svit package. For the same
+reason `<image>` is written out here (`svit_dataset.llava_format.IMAGE_TOKEN`, checked by the tests).
 """
 
 from __future__ import annotations
@@ -35,8 +36,8 @@ try:  # the svit package: the one home of box arithmetic and grounded-text parsi
         move_boxes_in_text,
         to_pixels,
     )
-    from svit_dataset.grounding import END_TAG, START_TAG, GroundedEntity, parse_grounded_text
-except ImportError:  # loaded as remote code: `save_pretrained` put copies of both modules beside this file
+    from svit_dataset.grounded_text import END_TAG, START_TAG, GroundedEntity, parse_grounded_text
+except ImportError:  # loaded as remote code: `save_pretrained` put copies of both beside this file
     from .svit_boxes import BOX_PATTERN, clamp_box, from_padded_square, move_boxes_in_text, to_pixels
     from .svit_grounding import END_TAG, START_TAG, GroundedEntity, parse_grounded_text
 
@@ -61,10 +62,6 @@ def _checked_image_size(image_size) -> tuple[int, int]:
     return width, height
 
 
-# Files written beside a checkpoint for `trust_remote_code=True`: this module and copies of the svit modules.
-REMOTE_BOXES_MODULE = "svit_boxes"
-REMOTE_GROUNDING_MODULE = "svit_grounding"
-
 # vicuna_v1's system prompt (LLaVA-1.5 `conv_vicuna_v1`).
 VICUNA_SYSTEM = (
     "A chat between a curious user and an artificial intelligence assistant. "
@@ -86,9 +83,10 @@ _RENDER_MACRO = (
     "{%- endmacro -%}"
 )
 
-# vicuna_v1 (REFERENCE.md section 4): `<s>SYSTEM USER: <image>\nQ ASSISTANT: A</s>USER: Q2 ASSISTANT: A2</s>`.
-# sep " " after the system prompt and user turns, sep2 "</s>" after assistant turns; the generation prompt
-# ends in "ASSISTANT:" with no space, as upstream. The space, the assistant text and its `</s>` sit inside
+# vicuna_v1, upstream LLaVA-1.5's `conv_vicuna_v1`:
+# `<s>SYSTEM USER: <image>\nQ ASSISTANT: A</s>USER: Q2 ASSISTANT: A2</s>`. sep " " after the system prompt
+# and user turns, sep2 "</s>" after assistant turns; the generation prompt ends in "ASSISTANT:" with no
+# space, as upstream. The space, the assistant text and its `</s>` sit inside
 # `{% generation %}` markers, so `return_assistant_tokens_mask` (TRL's `assistant_only_loss=True`) trains on
 # exactly those: what the model must write after the generation prompt (with a byte-level BPE tokenizer the
 # space before `<st>` is a token of its own, which the model would otherwise never learn to emit).
@@ -183,7 +181,7 @@ class SvitLlavaProcessor(LlavaProcessor):
 
     Args:
         image_processor: a LLaVA image processor (`LlavaImageProcessorPil`; `do_pad=True` is `pad` mode).
-        tokenizer: the LLM's tokenizer with `<image>`, `<st>` and `<ed>` (see `svit_model.build`).
+        tokenizer: the LLM's tokenizer with `<image>`, `<st>` and `<ed>` (see `svit_model.building.add_svit_tokens`).
         patch_size, vision_feature_select_strategy, num_additional_image_tokens, image_token: as `LlavaProcessor`.
         chat_template: a template string or a dict of named templates (default: vicuna_v1 and plain).
         box_decimals (`int`, defaults to 3): decimals of boxes written into the padded frame.
@@ -292,7 +290,7 @@ class SvitLlavaProcessor(LlavaProcessor):
             normalized: return boxes in [0, 1] of the original image even when `image_size` is given.
 
         Spans index `clean_text` (tags and boxes removed). Parsing is tolerant (see
-        `svit_dataset.grounding.parse_grounded_text`); a box written out of [0, 1] or with swapped corners is
+        `svit_dataset.grounded_text.parse_grounded_text`); a box written out of [0, 1] or with swapped corners is
         clamped and its entity has `clamped=True`; a box reaching into the padding is clipped to the image.
         """
         padded = self.pads_images if padded is None else padded
@@ -359,19 +357,15 @@ class SvitLlavaProcessor(LlavaProcessor):
 
 
 def write_processor_code(save_directory: str | os.PathLike) -> list[str]:
-    """Write this module and copies of the svit modules it imports into `save_directory`.
-
-    The copy of `svit_dataset.grounding` imports its box pattern from the copy of `svit_dataset.boxes` beside it.
-    """
-    boxes_source = inspect.getsource(inspect.getmodule(clamp_box))
-    grounding_source = inspect.getsource(inspect.getmodule(parse_grounded_text)).replace(
-        "from svit_dataset.boxes import", f"from .{REMOTE_BOXES_MODULE} import"
-    )
-    files = {
-        Path(__file__).name: Path(__file__).read_text(encoding="utf-8"),
-        f"{REMOTE_BOXES_MODULE}.py": boxes_source,
-        f"{REMOTE_GROUNDING_MODULE}.py": grounding_source,
-    }
+    """Write this module and standalone copies of the svit modules it imports into `save_directory`."""
+    try:
+        from svit_model.vendoring import REMOTE_CODE_MODULES, vendored_sources
+    except ImportError:  # loaded as remote code itself: the copies it imports are standalone already
+        copies = [inspect.getmodule(clamp_box), inspect.getmodule(parse_grounded_text)]
+        vendored = {Path(inspect.getsourcefile(m)).name: inspect.getsource(m) for m in copies}
+    else:
+        vendored = vendored_sources(REMOTE_CODE_MODULES, relative=True)
+    files = {Path(__file__).name: Path(__file__).read_text(encoding="utf-8"), **vendored}
     written = []
     for name, source in files.items():
         path = Path(save_directory) / name

@@ -17,6 +17,7 @@ import torch
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
 from transformers import CLIPVisionConfig, LlamaConfig, LlavaImageProcessorPil, PreTrainedTokenizerFast
 
+from svit_dataset.llava_format import IMAGE_TOKEN
 from svit_model.building import (
     add_svit_tokens,
     check_output_dir,
@@ -29,7 +30,6 @@ from svit_model.modeling_svit_llava import SvitLlavaForConditionalGeneration
 from svit_model.processing_svit_llava import VICUNA_SYSTEM, SvitLlavaProcessor
 
 BOS, EOS, PAD, UNK = "<s>", "</s>", "<pad>", "<unk>"
-IMAGE_TOKEN = "<image>"
 SPECIAL_TOKENS = (UNK, BOS, EOS, PAD, IMAGE_TOKEN)
 
 # What the tokenizer learns when no corpus is given: grounded answers and questions in SVIT's style.

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from svit_dataset import bundled
-from svit_dataset.hub_layout import build_hub_dataset
+from svit_dataset.hub_build.engine import build_hub_dataset
 from tests.golden.build_digest import record
 from tools.synthetic import CorpusSpec, write_corpus
 

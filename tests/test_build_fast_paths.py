@@ -22,7 +22,7 @@ import pytest
 
 from svit_dataset import bundled, jsonlist
 from svit_dataset.boxes import BOX_PATTERN, all_boxes_valid
-from svit_dataset.grounding import END_TAG, START_TAG, find_tags, tag_sequence_alternates
+from svit_dataset.grounded_text import END_TAG, START_TAG, find_tags, tag_sequence_alternates
 from svit_dataset.quality import (
     BAD_BOX,
     EMPTY_TURN,
@@ -318,7 +318,7 @@ def test_an_error_in_either_process_fails_the_build_and_leaves_nothing(tmp_path,
     """With worker processes, this process builds tasks too: an error in a task of either one stops
     the handing out of tasks, fails the build with its message and leaves no output folder."""
     from svit_dataset.errors import SvitFormatError
-    from svit_dataset.hub_layout import build_hub_dataset
+    from svit_dataset.hub_build.engine import build_hub_dataset
     from tests.release_factory import conversation, qa, record, write_release
 
     good = [record(i, conversation(qa("What is this?", "A red ball."))) for i in range(1, 30)]

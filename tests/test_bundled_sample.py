@@ -6,8 +6,8 @@ import datasets
 import pytest
 
 from svit_dataset import bundled
-from svit_dataset.builder import SUBSETS
-from svit_dataset.hub_layout import build_hub_dataset
+from svit_dataset.hub_build.configs import SUBSETS
+from svit_dataset.hub_build.engine import build_hub_dataset
 from tests.tiny_llava import train_few_steps
 from tools.sample_maker import BAD_RECORDS, TEST_IMAGE_IDS
 

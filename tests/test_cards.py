@@ -32,7 +32,6 @@ from hub_cards.dataset_card import (
     dataset_card_data,
     dataset_rows,
     folder_facts,
-    render_dataset_card,
     size_category,
     write_dataset_card,
 )
@@ -41,12 +40,14 @@ from hub_cards.model_card import (
     model_index_entries,
     write_run_card,
 )
+from svit_cli.jobs.build import build_dataset_folder
 from svit_cli.main import main
 from svit_dataset import bundled
 from svit_dataset.errors import SvitInputError
 from svit_dataset.facts import RUN_FACTS_FILE
-from svit_dataset.hub_layout import build_hub_dataset, push_hub_dataset
-from svit_dataset.hub_readme import ConfigEntry
+from svit_dataset.hub_build.options import BuildOptions
+from svit_dataset.hub_build.push import push_hub_dataset
+from svit_dataset.hub_build.readme import ConfigEntry
 from svit_dataset.stats import write_stats
 from tests.fake_hub import fake_hub
 from tests.test_eval_card import GROUNDING, MME, MME_SAMPLE, POPE, SVIT_GROUNDING
@@ -100,11 +101,16 @@ def test_dataset_rows_counts_the_tasks_once_or_the_largest_config():
 # --- the dataset card ------------------------------------------------------------------------------------
 
 
+def build_with_card(input_dir, output_dir, configs, **options) -> dict:
+    """`svit build`'s path: the build, then the dataset card over its README; returns the build's report."""
+    return build_dataset_folder(BuildOptions(input_dir, output_dir, configs, **options))
+
+
 @pytest.fixture(scope="module")
 def built(tmp_path_factory):
     """The bundled sample, every config, built with the card; (folder, report, card text at build time)."""
     folder = tmp_path_factory.mktemp("cards") / "svit"
-    report = build_hub_dataset(
+    report = build_with_card(
         bundled.RELEASE_DIR,
         folder,
         "all,recipes",
@@ -112,7 +118,6 @@ def built(tmp_path_factory):
         test_ids=bundled.TEST_IDS,
         llava_mix=bundled.LLAVA_DIR / "llava_v1_5_mix665k.json",
         llava_instruct=bundled.LLAVA_DIR / "llava_instruct_150k.json",
-        card=render_dataset_card,
     )
     at_build = (folder / "README.md").read_text()
     write_stats(folder)
@@ -216,7 +221,7 @@ def test_generation_facts_join_the_card_when_the_input_has_them(tmp_path):
     }
     (release / "generation_summary.json").write_text(json.dumps(summary))
     folder = tmp_path / "svit"
-    build_hub_dataset(release, folder, ["referring_qa"], card=render_dataset_card)
+    build_with_card(release, folder, ["referring_qa"])
     assert "| prompt version |" not in (folder / "README.md").read_text()  # the build does not look there
     made = section(DatasetCard.load(write_dataset_card(folder)).text, "How it was made")
     assert "Read from released-format files in `generated/`, written by `svit generate`:" in made
@@ -273,7 +278,7 @@ def test_generation_summary_is_found_from_any_cwd(tmp_path, monkeypatch):
         json.dumps({"model": "gpt-4o-2024-08-06"})
     )
     monkeypatch.chdir(tmp_path)
-    build_hub_dataset("generated", "out/svit", ["referring_qa"], card=render_dataset_card)
+    build_with_card("generated", "out/svit", ["referring_qa"])
     assert json.loads(Path("out/svit/build_report.json").read_text())["inputs"]["input"] == "generated"
     for cwd in (tmp_path / "elsewhere", tmp_path / "out", tmp_path):
         monkeypatch.chdir(cwd)
@@ -288,7 +293,7 @@ def test_generation_summary_is_found_from_any_cwd(tmp_path, monkeypatch):
 
 def test_trl_snippet_of_a_build_without_images_attaches_them_first(tmp_path):
     folder = tmp_path / "svit"
-    build_hub_dataset(bundled.RELEASE_DIR, folder, ["referring_qa"], card=render_dataset_card)
+    build_with_card(bundled.RELEASE_DIR, folder, ["referring_qa"])
     at_build = section((folder / "README.md").read_text(), "Usage")  # the build knows it had no images
     usage = section(DatasetCard.load(write_dataset_card(folder)).text, "Usage")
     assert usage == at_build  # and the card written later from the folder says the same
@@ -419,11 +424,6 @@ def test_run_card_errors_name_the_file(tmp_path):
         (run / RUN_FACTS_FILE).write_text(text)
         with pytest.raises(SvitInputError, match=f"{RUN_FACTS_FILE}: holds .*, not a JSON object"):
             write_run_card(run)
-
-
-def test_cards_import_no_torch():
-    code = "import sys, hub_cards.dataset_card, hub_cards.model_card; sys.exit('torch' in sys.modules)"
-    assert subprocess.run([sys.executable, "-c", code], timeout=120).returncode == 0
 
 
 # Run first in the card's code: it must prove svit is not there (`python -S` skips site, so svit's editable-install

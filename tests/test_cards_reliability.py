@@ -14,6 +14,7 @@ import json
 import logging
 import re
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 from huggingface_hub import ModelCard
@@ -24,6 +25,7 @@ from svit_dataset import bundled
 from svit_dataset.errors import SvitInputError
 from svit_dataset.facts import RUN_FACTS_FILE
 from svit_dataset.hub_push import hub_repo_id, require_hub_repo_id
+from svit_dataset.llava_format import IMAGE_TOKEN
 from tests.test_eval_card import GROUNDING, MME, POPE
 from tests.test_train_card import FACTS
 
@@ -191,30 +193,31 @@ def _dataset_folder(root: Path) -> Path:
 
 @pytest.mark.parametrize("kind", ["dataset", "run"])
 @pytest.mark.parametrize("repo_id", ["not a repo", "a/b/c", "org/x--y", 'org/"x"'])
-def test_push_refuses_a_repo_id_that_is_not_one_before_any_network(tmp_path, kind, repo_id):
-    from svit_model.push import push_folder
+def test_push_refuses_a_repo_id_that_is_not_one_before_any_network(tmp_path, monkeypatch, kind, repo_id):
+    from svit_cli.jobs import push
 
     folder = _dataset_folder(tmp_path) if kind == "dataset" else _run(tmp_path)
     (folder / "config.json").write_text("{}")
     cards = []
+    monkeypatch.setattr(push, "run_card", lambda run, model_id: cards.append(model_id) or "")
     with pytest.raises(SvitInputError, match=r"^ORG/NAME .*: not a Hub repo id"):
-        push_folder(folder, repo_id, run_card=lambda run, repo: cards.append(repo) or "", endpoint=NOWHERE)
+        push.push_folder(folder, repo_id, endpoint=NOWHERE)
     assert cards == []  # refused before the card named it
 
 
 @pytest.mark.parametrize("kind", ["dataset", "run"])
 def test_push_without_network_is_one_line_for_both_folder_kinds(tmp_path, kind):
-    from svit_model.push import push_folder
+    from svit_cli.jobs.push import push_folder
 
     folder = _dataset_folder(tmp_path) if kind == "dataset" else _run(tmp_path)
     (folder / "config.json").write_text("{}")
     with pytest.raises(SvitInputError, match=r"push to someone/x: cannot reach http://127.0.0.1:9"):
-        push_folder(folder, "someone/x", run_card=lambda run, repo: "card", endpoint=NOWHERE)
+        push_folder(folder, "someone/x", endpoint=NOWHERE)
 
 
 @pytest.mark.parametrize("text", ["{not json", "[1]", '{"base_model_name_or_path": 5}'])
 def test_push_of_a_lora_run_with_a_garbage_adapter_config_is_one_line(tmp_path, text):
-    from svit_model.push import check_pushable_run
+    from svit_cli.jobs.push import check_pushable_run
 
     run = _run(tmp_path)
     (run / "adapter_config.json").write_text(text)
@@ -229,12 +232,12 @@ def test_an_over_long_question_is_refused_in_words_before_the_model_runs():
     from svit_model.space.app import CHAT, MAX_QUESTION_CHARS, REFERRING, AppSettings, question_prompt
 
     settings = AppSettings()
-    assert question_prompt(CHAT, "x" * MAX_QUESTION_CHARS, settings) == "x" * MAX_QUESTION_CHARS
+    assert question_prompt(CHAT, "x" * MAX_QUESTION_CHARS, settings, IMAGE_TOKEN) == "x" * MAX_QUESTION_CHARS
     for mode in (CHAT, REFERRING):
         with pytest.raises(
             ValueError, match=f"20,000 characters long; this app takes at most {MAX_QUESTION_CHARS:,}"
         ):
-            question_prompt(mode, "word " * 4000, settings)
+            question_prompt(mode, "word " * 4000, settings, IMAGE_TOKEN)
 
 
 def test_a_question_holding_the_image_placeholder_is_refused_in_words():
@@ -242,7 +245,7 @@ def test_a_question_holding_the_image_placeholder_is_refused_in_words():
 
     for mode in (CHAT, REFERRING):  # the processor would count two images and fail inside generate
         with pytest.raises(ValueError, match="may not contain <image>"):
-            question_prompt(mode, "What is in <image>?", AppSettings())
+            question_prompt(mode, "What is in <image>?", AppSettings(), IMAGE_TOKEN)
 
 
 @pytest.mark.parametrize(
@@ -270,7 +273,8 @@ def test_the_page_answers_an_over_long_question_with_a_message_and_never_asks_th
 
     asked = []
     monkeypatch.setattr(app, "ask_model", lambda *args: asked.append(args) or "")
-    demo = app.build_demo(model=None, processor=None, settings=app.AppSettings())
+    processor = SimpleNamespace(image_token=IMAGE_TOKEN)  # all the page reads of it before asking the model
+    demo = app.build_demo(model=None, processor=processor, settings=app.AppSettings())
     respond = next(fn.fn for fn in demo.fns.values() if fn.fn is not None and fn.fn.__name__ == "respond")
     with pytest.raises(gradio.Error, match="this app takes at most 2,000"):
         respond(Image.new("RGB", (8, 8)), app.CHAT, "why " * 5000)
@@ -332,7 +336,7 @@ def test_space_overwrite_replaces_a_space_folder_or_an_empty_one_and_nothing_els
 
 
 def test_the_main_job_runs_only_where_it_replaces_nothing_of_the_users(tmp_path, capsys):
-    from svit_model.main_job import MainJobLayout, check_main_job_output
+    from svit_cli.jobs.main_job import MainJobLayout, check_main_job_output
 
     check_main_job_output(tmp_path / "new")  # nothing there yet
     check_main_job_output(tmp_path)  # empty
@@ -367,32 +371,32 @@ def test_the_main_job_runs_only_where_it_replaces_nothing_of_the_users(tmp_path,
     ],
 )
 def test_the_model_demo_checks_its_settings_before_building(steps, seed, drawing, expected):
-    from svit_model.demo import run_model_demo
+    from svit_cli.jobs.grounded_answer import run_grounded_answer
 
     with pytest.raises(SvitInputError, match=expected):
-        run_model_demo(seed=seed, steps=steps, drawing=drawing)
+        run_grounded_answer(seed=seed, steps=steps, drawing=drawing)
 
 
 def test_the_model_demo_replaces_an_existing_drawing_only_with_overwrite_and_only_a_png(tmp_path):
-    from svit_model.demo import check_demo_settings
+    from svit_cli.jobs.grounded_answer import check_grounded_answer_settings
 
     drawn, notes = tmp_path / "drawn.png", tmp_path / "notes.txt"
     drawn.write_bytes(b"earlier drawing")
     notes.write_text("the user's")
     with pytest.raises(SvitInputError, match="already exists; pass --overwrite"):
-        check_demo_settings(0, 60, drawn)
-    check_demo_settings(0, 60, drawn, overwrite=True)
+        check_grounded_answer_settings(0, 60, drawn)
+    check_grounded_answer_settings(0, 60, drawn, overwrite=True)
     with pytest.raises(SvitInputError, match="is not a PNG image"):
-        check_demo_settings(0, 60, notes, overwrite=True)
+        check_grounded_answer_settings(0, 60, notes, overwrite=True)
 
 
 def test_the_eval_demo_replaces_only_its_own_results_folder(tmp_path):
-    from svit_model.evaluation.demo import run_eval_demo
+    from svit_cli.jobs.main_job_eval import run_eval_part
 
     users = tmp_path / "eval"
     users.mkdir()
     (users / "mme").mkdir()
     (users / "paper.pdf").write_bytes(b"%PDF")
     with pytest.raises(SvitInputError, match="is not an evaluation demo folder"):
-        run_eval_demo(tmp_path / "no-checkpoint", tmp_path / "no-data", users)
+        run_eval_part(tmp_path / "no-checkpoint", tmp_path / "no-data", users)
     assert sorted(p.name for p in users.iterdir()) == ["mme", "paper.pdf"]

@@ -1,7 +1,8 @@
 """Every user error of every command ends as one line, `svit <command>: error: ...`, exit 2, no traceback.
 
-The CLI runs as a subprocess over a table of bad inputs: files the `datasets` generation chokes on,
-checkpoints transformers cannot load, file-system faults, out-of-range settings.
+The CLI runs over a table of bad inputs: files the `datasets` generation chokes on, checkpoints transformers
+cannot load, file-system faults, out-of-range settings. Each case runs in this process (tests/cli_runs.py),
+the file-size-limit case in a fork of it.
 """
 
 from __future__ import annotations
@@ -9,14 +10,7 @@ from __future__ import annotations
 import errno
 import json
 import os
-import resource
 import shutil
-import signal
-import subprocess
-import sys
-import tempfile
-import time
-import traceback
 from pathlib import Path
 
 import pytest
@@ -24,6 +18,7 @@ import pytest
 from svit_dataset import bundled
 from svit_dataset.errors import describe_error
 from svit_dataset.schema import TASKS
+from tests.cli_runs import assert_one_clean_line_each, run_svit
 from tests.release_factory import conversation, qa, record, write_release
 
 GOOD_RECORDS = [record(i, conversation(qa("What is it?", f"A ball {i}."))) for i in range(1, 30)]
@@ -60,7 +55,7 @@ def _tiny_checkpoints(root: Path) -> dict[str, Path]:
 
 
 def _cases(root: Path) -> list[tuple[str, list[str], str, dict]]:
-    """(name, argv, expected text in the error line, subprocess options)."""
+    """(name, argv, expected text in the error line, run options: `{"fsize": bytes}` runs it in a fork)."""
     out = root / "out"
     release = _release(root, "rel")
     a_file = root / "a_file"
@@ -168,103 +163,6 @@ def _cases(root: Path) -> list[tuple[str, list[str], str, dict]]:
     return [(c[0], c[1], c[2], c[3] if len(c) > 3 else {}) for c in cases]
 
 
-def _run(argv: list[str], fsize: int | None = None) -> subprocess.CompletedProcess:
-    def limit():  # a "disk" that takes `fsize` bytes per file: writes past it fail (EFBIG)
-        if fsize:
-            resource.setrlimit(resource.RLIMIT_FSIZE, (fsize, fsize))
-
-    env = os.environ | {"HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "OPENAI_API_KEY": ""}
-    return subprocess.run(
-        [sys.executable, "-m", "svit_cli.main", *argv],
-        capture_output=True, text=True, timeout=300, env=env, preexec_fn=limit,
-    )  # fmt: skip
-
-
-def _forked(argv: list[str], fsize: int | None = None) -> tuple[int, Path]:
-    """(pid, stderr file) of `svit ARGV` run in a fork of this process: the same isolation as a subprocess (its
-    own memory, file limits, environment and exit code) without importing torch and transformers again, which
-    is most of a subprocess's few seconds."""
-    err_path = Path(tempfile.mkstemp(prefix="svit-cli-", suffix=".err")[1])
-    pid = os.fork()
-    if pid:
-        return pid, err_path
-    code = 1
-    try:  # the child: never returns into pytest
-        import torch
-
-        torch.set_num_threads(1)  # the parent's OpenMP pool does not survive a fork
-        if fsize:  # a "disk" that takes `fsize` bytes per file: writes past it fail (EFBIG)
-            resource.setrlimit(resource.RLIMIT_FSIZE, (fsize, fsize))
-        os.environ.update({"HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "OPENAI_API_KEY": ""})
-        null = os.open(os.devnull, os.O_WRONLY)
-        err = os.open(err_path, os.O_WRONLY | os.O_TRUNC)
-        os.dup2(null, 1)
-        os.dup2(err, 2)
-        sys.stdout = open(1, "w", closefd=False)  # noqa: SIM115 - the child's whole life
-        sys.stderr = open(2, "w", closefd=False)  # noqa: SIM115
-        import logging
-
-        logging.root.handlers.clear()  # pytest's capture handlers: the command logs to its stderr, as alone
-        from svit_cli.main import main
-
-        code = main(argv)
-    except SystemExit as exit_:  # argparse's usage errors
-        code = exit_.code if isinstance(exit_.code, int) else 1
-    except BaseException:  # noqa: BLE001 - anything else must show as a traceback, as in a subprocess
-        traceback.print_exc()
-    finally:
-        sys.stdout.flush()
-        sys.stderr.flush()
-        os._exit(code)
-
-
-def run_forked_cases(argvs: list[tuple[list[str], dict]], parallel: int = 2, timeout: float = 300) -> list:
-    """`svit ARGV` for each (argv, options), `parallel` at a time: CompletedProcess-like results, in order."""
-    results: list = [None] * len(argvs)
-    waiting = list(enumerate(argvs))
-    running: dict[int, tuple[int, Path, float]] = {}
-    while waiting or running:
-        while waiting and len(running) < parallel:
-            index, (argv, options) = waiting.pop(0)
-            pid, err_path = _forked(argv, **options)
-            running[pid] = (index, err_path, time.monotonic())
-        pid, status = os.waitpid(-1, os.WNOHANG)
-        if pid == 0:
-            for child, (_, _, started) in running.items():
-                if time.monotonic() - started > timeout:
-                    os.kill(child, signal.SIGKILL)
-            time.sleep(0.02)
-            continue
-        index, err_path, _ = running.pop(pid)
-        stderr = err_path.read_text(errors="replace")
-        err_path.unlink()
-        code = os.waitstatus_to_exitcode(status)
-        results[index] = subprocess.CompletedProcess(argvs[index][0], code, "", stderr)
-    return results
-
-
-def assert_one_clean_line_each(cases: list[tuple]) -> None:
-    """Run every (name, argv, expected text[, options: {"fsize": bytes}]) case, two at a time: each must end as
-    one line `svit <command>: error: ...` holding the expected text, exit 2, no traceback. The table of each
-    command family (tests/test_cli_errors_*.py) calls this."""
-    cases = [(c[0], c[1], c[2], c[3] if len(c) > 3 else {}) for c in cases]
-    results = run_forked_cases([(argv, options) for _, argv, _, options in cases])
-    failures = []
-    for (name, argv, expected, _), done in zip(cases, results, strict=True):
-        command = " ".join(a for a in argv[:2] if not a.startswith("-") and "/" not in a)
-        last = done.stderr.strip().splitlines()[-1] if done.stderr.strip() else ""
-        problems = []
-        if done.returncode != 2:
-            problems.append(f"exit {done.returncode}")
-        if "Traceback" in done.stderr:
-            problems.append("traceback")
-        if not last.startswith(f"svit {command}: error: ") or expected not in last:
-            problems.append(f"last line {last[:300]!r}")
-        if problems:
-            failures.append(f"{name}: {', '.join(problems)}")
-    assert not failures, "\n".join(failures)
-
-
 @pytest.mark.slow
 def test_every_bad_input_is_one_clean_line_with_exit_2(tmp_path):
     assert_one_clean_line_each(_cases(tmp_path))
@@ -272,7 +170,7 @@ def test_every_bad_input_is_one_clean_line_with_exit_2(tmp_path):
 
 
 def test_traceback_only_with_verbose(tmp_path):
-    done = _run(
+    done = run_svit(
         ["-v", "build", "--input", str(_release(tmp_path, "t", "[{")), "--output", str(tmp_path / "o")]
     )
     assert done.returncode == 2 and "Traceback" in done.stderr

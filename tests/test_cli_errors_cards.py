@@ -1,24 +1,21 @@
 """The CLI error table of cards, push, Space/app and the demos (issue 16): every case ends as one line
-`svit <command>: error: ...`, exit 2, no traceback (tests/test_cli_errors.assert_one_clean_line_each)."""
+`svit <command>: error: ...`, exit 2, no traceback (tests/cli_runs.assert_one_clean_line_each)."""
 
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
 
-from svit_dataset import bundled
 from svit_dataset.facts import RUN_FACTS_FILE
-from tests.test_cli_errors import assert_one_clean_line_each
+from tests.cli_runs import assert_one_clean_line_each
 from tests.test_eval_card import GROUNDING
 from tests.test_train_card import FACTS
 
 
-def _cases(root: Path) -> list[tuple]:
-    from svit_dataset.hub_layout import build_hub_dataset
-    from svit_model.tiny import save_tiny_svit_llava
-
+def _cases(root: Path, built_sample: Path, checkpoint: Path) -> list[tuple]:
     run = root / "run"  # a finished full run, as `svit card model` and `svit push` read it
     run.mkdir()
     (run / RUN_FACTS_FILE).write_text(json.dumps(FACTS))
@@ -36,7 +33,7 @@ def _cases(root: Path) -> list[tuple]:
         results[name] = root / f"{name}.json"
         results[name].write_text(text)
     built = root / "built"  # the dataset folder `svit card dataset` and `svit push` take, stats hand-edited
-    build_hub_dataset(bundled.RELEASE_DIR, built, "referring_qa", test_ids=bundled.TEST_IDS)
+    shutil.copytree(built_sample, built)
     (built / "stats").mkdir()
     (built / "stats" / "tasks.json").write_text('{"tasks": [1, 2]}')
     users = root / "users"  # a folder of the user's, passed as an output by mistake
@@ -44,7 +41,6 @@ def _cases(root: Path) -> list[tuple]:
     (users / "thesis.tex").write_text("years of work")
     (users / "svit").mkdir()  # a folder of theirs where the demo writes its dataset
     (users / "svit" / "draft.md").write_text("mine")
-    checkpoint = save_tiny_svit_llava(root / "ckpt")
     space = ["space", str(checkpoint), str(root / "space")]
     card = ["card", "model", str(run)]
     hub_rule = "not a Hub repo id; pass ORG/NAME"
@@ -80,8 +76,10 @@ def _cases(root: Path) -> list[tuple]:
 
 
 @pytest.mark.slow
-def test_every_bad_input_of_cards_push_space_and_demo_is_one_clean_line(tmp_path):
-    assert_one_clean_line_each(_cases(tmp_path))
+def test_every_bad_input_of_cards_push_space_and_demo_is_one_clean_line(
+    tmp_path, built_sample, tiny_checkpoint
+):
+    assert_one_clean_line_each(_cases(tmp_path, built_sample, tiny_checkpoint))
     assert sorted(p.name for p in (tmp_path / "users").iterdir()) == [
         "svit",
         "thesis.tex",

@@ -1,5 +1,5 @@
 """The data commands (`svit build`, `export`, `generate`, `stats`) on the hostile inputs of issue 16: each
-ends as one line `svit <command>: error: ...`, exit 2, no traceback (the runner is tests/test_cli_errors.py's)."""
+ends as one line `svit <command>: error: ...`, exit 2, no traceback (the table runner: tests/cli_runs.py)."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from svit_dataset.schema import TASKS
+from tests.cli_runs import assert_one_clean_line_each
 from tests.release_factory import conversation, qa, record, write_release
-from tests.test_cli_errors import assert_one_clean_line_each
 
 # Deep enough to pass orjson's own limit (1024) and reach the ijson fallback; shallow enough that a
 # regression costs ijson ~60 MB, not the machine (tests/test_data_reliability.py runs the issue's

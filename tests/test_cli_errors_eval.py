@@ -1,5 +1,5 @@
 """`svit eval ...` on the hostile inputs of issue 16: each ends as one line `svit eval <command>: error: ...`,
-exit 2, no traceback (the table runner is tests/test_cli_errors.py's)."""
+exit 2, no traceback (the table runner: tests/cli_runs.py)."""
 
 from __future__ import annotations
 
@@ -10,8 +10,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from svit_model.tiny import save_tiny_svit_llava
-from tests.test_cli_errors import assert_one_clean_line_each
+from tests.cli_runs import assert_one_clean_line_each
 from tests.test_eval_scoring import write_results_folder
 from tools.eval_samples import (
     mme_rows,
@@ -25,8 +24,7 @@ SUBTASKS = "existence,color,count,commonsense_reasoning"
 DEEP = "[" * 100_000 + "]" * 100_000
 
 
-def _cases(root: Path) -> list[tuple]:
-    model = save_tiny_svit_llava(root / "tiny")
+def _cases(root: Path, model: Path) -> list[tuple]:
     mme = write_mme_layout(root / "mme")
     results = write_results_folder(root / "results")
     foreign = root / "foreign.json"
@@ -139,6 +137,6 @@ def _cases(root: Path) -> list[tuple]:
 
 
 @pytest.mark.slow
-def test_every_bad_eval_input_is_one_clean_line_with_exit_2(tmp_path):
-    assert_one_clean_line_each(_cases(tmp_path))
+def test_every_bad_eval_input_is_one_clean_line_with_exit_2(tmp_path, tiny_checkpoint):
+    assert_one_clean_line_each(_cases(tmp_path, tiny_checkpoint))
     assert not (tmp_path / "out").exists()  # nothing was generated for any refused run

@@ -1,5 +1,5 @@
 """`svit train` and `svit model ...` on the hostile inputs of issue 16: each ends as one line
-`svit <command>: error: ...`, exit 2, no traceback (the table runner is tests/test_cli_errors.py's)."""
+`svit <command>: error: ...`, exit 2, no traceback (the table runner: tests/cli_runs.py)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.test_cli_errors import assert_one_clean_line_each
+from tests.cli_runs import assert_one_clean_line_each
 from tests.test_train_reliability import _fake_checkpoint
 from tests.train_fixtures import grounded_rows, train_args, write_dataset, write_tiny
 

@@ -161,7 +161,8 @@ def test_generation_ledger_refuses_deep_nesting(tmp_path):
 
 
 def test_image_data_and_llava_json_refuse_deep_nesting(tmp_path):
-    from svit_dataset.recipes.mix import iter_json_list as iter_llava_json
+    from svit_dataset.jsonlist import iter_json_list
+    from svit_dataset.llava_format import LLAVA_JSON
     from svit_dataset.vg import iter_image_data
 
     path = tmp_path / "deep.json"
@@ -169,7 +170,7 @@ def test_image_data_and_llava_json_refuse_deep_nesting(tmp_path):
     with pytest.raises(SvitFormatError, match="--image-data: .*deep.json: JSON nested deeper"):
         list(iter_image_data(path))
     with pytest.raises(SvitFormatError, match="deep.json: JSON nested deeper"):
-        list(iter_llava_json(path))
+        list(iter_json_list(path, expected=LLAVA_JSON))
 
 
 READ_DEEP = textwrap.dedent(
@@ -178,11 +179,9 @@ READ_DEEP = textwrap.dedent(
     resource.setrlimit(resource.RLIMIT_AS, (3 << 30, 3 << 30))  # a regression fails here, not the machine
     from svit_dataset.errors import SvitFormatError
     from svit_dataset.jsonlist import iter_json_list, read_json_object
-    from svit_dataset.recipes.mix import iter_json_list as iter_llava_json
     path = sys.argv[1]
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    for read in (lambda: list(iter_json_list(path)), lambda: list(iter_llava_json(path)),
-                 lambda: read_json_object(path, "x")):
+    for read in (lambda: list(iter_json_list(path)), lambda: read_json_object(path, "x")):
         try:
             read()
             sys.exit("read without an error")
@@ -385,7 +384,7 @@ def _recipe(**kw):
 
 
 def _build(**kw):
-    from svit_dataset.hub_layout import BuildOptions
+    from svit_dataset.hub_build.options import BuildOptions
 
     return BuildOptions("in", "out", **kw)
 

@@ -1,4 +1,8 @@
-"""`results.json` of `svit eval` runs as the card's `model-index` (hub_cards.model_card), added to a training card."""
+"""`results.json` of `svit eval` runs as the card's `model-index` (hub_cards.model_card), added to a training card.
+
+The documents below are results.json files as earlier versions wrote them (no `model_index`: the card derives
+the entries); `stated` gives the same results as `svit eval` writes them now, with the entries their benchmark
+states, which card the same."""
 
 from __future__ import annotations
 
@@ -10,13 +14,16 @@ import pytest
 from huggingface_hub import ModelCard
 
 from hub_cards.model_card import (
-    MME_SUBTASK_COUNT,
     add_eval_results,
     evaluation_entries,
     model_index_entries,
     write_model_card,
 )
 from svit_dataset.errors import SvitInputError
+from svit_model.evaluation.mme import SHIPPED_SAMPLE, SHIPPED_SAMPLE_SUBTASKS, Mme, MmeOptions
+from svit_model.evaluation.pope import Pope, PopeOptions
+from svit_model.evaluation.refcoco import Refcoco, RefcocoOptions
+from svit_model.evaluation.svit_referring import SvitReferring, SvitReferringOptions
 from tests.test_train_card import FACTS
 
 MME_SUBTASKS = (
@@ -71,6 +78,49 @@ SVIT_GROUNDING = {  # the main job's: a built SVIT folder's held-out referring Q
 }
 
 
+def stated(results: dict) -> dict:
+    """`results` as `svit eval` writes them now: with the model-index entries their benchmark states."""
+    benchmark, data = {
+        "mme": (Mme, MmeOptions),
+        "pope": (Pope, PopeOptions),
+        "grounding": (SvitReferring, SvitReferringOptions)
+        if "phrase_recall" in results["metrics"]
+        else (Refcoco, RefcocoOptions),
+    }[results["benchmark"]]
+    dataset = results["dataset"]
+    options = data(model="m", data=dataset.get("path") or dataset["type"], output="o")
+    entries = benchmark(options).model_index(dataset, results["metrics"])
+    return {**results, "benchmark": benchmark.name, "model_index": json.loads(json.dumps(entries))}
+
+
+@pytest.mark.parametrize("results", [MME, MME_SAMPLE, POPE, GROUNDING, SVIT_GROUNDING])
+def test_the_entries_a_benchmark_states_card_as_an_earlier_results_json(results):
+    """A results.json of an earlier version (no `model_index`) cards to the entries its benchmark now states:
+    the same `model-index` and table as before, for each benchmark and for MME on part of its subtasks."""
+    now = stated(results)
+    assert now["model_index"] and evaluation_entries(now) == evaluation_entries(results)
+
+
+def test_stated_entries_that_are_no_entries_are_refused_naming_the_entry(tmp_path):
+    good = stated(GROUNDING)
+    entry = good["model_index"][1]
+    for change, message in (
+        ({"metric_value": float("nan")}, r"`model_index\[1\].metric_value` is NaN, not a finite number"),
+        ({"metric_value": "0.5"}, r"`model_index\[1\].metric_value` is a string"),
+        ({"whole": None}, r"`model_index\[1\].whole` is null, not true or false"),
+        ({"task_type": 3}, r"`model_index\[1\].task_type` is a number, not a string"),
+        ({"dataset_type": "/data/refcoco"}, r"`model_index\[1\].dataset_type` '/data/refcoco' is a path"),
+    ):
+        bad = {**good, "model_index": [good["model_index"][0], {**entry, **change}]}
+        (tmp_path / "bad.json").write_text(json.dumps(bad))
+        with pytest.raises(SvitInputError, match="bad.json: .*" + message):
+            add_eval_results(tmp_path / "model", [tmp_path / "bad.json"], force=True)
+    (tmp_path / "bad.json").write_text(json.dumps({**good, "model_index": {"acc": 1}}))
+    with pytest.raises(SvitInputError, match="bad.json: .*`model_index` is an object, not a list"):
+        add_eval_results(tmp_path / "model", [tmp_path / "bad.json"], force=True)
+    assert not (tmp_path / "model" / "README.md").exists()
+
+
 def test_model_index_entries_of_each_benchmark():
     mme = model_index_entries(MME)
     assert [(e.metric_type, e.metric_value, e.dataset_type) for e in mme] == [
@@ -84,7 +134,7 @@ def test_model_index_entries_of_each_benchmark():
         ("acc@0.5", 0.7123, "val"),
         ("mean_iou", 0.6, "val"),
     ]
-    with pytest.raises(ValueError, match="benchmark 'vqa'"):
+    with pytest.raises(ValueError, match="benchmark 'vqa' states no `model_index` entries"):
         model_index_entries({"benchmark": "vqa", "metrics": {}})
 
 
@@ -104,10 +154,12 @@ def test_results_join_a_training_card_once(tmp_path):
 
 
 def test_mme_on_part_of_its_subtasks_is_no_mme_score():
-    from svit_model.evaluation.scoring import MME_SUBTASKS as SCORED
+    from svit_model.evaluation.mme import MME_SUBTASKS as SCORED
 
-    assert len(SCORED) == MME_SUBTASK_COUNT and set(MME_SUBTASKS) == set(SCORED)
-    assert model_index_entries(MME_SAMPLE) == []  # 4 of 14 subtasks: not MME's perception / cognition
+    assert MME_SUBTASKS == SCORED  # this file's list is MME's
+    assert (
+        model_index_entries(MME_SAMPLE) == [] == model_index_entries(stated(MME_SAMPLE))
+    )  # 4 of 14 subtasks: not MME's perception / cognition
     indexed, table = evaluation_entries(MME_SAMPLE)
     assert indexed == [] and [(e.metric_type, e.metric_value, e.dataset_type) for e in table] == [
         ("mme_perception", 150.0, "mme"),
@@ -140,9 +192,6 @@ def test_dataset_type_is_a_hub_id_or_the_benchmark_never_a_path():
 def test_eval_records_what_it_read_whatever_the_cwd(tmp_path, monkeypatch):
     """`svit eval` writes the Hub id or the benchmark's name as `type`, the config and split it read, and the MME
     subtasks scored: evaluating the same folder again from another cwd replaces the card's entries."""
-    from svit_model.evaluation.demo import SAMPLE_MME, SAMPLE_SUBTASKS
-    from svit_model.evaluation.run import BENCHMARKS, GroundingOptions, MmeOptions
-
     (tmp_path / "work" / "svit" / "data" / "referring_qa").mkdir(parents=True)  # a built SVIT folder
     seen = []
     for cwd, data in (
@@ -151,16 +200,14 @@ def test_eval_records_what_it_read_whatever_the_cwd(tmp_path, monkeypatch):
         (Path("/"), str(tmp_path / "work/svit")),
     ):
         monkeypatch.chdir(cwd)
-        seen.append(BENCHMARKS["grounding"].dataset(GroundingOptions(model="m", data=data, output="o")))
+        seen.append(SvitReferring(SvitReferringOptions(model="m", data=data, output="o")).dataset())
     assert [(d["type"], d["config"], d["split"]) for d in seen] == [("grounding", "referring_qa", "test")] * 3
-    hub = BENCHMARKS["grounding"].dataset(
-        GroundingOptions(model="m", data="lmms-lab/RefCOCO", output="o", split="val")
-    )
+    hub = Refcoco(RefcocoOptions(model="m", data="lmms-lab/RefCOCO", output="o", split="val")).dataset()
     assert (hub["type"], hub["split"], hub["config"]) == ("lmms-lab/RefCOCO", "val", None)
 
-    mme = BENCHMARKS["mme"].dataset(
-        MmeOptions(model="m", data=str(SAMPLE_MME), output="o", subtasks=SAMPLE_SUBTASKS)
-    )
+    mme = Mme(
+        MmeOptions(model="m", data=str(SHIPPED_SAMPLE), output="o", subtasks=SHIPPED_SAMPLE_SUBTASKS)
+    ).dataset()
     assert mme["type"] == "mme" and mme["subtasks"] == list(SAMPLE) and mme["complete"] is False
     assert mme["split"] is None  # a folder in the release layout has no splits
 

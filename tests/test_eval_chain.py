@@ -18,12 +18,11 @@ from hub_cards.model_card import evaluation_entries
 from svit_cli.main import main
 from svit_dataset.errors import SvitInputError
 from svit_model.building import save_checkpoint
-from svit_model.demo import teach
 from svit_model.evaluation.harness import generate_predictions, load_for_eval, read_ledger
-from svit_model.evaluation.mme import read_mme, record, score_results_folder
-from svit_model.evaluation.run import MmeOptions, run_eval
-from svit_model.evaluation.scoring import MME_SUBTASKS
-from svit_model.export import export_llava_checkpoint
+from svit_model.evaluation.mme import MME_SUBTASKS, Mme, MmeOptions, read_mme, record, score_results_folder
+from svit_model.evaluation.run import run_eval
+from svit_model.stock_llava import export_llava_checkpoint
+from svit_model.teaching import teach
 from svit_model.tiny import build_tiny_svit_llava, save_tiny_svit_llava
 from tests.test_eval_readers import write_svit_test_split
 from tests.train_fixtures import (
@@ -128,6 +127,8 @@ def test_checkpoint_to_predictions_to_scores_to_results_to_model_index(yes_model
     }
     indexed, table = evaluation_entries(results)
     assert indexed == []  # 4 of 14 subtasks are no MME score: table-only
+    # the entries the run stated are the ones a results.json of an earlier version (none stated) cards to
+    assert evaluation_entries({k: v for k, v in results.items() if k != "model_index"}) == (indexed, table)
     assert {(r.dataset_type, r.metric_type): r.metric_value for r in table} == {
         ("mme", "mme_perception"): 150.0,
         ("mme", "mme_cognition"): 50.0,
@@ -140,7 +141,11 @@ def test_checkpoint_to_predictions_to_scores_to_results_to_model_index(yes_model
     assert main(["eval", "card", str(out / "results.json"), "--model-dir", str(card_dir), "--force"]) == 0
     assert ModelCard.load(card_dir / "README.md").data.eval_results is None  # nothing claimed
     # all 14 subtasks scored: MME's perception and cognition, indexed under the benchmark's name
-    whole = {**results, "metrics": {**results["metrics"], "subtasks": dict.fromkeys(MME_SUBTASKS, 50.0)}}
+    metrics = {**results["metrics"], "subtasks": dict.fromkeys(MME_SUBTASKS, 50.0)}
+    stated = Mme(MmeOptions(model=str(yes_model), data=str(mme_data), output="o")).model_index(
+        results["dataset"], metrics
+    )
+    whole = {**results, "metrics": metrics, "model_index": stated}
     (tmp_path / "whole.json").write_text(json.dumps(whole))
     assert main(["eval", "card", str(tmp_path / "whole.json"), "--model-dir", str(card_dir), "--force"]) == 0
     card = ModelCard.load(card_dir / "README.md")
@@ -256,8 +261,8 @@ def test_batched_split_and_exported_predictions_equal_one_at_a_time(yes_model, m
 
 def test_a_lora_run_evaluates_unmerged_on_svit_referring_qas(tmp_path):
     """`svit train` LoRA run -> `svit eval grounding` without a merge; the merged checkpoint answers the same."""
+    from svit_cli.jobs.train import parse_train_arguments
     from svit_model.training.checkpoint import merge_lora_run
-    from svit_model.training.command import parse_train_arguments
     from svit_model.training.train import train
 
     rows = grounded_rows()
@@ -281,6 +286,7 @@ def test_a_lora_run_evaluates_unmerged_on_svit_referring_qas(tmp_path):
     ]
     assert main([*argv, "--max-new-tokens", "24", "--no-progress"]) == 0
     results = json.loads((tmp_path / "eval-lora" / "results.json").read_text())
+    assert results["benchmark"] == "svit-referring"  # what `svit eval grounding` runs on SVIT's referring QAs
     assert results["dataset"] == {  # the config and split read, the benchmark's name for a local folder
         "name": "grounding",
         "type": "grounding",

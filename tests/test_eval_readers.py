@@ -9,9 +9,10 @@ import pytest
 from svit_cli.main import main
 from svit_dataset.errors import SvitFormatError, SvitInputError
 from svit_dataset.schema import SAMPLE_FEATURES
-from svit_model.evaluation.grounding import REFCOCO_PROMPT, read_grounding
 from svit_model.evaluation.mme import read_mme
 from svit_model.evaluation.pope import read_pope
+from svit_model.evaluation.refcoco import REFCOCO_PROMPT, read_refcoco
+from svit_model.evaluation.svit_referring import read_svit_referring
 from tests.train_fixtures import grounded_rows
 from tools.eval_samples import (
     mme_rows,
@@ -62,7 +63,7 @@ def test_pope_files_and_table_give_the_same_items(tmp_path):
 
 
 def test_refcoco_table_one_item_per_expression(tmp_path):
-    items = read_grounding(write_table(tmp_path / "refcoco.parquet", refcoco_rows()))
+    items = read_refcoco(write_table(tmp_path / "refcoco.parquet", refcoco_rows()))
     assert [i.id for i in items] == ["ref-0#0", "ref-1#0", "ref-1#1", "ref-2#0", "ref-3#0", "ref-3#1"]
     assert items[0].question == REFCOCO_PROMPT.format(expression="the red ellipse")
     assert items[0].reference == pytest.approx([4.8, 7.2, 19.2, 21.6])  # [x, y, w, h] px as in the table
@@ -79,11 +80,23 @@ def write_svit_test_split(folder, rows=None):
 
 
 def test_svit_referring_qa_test_split_of_a_built_folder(tmp_path):
-    items = read_grounding(write_svit_test_split(tmp_path / "svit"))
+    items = read_svit_referring(write_svit_test_split(tmp_path / "svit"))
     assert len(items) == 5  # one item per question: 1 + 2 + 1 + 1
     assert items[1].id == "12-referring_qa-0#0" and items[1].question == "Where is the blue box?"
     assert items[1].reference == "<st>blue box<ed> [0.600, 0.100, 0.900, 0.500]"
     assert items[2].id == "12-referring_qa-0#1" and items[1].image().size == (40, 60)
+
+
+def test_each_box_benchmark_refuses_the_others_table_naming_the_right_command(tmp_path):
+    svit = write_svit_test_split(tmp_path / "svit")
+    with pytest.raises(
+        SvitInputError, match="a RefCOCO table needs .*SVIT's referring QAs are `svit eval svit-ref"
+    ):
+        read_refcoco(svit, "test", "referring_qa")
+    with pytest.raises(
+        SvitInputError, match="no column id, images, messages .*RefCOCO-shaped tables are `svit eval"
+    ):
+        read_svit_referring(write_table(tmp_path / "refcoco.parquet", refcoco_rows()))
 
 
 def run_cli(argv, capsys) -> tuple[int, str]:

@@ -17,19 +17,21 @@ import svit_model.evaluation.harness as harness
 import svit_model.evaluation.run as run
 from svit_cli.main import main
 from svit_dataset.errors import SvitError, SvitFormatError, SvitInputError
-from svit_model.evaluation.grounding import read_grounding
+from svit_model.evaluation.grounding_alias import Grounding, GroundingOptions
 from svit_model.evaluation.harness import EvalItem
 from svit_model.evaluation.metrics import load_metric
-from svit_model.evaluation.mme import read_mme, score_results_folder, write_results_folder
-from svit_model.evaluation.pope import read_pope
-from svit_model.evaluation.run import (
-    GroundingOptions,
+from svit_model.evaluation.mme import (
     MmeOptions,
-    PopeOptions,
-    check_options,
-    run_eval,
+    mme_subtask_metrics,
+    mme_totals,
+    read_mme,
+    score_results_folder,
+    write_results_folder,
 )
-from svit_model.evaluation.scoring import mme_subtask_metrics, mme_totals
+from svit_model.evaluation.pope import PopeOptions, read_pope
+from svit_model.evaluation.refcoco import Refcoco, RefcocoOptions, read_refcoco
+from svit_model.evaluation.run import check_options, run_eval
+from svit_model.evaluation.svit_referring import read_svit_referring
 from svit_model.tiny import save_tiny_svit_llava
 from tests.test_eval_scoring import CRAFTED, EXPECTED_SCORES
 from tests.test_eval_scoring import write_results_folder as write_crafted_folder
@@ -246,7 +248,7 @@ def test_refcoco_rows_without_expression_or_with_bad_boxes_are_dropped_and_count
 
     table = write_table(tmp_path / "refcoco.parquet", refcoco_with_bad_rows())
     dropped = Counter()
-    items = read_grounding(table, dropped=dropped)
+    items = read_refcoco(table, dropped=dropped)
     assert dropped == {"no_expression": 2, "bad_box": 4}
     assert {item.id.split("#")[0] for item in items} == {f"ref-{i}" for i in range(4)}
 
@@ -258,10 +260,9 @@ def test_refcoco_rows_without_expression_or_with_bad_boxes_are_dropped_and_count
         run_eval("grounding", GroundingOptions(**options, output=str(tmp_path / "refused")))
     assert not (tmp_path / "refused").exists()
     results = run_eval(
-        "grounding",
-        GroundingOptions(**options, output=str(tmp_path / "out"), max_failed_fraction=0.5),
-        print_fn=lambda *_: None,
+        "refcoco", RefcocoOptions(**options, output=str(tmp_path / "out"), max_failed_fraction=0.5)
     )
+    assert results["benchmark"] == "refcoco"
     assert results["counts"]["dropped"] == {"no_expression": 2, "bad_box": 4}
     assert results["metrics"]["total"] == 6  # the 4 good rows' 6 expressions, none of a dropped row
     on_disk = json.loads((tmp_path / "out" / "results.json").read_text())
@@ -305,7 +306,9 @@ def test_device_cuda_without_cuda_is_one_line():
 )
 def test_a_grounding_prompt_template_must_hold_only_expression(prompt):
     with pytest.raises(SvitInputError, match="--prompt"):
-        check_options(GroundingOptions(model="m", data="d", output="o", prompt=prompt))
+        Refcoco(RefcocoOptions(model="m", data="d", output="o", prompt=prompt)).check()
+    with pytest.raises(SvitInputError, match="--prompt"):  # the former spelling, whichever table it reads
+        Grounding.resolve(GroundingOptions(model="m", data="d", output="o", prompt=prompt))
 
 
 def test_a_20000_word_question_is_refused_before_generation(tiny, tmp_path, no_generation):
@@ -412,7 +415,7 @@ def test_svit_referring_turns_with_unscorable_reference_boxes_are_dropped_and_co
     for row, answer in zip(rows[1:], bad_answers, strict=False):
         row["messages"][1]["content"] = answer
     dropped = Counter()
-    items = read_grounding(write_svit_test_split(tmp_path / "svit", rows), dropped=dropped)
+    items = read_svit_referring(write_svit_test_split(tmp_path / "svit", rows), dropped=dropped)
     assert dropped == {"bad_box": 3}
     assert len(items) == 5 - 3 and all("[0.9, 0.5" not in item.reference for item in items)
 
@@ -423,9 +426,9 @@ def test_two_local_tables_of_the_same_name_are_never_read_from_each_others_cache
     from tests.test_eval_readers import write_svit_test_split
     from tests.train_fixtures import grounded_rows
 
-    first = read_grounding(write_svit_test_split(tmp_path / "a" / "svit"))
+    first = read_svit_referring(write_svit_test_split(tmp_path / "a" / "svit"))
     rows = grounded_rows()
     rows[1]["messages"][1]["content"] = "<st>blue box<ed> [0.100, 0.100, 0.300, 0.300]"
-    second = read_grounding(write_svit_test_split(tmp_path / "b" / "svit", rows))
+    second = read_svit_referring(write_svit_test_split(tmp_path / "b" / "svit", rows))
     assert first[1].reference == "<st>blue box<ed> [0.600, 0.100, 0.900, 0.500]"
     assert second[1].reference == "<st>blue box<ed> [0.100, 0.100, 0.300, 0.300]"

@@ -8,20 +8,14 @@ import json
 import pytest
 
 from svit_cli.main import main
-from svit_model.evaluation import grounding as grounding_benchmark
+from svit_model.evaluation import refcoco, svit_referring
+from svit_model.evaluation.grounded_answers import prediction_iou
 from svit_model.evaluation.harness import EvalItem
 from svit_model.evaluation.metrics import load_metric
-from svit_model.evaluation.mme import score_results_folder
-from svit_model.evaluation.scoring import (
-    MME_SUBTASKS,
-    grounded_answer_scores,
-    grounded_qa_metrics,
-    mme_parse_answer,
-    pope_metrics,
-    pope_parse_answer,
-    prediction_iou,
-    referring_metrics,
-)
+from svit_model.evaluation.mme import MME_SUBTASKS, mme_parse_answer, score_results_folder
+from svit_model.evaluation.pope import pope_metrics, pope_parse_answer
+from svit_model.evaluation.refcoco import referring_metrics
+from svit_model.evaluation.svit_referring import grounded_answer_scores, grounded_qa_metrics
 
 # (gt, pred as written in the 4th column); each pair is one image.
 EXISTENCE = [
@@ -264,9 +258,7 @@ def test_referring_metrics_count_missing_predictions_wrong():
     # IoUs 0, 0, 1, 1, 0 (missing), 0.5: ACC@0.5 3/6 (>= 0.5 counts), mean 2.5 / 6
     expected = {"acc@0.5": 0.5, "mean_iou": 2.5 / 6, "missing": 1, "total": 6}
     assert referring_metrics(predictions, references) == pytest.approx(expected)
-    module = load_metric("grounding").compute(
-        predictions=[p or [] for p in predictions], references=references
-    )
+    module = load_metric("refcoco").compute(predictions=[p or [] for p in predictions], references=references)
     assert module == pytest.approx(expected)
 
 
@@ -291,37 +283,26 @@ def test_grounded_answer_scores_per_entity():
         [{"phrase": p, "boxes": b} for p, b in answer]
         for answer in (reference, [("dog", [[0.0, 0.0, 1.0, 1.0]])])
     ]
-    module = load_metric("grounding", "referring_qa").compute(predictions=as_dicts, references=refs)
+    module = load_metric("svit-referring").compute(predictions=as_dicts, references=refs)
     assert module == pytest.approx(expected)
 
 
 def test_grounding_record_moves_boxes_out_of_the_padded_square(tiny_processor, tiny_processor_unpadded):
     # an 80 x 40 image: LLaVA-1.5 pads it to 80 x 80, 20 px above and below. The RefCOCO box (x, y, w, h) =
     # (20, 10, 40, 20) px is [0.25, 0.25, 0.75, 0.75] of the image and [0.25, 0.375, 0.75, 0.625] of the square.
-    item = EvalItem(
-        "r#0", "q", "q", image=None, reference=[20, 10, 40, 20], meta={"kind": grounding_benchmark.REFCOCO}
-    )
-    padded = grounding_benchmark.make_record(tiny_processor)(item, "[0.25, 0.375, 0.75, 0.625]", (80, 40))
+    item = EvalItem("r#0", "q", "q", image=None, reference=[20, 10, 40, 20])
+    padded = refcoco.make_record(tiny_processor)(item, "[0.25, 0.375, 0.75, 0.625]", (80, 40))
     assert padded["answer"] == pytest.approx([0.25, 0.25, 0.75, 0.75])
     assert padded["reference"] == pytest.approx([0.25, 0.25, 0.75, 0.75])
     assert prediction_iou(padded["answer"], padded["reference"]) == pytest.approx(1.0)
-    unpadded = grounding_benchmark.make_record(tiny_processor_unpadded)(
-        item, "[0.25, 0.375, 0.75, 0.625]", (80, 40)
-    )
+    unpadded = refcoco.make_record(tiny_processor_unpadded)(item, "[0.25, 0.375, 0.75, 0.625]", (80, 40))
     assert unpadded["answer"] == pytest.approx(
         [0.25, 0.375, 0.75, 0.625]
     )  # no padding: the frame is the image's
-    assert grounding_benchmark.make_record(tiny_processor)(item, "no box here", (80, 40))["answer"] is None
+    assert refcoco.make_record(tiny_processor)(item, "no box here", (80, 40))["answer"] is None
 
-    svit = EvalItem(
-        "s#0",
-        "q",
-        "q",
-        image=None,
-        reference="<st>kite<ed> [0.250, 0.250, 0.750, 0.750]",
-        meta={"kind": grounding_benchmark.SVIT_REFERRING},
-    )
-    record = grounding_benchmark.make_record(tiny_processor)(
+    svit = EvalItem("s#0", "q", "q", image=None, reference="<st>kite<ed> [0.250, 0.250, 0.750, 0.750]")
+    record = svit_referring.make_record(tiny_processor)(
         svit, "The <st>kite<ed> [0.25, 0.375, 0.75, 0.625].", (80, 40)
     )
     assert record["answer"][0][0] == "kite" and record["answer"][0][1][0] == pytest.approx(

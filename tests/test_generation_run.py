@@ -21,16 +21,17 @@ from pathlib import Path
 import datasets
 import pytest
 
+from svit_cli.jobs.main_job_data import run_generation_dry_run
 from svit_cli.main import main as svit_main
 from svit_dataset import bundled
 from svit_dataset.errors import SvitError, SvitInputError
 from svit_dataset.generation import run as run_module
 from svit_dataset.generation.annotations import iter_vg_scenes, write_scenes_jsonl
 from svit_dataset.generation.client import ClientSettings, FatalAPIError
-from svit_dataset.generation.demo import run_generate_demo
 from svit_dataset.generation.run import GenerationConfig, SceneSource, generate
-from svit_dataset.hub_layout import build_hub_dataset
+from svit_dataset.hub_build.engine import build_hub_dataset
 from svit_dataset.schema import TASKS
+from tests.cli_runs import run_svit
 from tests.fake_openai import FakeOpenAI
 
 REPO = Path(__file__).resolve().parents[1]
@@ -164,13 +165,17 @@ def test_sigkill_mid_run_then_resume_equals_uninterrupted(reference, tmp_path):
     out = tmp_path / "killed"
     with FakeOpenAI(FAULTS, hang=1.0, delay=0.03) as server:
         argv = [
-            sys.executable, "-m", "svit_cli.main", "generate",
+            "generate",
             "--annotations", str(bundled.ANNOTATIONS_DIR), "--coco-captions", str(CAPTIONS),
             "--output", str(out), "--model", MODEL, "--base-url", server.base_url,
             "--concurrency", "3", "--timeout", "0.5",
         ]  # fmt: skip
         env = {**os.environ, "OPENAI_API_KEY": "", "PYTHONPATH": str(REPO)}
-        proc = subprocess.Popen(argv, cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        # the killed run is a process of its own (a SIGKILL ends a process); the rerun runs here
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "svit_cli.main", *argv], cwd=REPO, env=env,
+            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        )  # fmt: skip
         ledger = out / "ledger.jsonl"
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline and proc.poll() is None:
@@ -194,7 +199,7 @@ def test_sigkill_mid_run_then_resume_equals_uninterrupted(reference, tmp_path):
             or len(json.loads((out / "referring_qa.json").read_text())) < 36
         )
 
-        rerun = subprocess.run(argv, cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+        rerun = run_svit(argv)
         assert rerun.returncode == 0, rerun.stderr[-2000:]
         after = server.log[kill_index:]
     resent = {_suffix(e["key"]) for e in after} & finished
@@ -310,7 +315,7 @@ def test_dry_run_cli_and_demo_call_nothing(tmp_path, capsys):
     text = capsys.readouterr().out
     assert rc == 0 and "requests (first attempts): 144" in text and "at gpt-4o prices" in text
     assert not (tmp_path / "out").exists()
-    plan = run_generate_demo(print_fn=lambda *_: None)
+    plan = run_generation_dry_run(print_fn=lambda *_: None)
     assert plan["requests"] == 144 and plan["cost_usd"] > 0 and plan["over_budget"] == 0
     small = svit_main(
         ["generate", "--annotations", str(bundled.ANNOTATIONS_DIR), "--output", str(tmp_path / "o"),

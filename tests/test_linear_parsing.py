@@ -13,7 +13,7 @@ from svit_dataset.boxes import all_boxes_valid, find_boxes, move_boxes_in_text, 
 from svit_dataset.generation.annotations import Scene
 from svit_dataset.generation.parse import parse_conversations, parse_detail, parse_pairs
 from svit_dataset.generation.verify import judge_response
-from svit_dataset.grounding import parse_grounded_text, strip_tags, tags_balanced
+from svit_dataset.grounded_text import parse_grounded_text, strip_tags, tags_balanced
 from svit_dataset.quality import check_turns
 from svit_dataset.schema import CONVERSATION, REFERRING_QA
 from svit_dataset.secrets import redact

@@ -8,8 +8,8 @@ import pytest
 from datasets import load_dataset
 from huggingface_hub import DatasetCard, ModelCard
 
+from svit_cli.jobs.main_job import artefact_listing
 from svit_cli.main import main
-from svit_model.main_job import artefact_listing
 
 
 def test_the_artefact_listing_is_one_aligned_line_per_artefact():

@@ -24,7 +24,7 @@ from transformers import (
 
 import svit_model
 from svit_model import SvitLlavaConfig, SvitLlavaForConditionalGeneration, SvitLlavaModel, SvitLlavaProcessor
-from svit_model.export import export_llava_checkpoint
+from svit_model.stock_llava import export_llava_checkpoint
 from svit_model.tiny import build_tiny_svit_llava, tiny_text_config, tiny_vision_config
 
 PROMPTS = [
@@ -64,6 +64,55 @@ def saved(tiny, tmp_path_factory):
     model.save_pretrained(folder)
     processor.save_pretrained(folder)
     return folder
+
+
+_LOAD_AND_SAVE = """
+model = AutoModelForImageTextToText.from_pretrained(sys.argv[1])
+processor = AutoProcessor.from_pretrained(sys.argv[1])
+assert type(model).__name__ == "SvitLlavaForConditionalGeneration", type(model)
+assert type(processor).__name__ == "SvitLlavaProcessor", type(processor)
+model.save_pretrained(sys.argv[2])
+auto_map = json.load(open(sys.argv[2] + "/config.json"))["auto_map"]
+assert auto_map["AutoModelForImageTextToText"].endswith("SvitLlavaForConditionalGeneration"), auto_map
+"""
+
+
+@pytest.mark.parametrize(
+    "imports",
+    [
+        # the README's order; the package's names load on first use
+        """
+import svit_model
+assert "torch" not in sys.modules and "transformers" not in sys.modules
+assert {"SvitLlavaConfig", "SvitLlavaProcessor", "build"} <= set(dir(svit_model))
+try:
+    svit_model.no_such_name
+except AttributeError:
+    pass
+else:
+    raise AssertionError("an unknown name was found")
+from transformers import AutoModelForImageTextToText, AutoProcessor
+""",
+        # a module of svit_model that imports transformers itself, then the Auto classes
+        """
+import svit_model.tiny
+from transformers import AutoModelForImageTextToText, AutoProcessor
+""",
+    ],
+    ids=["svit-first", "a-submodule-first"],
+)
+def test_import_svit_model_registers_the_auto_classes(saved, tmp_path, imports):
+    """`import svit_model` loads no classes (and no torch) itself; the Auto classes still know `svit_llava` once
+    transformers is imported, and a checkpoint saved afterwards names its code. (svit_model imported after
+    transformers registers at once, as `test_auto_classes_with_the_package_imported` shows in this process.)"""
+    script = "import json, sys\n" + imports + _LOAD_AND_SAVE
+    result = subprocess.run(
+        [sys.executable, "-c", script, str(saved), str(tmp_path / "again")], capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert (
+        svit_model.SvitLlavaConfig is SvitLlavaConfig and svit_model.build.__module__ == "svit_model.building"
+    )
 
 
 def test_auto_classes_with_the_package_imported(saved):
@@ -385,14 +434,14 @@ def test_cli_export_llava(saved, tmp_path, capsys):
 
 
 @pytest.mark.slow
-def test_model_demo_prints_a_parsed_grounded_answer(tmp_path):
+def test_svit_model_demo_prints_a_parsed_grounded_answer(tmp_path):
     """The main job's model part: the taught answer comes back parsed, its box in the original image's pixels."""
+    from svit_cli.jobs.grounded_answer import run_grounded_answer
     from svit_dataset.boxes import to_pixels
-    from svit_dataset.grounding import parse_grounded_text
-    from svit_model.demo import run_model_demo
+    from svit_dataset.grounded_text import parse_grounded_text
 
     lines = []
-    result = run_model_demo(print_fn=lines.append, steps=60, drawing=tmp_path / "drawn.png")
+    result = run_grounded_answer(print_fn=lines.append, steps=60, drawing=tmp_path / "drawn.png")
     # The drawing is written under a temporary name and renamed into place: nothing else is left.
     assert [p.name for p in tmp_path.iterdir()] == ["drawn.png"]
     assert Image.open(tmp_path / "drawn.png").format == "PNG"

@@ -7,10 +7,14 @@ import datasets
 import pytest
 from huggingface_hub.errors import HfHubHTTPError
 
-from hub_cards.dataset_card import render_dataset_card
+from svit_cli.jobs.build import build_dataset_folder
+from svit_cli.jobs.push import push_folder
 from svit_dataset import bundled
 from svit_dataset.errors import SvitInputError
-from svit_dataset.hub_layout import REPORT_FILE, build_hub_dataset, push_hub_dataset
+from svit_dataset.hub_build.engine import build_hub_dataset
+from svit_dataset.hub_build.options import BuildOptions
+from svit_dataset.hub_build.push import push_hub_dataset
+from svit_dataset.hub_build.report import REPORT_FILE
 from tests.fake_hub import fake_hub
 
 TOKEN = "hf_test_" + "x" * 30
@@ -113,8 +117,8 @@ def test_push_needs_a_built_folder(tmp_path):
 
 def test_the_pushed_card_names_the_repo_whatever_the_folder_is_called(tmp_path):
     folder = tmp_path / "my_build_2026"
-    build_hub_dataset(
-        bundled.RELEASE_DIR, folder, ["referring_qa"], image_data=bundled.IMAGE_DATA, card=render_dataset_card
+    build_dataset_folder(
+        BuildOptions(bundled.RELEASE_DIR, folder, "referring_qa", image_data=bundled.IMAGE_DATA)
     )
     local_card = (folder / "README.md").read_text()
     assert 'load_dataset("my_build_2026", "referring_qa"' in local_card  # works from the folder's parent
@@ -184,17 +188,18 @@ def test_svit_push_of_a_training_run_makes_a_model_repo_whose_card_names_it(
     assert TOKEN not in json.dumps({k: v.decode(errors="replace") for k, v in files.items()})
 
 
-def test_svit_push_refuses_a_lora_run_on_a_local_base_and_a_folder_that_is_neither(tmp_path):
-    from svit_model.push import push_folder
+def test_svit_push_refuses_a_lora_run_on_a_local_base_and_a_folder_that_is_neither(tmp_path, monkeypatch):
+    import svit_cli.jobs.push as push_job
 
-    def card(run, repo_id):
+    def card(run, model_id):
         raise AssertionError("no card is written for a run that cannot be pushed")
 
+    monkeypatch.setattr(push_job, "run_card", card)
     run = _fake_run(tmp_path / "lora", adapter_base=str(tmp_path / "stage1"))
     with pytest.raises(SvitInputError, match=r"local path .*merge it first \(svit model merge --input "):
-        push_folder(run, REPO, run_card=card, endpoint="http://127.0.0.1:9")
+        push_folder(run, REPO, endpoint="http://127.0.0.1:9")
     with pytest.raises(SvitInputError, match=r"neither a folder written by `svit build` .* nor a finished"):
-        push_folder(tmp_path, REPO, run_card=card, endpoint="http://127.0.0.1:9")
+        push_folder(tmp_path, REPO, endpoint="http://127.0.0.1:9")
 
 
 @pytest.mark.parametrize(

@@ -8,11 +8,12 @@ import json
 import datasets
 import pytest
 
-from hub_cards.dataset_card import render_dataset_card
+from svit_cli.jobs.build import build_dataset_folder
 from svit_cli.main import main
 from svit_dataset import bundled
-from svit_dataset.builder import SvitBuilder
-from svit_dataset.hub_layout import build_hub_dataset, read_report, recipe_table
+from svit_dataset.hub_build.datasets_builder import SvitBuilder
+from svit_dataset.hub_build.options import BuildOptions
+from svit_dataset.hub_build.report import read_report, recipe_table
 from svit_dataset.recipes.select import RECIPE_NAMES, RecipeParams
 from svit_dataset.recipes.yesno import classify_answer, yes_target
 from svit_dataset.schema import TASKS
@@ -30,17 +31,16 @@ SMALL = RecipeParams(per_task=12, core_size=40, yes_per_no=4.0, seed=7)  # below
 def built(tmp_path_factory):
     datasets.disable_progress_bars()
     root = tmp_path_factory.mktemp("recipes")
-    report = build_hub_dataset(
+    options = BuildOptions(
         bundled.RELEASE_DIR,
         root / "svit",
         "all,recipes",
         images_dir=bundled.IMAGES_DIR,
         test_ids=bundled.TEST_IDS,
-        recipe=SMALL,
         mix_llava_json=root / "mix.json",
-        card=render_dataset_card,
         **LLAVA,
     )
+    report = build_dataset_folder(options, SMALL)  # as `svit build` does: the card over the README
     return root, report
 
 

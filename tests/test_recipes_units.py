@@ -13,7 +13,6 @@ from svit_dataset.recipes.concepts import ConceptSet, keys_in_text, score_groups
 from svit_dataset.recipes.features import rows_as_batches, task_features
 from svit_dataset.recipes.mix import (
     conversation_key,
-    iter_json_list,
     kept_llava_records,
     llava_tables,
     turn_text,
@@ -366,18 +365,3 @@ def test_llava_rows_apply_turn_text_to_every_turn():
         "text",
         "",
     )
-
-
-def test_streamed_json_list_reads_across_chunks_and_refuses_damage(tmp_path, monkeypatch):
-    import svit_dataset.recipes.mix as mix
-
-    monkeypatch.setattr(mix, "_CHUNK", 7)  # records straddle many chunk boundaries
-    records = [{"id": str(i), "v": "x" * (i % 13), "n": [i, {"k": None}]} for i in range(50)]
-    (tmp_path / "a.json").write_text("\ufeff [\n" + ",\n".join(json.dumps(r) for r in records) + "\n]\n")
-    assert list(iter_json_list(tmp_path / "a.json")) == records
-    (tmp_path / "b.json").write_text(json.dumps(records)[:-30])
-    with pytest.raises(SvitFormatError, match="invalid or truncated JSON at record"):
-        list(iter_json_list(tmp_path / "b.json"))
-    (tmp_path / "c.json").write_text('{"not": "a list"}')
-    with pytest.raises(SvitFormatError, match="expected a JSON list"):
-        list(iter_json_list(tmp_path / "c.json"))

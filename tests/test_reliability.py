@@ -21,12 +21,13 @@ from svit_dataset.errors import SvitFormatError, SvitInputError
 from svit_dataset.export_llava import export_llava
 from svit_dataset.generation.client import ClientSettings
 from svit_dataset.generation.run import GenerationConfig, SceneSource, generate
-from svit_dataset.hub_layout import build_hub_dataset
+from svit_dataset.hub_build.engine import build_hub_dataset
 from svit_dataset.quality import QualityReport
 from svit_dataset.reader import iter_samples
 from svit_dataset.schema import TASKS
 from svit_dataset.secrets import RedactingFilter, redact
 from svit_dataset.vg import ImageIndex, read_image_data, read_test_ids
+from tests.cli_runs import run_svit
 from tests.release_factory import conversation, qa, record, write_release
 
 GOOD = qa("Where is the <st>ball<ed> [0.1, 0.2, 0.3, 0.4]?", "On the <st>grass<ed> [0.0, 0.5, 1.0, 1.0].")
@@ -122,9 +123,8 @@ def test_small_builds_load_every_declared_config(tmp_path, images, split):
         assert splits and all(n > 0 for n in splits.values()), (config, splits)
         plain = datasets.load_dataset(str(tmp_path / "svit"), config)
         assert {s: plain[s].num_rows for s in plain} == splits
-        for name, rows in splits.items():
-            streamed = datasets.load_dataset(str(tmp_path / "svit"), config, split=name, streaming=True)
-            assert sum(1 for _ in streamed) == rows
+        streamed = datasets.load_dataset(str(tmp_path / "svit"), config, streaming=True)
+        assert {name: sum(1 for _ in streamed[name]) for name in streamed} == splits
     for config in report.get("left_out", {}):
         assert f"config_name: {config}\n" not in readme and f"`{config}`" in readme
     assert set(report["configs"]) | set(report.get("left_out", {})) == {
@@ -323,11 +323,12 @@ def test_a_key_in_base_url_never_reaches_the_cli_error_or_debug_logs(tmp_path):
         f"localhost{key}",
     ):
         # The last is not a URL at all: the error does not repeat it.
-        done = subprocess.run(
-            [sys.executable, "-m", "svit_cli.main", "-v", "generate", "--scenes", str(scenes), "--output",
-             str(tmp_path / "out"), "--model", "m", "--base-url", url, "--max-retries", "0", "--timeout", "1"],
-            capture_output=True, text=True, timeout=120, env=os.environ | {"OPENAI_API_KEY": ""},
+        done = run_svit(
+            ["-v", "generate", "--scenes", str(scenes), "--output", str(tmp_path / "out"), "--model", "m",
+             "--base-url", url, "--max-retries", "0", "--timeout", "1"],
         )  # fmt: skip
+        if url.startswith("http"):  # tried, its debug log shown: where a key in the URL would leak
+            assert "DEBUG openai" in done.stderr
         assert key not in done.stdout + done.stderr
         written = [p.read_text(errors="replace") for p in (tmp_path / "out").rglob("*") if p.is_file()]
         assert not any(key in text for text in written)

@@ -71,10 +71,22 @@ def test_referring_prompt_wraps_the_phrase_in_svits_instruction():
 
 def test_the_mode_decides_the_prompt():
     settings = AppSettings(referring_template=REFERRING_TEMPLATE)
-    assert question_prompt(CHAT, " What is here? ", settings) == "What is here?"
-    assert question_prompt(REFERRING, "the kite", settings) == REFERRING_TEMPLATE.format(phrase="the kite")
+    assert question_prompt(CHAT, " What is here? ", settings, "<image>") == "What is here?"
+    assert question_prompt(REFERRING, "the kite", settings, "<image>") == REFERRING_TEMPLATE.format(
+        phrase="the kite"
+    )
     with pytest.raises(ValueError, match="Type a question"):
-        question_prompt(CHAT, "  ", settings)
+        question_prompt(CHAT, "  ", settings, "<image>")
+
+
+def test_a_question_holding_the_processors_image_token_is_refused(tiny_processor):
+    """The image is attached by the app: a visitor's image token would be a second image without pixels."""
+    settings = AppSettings()
+    question = f"What is {tiny_processor.image_token} here?"
+    with pytest.raises(ValueError, match=r"may not contain <image>: the image is attached for you"):
+        question_prompt(CHAT, question, settings, tiny_processor.image_token)
+    with pytest.raises(ValueError, match="may not contain"):
+        question_prompt(REFERRING, question, settings, tiny_processor.image_token)
 
 
 def test_labels_are_phrases_numbered_when_they_repeat_and_coloured_in_drawing_order():
@@ -378,7 +390,7 @@ def test_svit_app_with_a_missing_model_is_one_line(tmp_path, capsys):
 @pytest.fixture(scope="module")
 def lora_run(tmp_path_factory) -> dict:
     """A one-step `svit train` LoRA run on the tiny model, and its base model folder."""
-    from svit_model.training.command import parse_train_arguments
+    from svit_cli.jobs.train import parse_train_arguments
     from svit_model.training.train import train
     from tests.train_fixtures import grounded_rows, train_args, write_dataset, write_tiny
 

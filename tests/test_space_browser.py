@@ -30,11 +30,11 @@ from PIL import Image
 
 from svit_dataset import bundled
 from svit_model.building import save_checkpoint
-from svit_model.demo import DEMO_QUESTION, bundled_referring_rows, pick_grounded_turn, teach
 from svit_model.draw import PALETTE
 from svit_model.space import write_space
 from svit_model.space.app import REFERRING, render_answer
 from svit_model.space.folder import REFERRING_TEMPLATE
+from svit_model.teaching import TAUGHT_QUESTION, bundled_referring_rows, pick_grounded_turn, teach
 from svit_model.tiny import build_tiny_svit_llava, corpus_from_rows
 
 ARTEFACT = Path(__file__).resolve().parents[1] / "out" / "test-artefacts" / "space_browser.png"
@@ -81,7 +81,7 @@ def _conversation(image: Image.Image, question: str, answer: str) -> list[dict]:
 
 @pytest.fixture(scope="module")
 def taught(tmp_path_factory) -> dict:
-    """A Space folder for a tiny SVIT-LLaVA taught to answer DEMO_QUESTION and the referring question about
+    """A Space folder for a tiny SVIT-LLaVA taught to answer TAUGHT_QUESTION and the referring question about
     REFERRING_PHRASE (the app's template around it) on their bundled image, each with its grounded answer."""
     rows = bundled_referring_rows()
     row, reference = pick_grounded_turn(rows)
@@ -89,7 +89,7 @@ def taught(tmp_path_factory) -> dict:
     image_path = bundled.IMAGES_DIR / row["image_path"]
     image = Image.open(image_path).convert("RGB")
     model, processor = build_tiny_svit_llava(corpus_from_rows(rows), seed=0)
-    chat = _conversation(image, DEMO_QUESTION, reference)
+    chat = _conversation(image, TAUGHT_QUESTION, reference)
     referring = _conversation(image, REFERRING_TEMPLATE.format(phrase=REFERRING_PHRASE), referring_reference)
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # a tiny model trains fastest on one thread (far slower when threads compete)
@@ -194,7 +194,7 @@ def test_space_answers_with_highlighted_phrase_and_drawn_boxes(taught, tmp_path)
                 page.locator("#svit-image input[type=file]").set_input_files(str(taught["image"]))
                 expect(page.locator("#svit-image img")).to_be_visible()
                 # Chat mode (the default): the question as typed, asked with the button.
-                page.locator("#svit-question textarea").fill(DEMO_QUESTION)
+                page.locator("#svit-question textarea").fill(TAUGHT_QUESTION)
                 page.locator("#svit-ask").click()
                 raw_box = page.locator("#svit-raw textarea")
                 expect(raw_box).not_to_have_value("", timeout=60_000)

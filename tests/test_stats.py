@@ -11,7 +11,7 @@ import pytest
 
 from svit_cli.main import main
 from svit_dataset.errors import SvitInputError
-from svit_dataset.hub_layout import build_hub_dataset
+from svit_dataset.hub_build.engine import build_hub_dataset
 from svit_dataset.schema import DETAIL_DESCRIPTION, TASKS
 from svit_dataset.stats import PAPER, compute_stats, first_words_distribution, sunburst_rings
 from tools.synthetic import CorpusSpec, write_corpus

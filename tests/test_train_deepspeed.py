@@ -17,6 +17,7 @@ from transformers import AutoModelForImageTextToText
 from transformers.integrations.deepspeed import HfTrainerDeepSpeedConfig
 
 import svit_model  # noqa: F401  (registers svit_llava)
+from svit_cli.jobs.train import parse_train_arguments
 from svit_model.tiny import build_tiny_svit_llava
 from svit_model.training.accelerate import (
     DEEPSPEED_DIR,
@@ -25,7 +26,6 @@ from svit_model.training.accelerate import (
     accelerate_configs,
     deepspeed_config_path,
 )
-from svit_model.training.command import parse_train_arguments
 from tests.train_fixtures import train_args, write_dataset, write_tiny
 
 EXPECTED = {

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from svit_model.training.demo import run_training_demo
+from svit_cli.jobs.main_job_training import run_training_part
 from tests.train_fixtures import write_dataset
 
 
 def test_training_demo_ends_in_a_reloadable_checkpoint(tmp_path):
     data = write_dataset(tmp_path / "data")
     printed = []
-    out = run_training_demo(
+    out = run_training_part(
         data, tmp_path / "train", dataset_config="default", steps=4, print_fn=printed.append
     )
     result = out["result"]

@@ -15,6 +15,7 @@ import torch
 from safetensors.torch import save_file
 from transformers import TrainerCallback
 
+from svit_cli.jobs.train import parse_train_arguments
 from svit_dataset.errors import SvitError, SvitFormatError, SvitInputError, describe_error
 from svit_model.building import check_output_dir, is_checkpoint_folder, save_checkpoint, writing_checkpoint
 from svit_model.tiny import build_tiny_svit_llava, corpus_from_rows
@@ -25,8 +26,7 @@ from svit_model.training.arguments import (
     range_type,
 )
 from svit_model.training.collator import SvitCollator
-from svit_model.training.command import parse_train_arguments
-from svit_model.training.recipes import list_recipes
+from svit_model.training.data import SampleLoader, decode_image
 from svit_model.training.resume import (
     IDENTITY_FILE,
     check_same_run,
@@ -37,6 +37,7 @@ from svit_model.training.resume import (
 )
 from svit_model.training.train import train
 from svit_model.training.trainer import named_learning_rates
+from svit_model.training.training_recipes import list_training_recipes
 from tests.train_fixtures import grounded_rows, one_thread, train_args, write_dataset, write_tiny
 
 
@@ -99,10 +100,12 @@ def test_every_out_of_range_training_value_is_refused_before_the_model_loads(
 def test_every_shipped_recipe_and_the_defaults_pass_the_range_check():
     from types import SimpleNamespace
 
-    from svit_model.training.recipes import load_recipe
+    from svit_model.training.training_recipes import load_training_recipe
 
-    for name in list_recipes():  # the recipe's own values (the 7B/13B ones ask for bf16: no parsing on CPU)
-        check_argument_values(SimpleNamespace(**load_recipe(name)[1]))
+    for (
+        name
+    ) in list_training_recipes():  # the recipe's own values (the 7B/13B ones ask for bf16: no parsing on CPU)
+        check_argument_values(SimpleNamespace(**load_training_recipe(name)[1]))
     check_argument_values(*parse_train_arguments(["--config", "tiny-stage2-lora"]))  # with every default
 
 
@@ -250,7 +253,15 @@ def test_resume_end_to_end_finished_half_written_and_foreign(files, tmp_path, no
     identity = {"stage": "finetune", "method": "full", "init_from": "tiny", "datasets": ["data"]}
     identity["dataset_config"] = "default"
     _fake_checkpoint(out / "checkpoint-4", step=4, planned=4, identity=identity)
+    # the facts a checkpoint save leaves (no summary): the run did not reach its end, whatever its weights
     (out / "svit_run.json").write_text(json.dumps({"counts": {"tokens_trained": 7}}))
+    (out / "model.safetensors").write_bytes((out / "checkpoint-4" / "model.safetensors").read_bytes())
+    with pytest.raises(AssertionError, match="the model was loaded"):
+        run(train_args(model_dir, data_dir, out, max_steps=4, resume_from_checkpoint="last"))
+    # the end of the run's facts
+    (out / "svit_run.json").write_text(
+        json.dumps({"counts": {"tokens_trained": 7}, "summary": "svit train: 4"})
+    )
     # killed in the final save (no whole model at the top): not finished, so resuming goes on to load the model
     (out / "model.safetensors").write_bytes((out / "checkpoint-4" / "model.safetensors").read_bytes()[:100])
     with pytest.raises(AssertionError, match="the model was loaded"):
@@ -375,21 +386,27 @@ def test_a_full_disk_during_a_safetensors_write_is_an_os_error():
 
 def test_a_damaged_training_image_is_named(tmp_path):
     _, processor = build_tiny_svit_llava(corpus_from_rows(grounded_rows()))
-    collator = SvitCollator(processor, "default", image_folder=str(tmp_path))
+    collator = SvitCollator(processor, template="default")
+    load = SampleLoader(image_folder=str(tmp_path))
+
+    def batch_of(row):  # what the data loader hands the collator: the rows through the sample transform
+        loaded = load({key: [value] for key, value in row.items()})
+        return collator([{key: values[0] for key, values in loaded.items()}])
+
     row = grounded_rows()[0]
     truncated = row["images"][0]["bytes"][:60]
     with pytest.raises(
         SvitFormatError, match=f"sample {row['id']} \\(embedded image\\): the image cannot be read"
     ):
-        collator([{**row, "images": [{"bytes": truncated, "path": None}]}])
+        batch_of({**row, "images": [{"bytes": truncated, "path": None}]})
     (tmp_path / "vg").mkdir()
     (tmp_path / "vg" / "1.png").write_bytes(truncated)
     with pytest.raises(
         SvitFormatError, match=f"{tmp_path}/vg/1.png \\(sample {row['id']}\\): the image cannot"
     ):
-        collator([{**row, "images": [], "image_path": "vg/1.png"}])
+        batch_of({**row, "images": [], "image_path": "vg/1.png"})
     # whole images decode as before, from the undecoded form training hands over
-    batch = collator([{**row, "images": [{"bytes": row["images"][0]["bytes"], "path": None}]}])
+    batch = batch_of({**row, "images": [{"bytes": row["images"][0]["bytes"], "path": None}]})
     assert batch["pixel_values"].shape[0] == 1
 
 
@@ -404,7 +421,7 @@ def test_undecoded_training_images_are_turned_upright_as_datasets_would():
     image.save(buffer, format="JPEG", exif=exif.tobytes())
     undecoded = {"bytes": buffer.getvalue(), "path": None}
     assert datasets.Image().decode_example(undecoded).size == (20, 40)
-    assert SvitCollator._decode(undecoded, {"id": "1-referring_qa-0"}).size == (20, 40)
+    assert decode_image(undecoded, "1-referring_qa-0").size == (20, 40)
 
 
 def test_a_run_killed_before_its_first_checkpoint_is_a_training_run(tmp_path):

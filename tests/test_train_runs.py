@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import json
+from pathlib import Path
 
 import pytest
 import torch
@@ -14,10 +15,9 @@ from safetensors.torch import load_file
 from transformers import AutoModelForImageTextToText, AutoProcessor, TrainerCallback
 
 import svit_model  # noqa: F401  (registers svit_llava with the Auto classes)
-from hub_cards.model_card import write_model_card
+from svit_cli.jobs.train import parse_train_arguments, train_with_card
 from svit_cli.main import main
-from svit_dataset.grounding import parse_grounded_text
-from svit_model.training.command import parse_train_arguments
+from svit_dataset.grounded_text import parse_grounded_text
 from svit_model.training.train import train
 from tests.fake_hub import fake_hub
 from tests.train_fixtures import (
@@ -242,7 +242,7 @@ def test_push_to_the_loopback_hub_checkpoints_model_and_card(files, tmp_path, mo
             hub_always_push="true",
             hub_token=TOKEN,
         )
-        result = run(argv, card_writer=write_model_card)
+        result = train_with_card(*parse_train_arguments(argv))
         files_pushed = hub.files(REPO, "model")
         commits = [c.summary for c in hub.repo(REPO, "model").commits]
 
@@ -270,6 +270,30 @@ def test_push_to_the_loopback_hub_checkpoints_model_and_card(files, tmp_path, mo
     assert not any(TOKEN.encode() in p.read_bytes() for p in result.output_dir.rglob("*") if p.is_file())
     # nothing else was asked of the Hub but an informational lookup huggingface_hub makes
     assert all(call == "GET /api/agent-harnesses" for call in hub.unhandled), hub.unhandled
+
+
+class CardAtSave(TrainerCallback):
+    """Reads the run's card right after each checkpoint save (after svit's card callback, which comes first)."""
+
+    def __init__(self):
+        self.cards = []
+
+    def on_save(self, args, state, control, **kwargs):
+        card = Path(args.output_dir) / "README.md"
+        self.cards.append((state.global_step, card.read_text() if card.is_file() else None))
+
+
+def test_the_card_is_written_at_every_checkpoint_and_at_the_end(files, tmp_path):
+    model_dir, data_dir = files
+    seen = CardAtSave()
+    argv = train_args(model_dir, data_dir, tmp_path / "run", max_steps=3, save_steps=2)
+    result = train_with_card(*parse_train_arguments(argv), callbacks=[seen])
+    assert [step for step, _ in seen.cards] == [2, 3]  # every save_steps, and at the last step
+    assert seen.cards[0][1] is not None and "steps: 2," in seen.cards[0][1]  # the facts of step 2
+    card = ModelCard.load(result.output_dir / "README.md")
+    assert f"steps: {result.global_step}," in card.text and "samples dropped" in card.text
+    facts = json.loads((result.output_dir / "svit_run.json").read_text())
+    assert facts["summary"] == result.summary and facts["global_step"] == 3
 
 
 @pytest.mark.slow

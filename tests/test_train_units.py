@@ -13,6 +13,7 @@ import pytest
 import torch
 from peft import get_peft_model
 
+from svit_cli.jobs.train import parse_train_arguments
 from svit_cli.main import main
 from svit_dataset.boxes import move_boxes_in_text, upstream_expand_to_square_text
 from svit_dataset.errors import SvitError, SvitInputError
@@ -20,13 +21,12 @@ from svit_dataset.schema import ASSISTANT, SAMPLE_FEATURES
 from svit_model.processing_svit_llava import VICUNA_V1_TEMPLATE
 from svit_model.tiny import build_tiny_svit_llava, corpus_from_rows
 from svit_model.training.collator import DROP_REASONS, SvitCollator, trained_spans
-from svit_model.training.command import parse_train_arguments
 from svit_model.training.data import load_training_data
 from svit_model.training.model import lora_config, set_trainable, trained_prefixes
-from svit_model.training.recipes import list_recipes
 from svit_model.training.stages import STAGES
 from svit_model.training.train import train
-from tests.train_fixtures import grounded_rows, png, train_args, write_dataset, write_tiny
+from svit_model.training.training_recipes import list_training_recipes
+from tests.train_fixtures import grounded_rows, train_args, write_dataset, write_tiny
 
 MARKERLESS = VICUNA_V1_TEMPLATE.replace("{% generation %}", "").replace("{% endgeneration %}", "")
 
@@ -62,7 +62,7 @@ def run_train(argv):
 def test_trained_label_spans_are_exactly_the_assistant_turns_with_eos(tiny, rows):
     _, processor = tiny
     tokenizer = processor.tokenizer
-    batch = SvitCollator(processor, "default")([dataset_of(rows)[i] for i in range(len(rows))])
+    batch = SvitCollator(processor, template="default")([dataset_of(rows)[i] for i in range(len(rows))])
     assert batch["svit_dropped"].tolist() == [0] * len(DROP_REASONS)
     for row, input_ids, labels in zip(rows, batch["input_ids"], batch["labels"], strict=True):
         expected = [
@@ -90,7 +90,7 @@ def test_plain_template_trains_the_caption_and_its_newline(tiny, rows):
             {"role": "assistant", "content": "A red ball."},
         ],
     }
-    batch = SvitCollator(processor, "plain")([dataset_of([row])[0]])
+    batch = SvitCollator(processor, template="plain")([dataset_of([row])[0]])
     text = processor.tokenizer.decode(batch["input_ids"][0])
     assert text.startswith("<s><image>") and "Describe" not in text
     spans = [
@@ -105,10 +105,10 @@ def test_template_without_generation_markers_is_refused(tiny, rows):
     processor.chat_template = {**templates, "default": MARKERLESS}
     try:
         with pytest.raises(SvitError, match="no \\{% generation %\\} markers"):
-            SvitCollator(processor, "default")
+            SvitCollator(processor, template="default")
         processor.chat_template = {"default": templates["default"]}
         with pytest.raises(SvitError, match="no chat template 'plain' \\(it has default\\)"):
-            SvitCollator(processor, "plain")
+            SvitCollator(processor, template="plain")
     finally:
         processor.chat_template = templates
 
@@ -116,17 +116,17 @@ def test_template_without_generation_markers_is_refused(tiny, rows):
 def test_a_batch_that_trains_nothing_raises_and_truncation_keeps_images_whole(tiny, rows):
     _, processor = tiny
     examples = [dataset_of(rows)[i] for i in range(2)]
-    full = SvitCollator(processor, "default")(examples)
+    full = SvitCollator(processor, template="default")(examples)
     image_end = int((full["input_ids"][0] == processor.image_token_id).nonzero().max()) + 1
     first_answer = trained_spans(full["labels"][0])[0][0]
     # a cut inside the image tokens: the sample is never cut there; a batch of such samples stops
     with pytest.raises(SvitError, match="trains no token .*image_beyond_max_length"):
-        SvitCollator(processor, "default", max_length=image_end - 1)(examples)
+        SvitCollator(processor, template="default", max_length=image_end - 1)(examples)
     # a cut after the image but before any answer: nothing to train
     with pytest.raises(SvitError, match="no_trained_tokens"):
-        SvitCollator(processor, "default", max_length=first_answer)(examples)
+        SvitCollator(processor, template="default", max_length=first_answer)(examples)
     # a cut inside the first answer: that sample trains its first tokens, and rows are max_length long
-    batch = SvitCollator(processor, "default", max_length=first_answer + 3)(examples)
+    batch = SvitCollator(processor, template="default", max_length=first_answer + 3)(examples)
     assert batch["input_ids"].shape[1] == first_answer + 3
     assert batch["svit_dropped"].tolist() == [0, 0]
     assert (batch["labels"] != -100).sum(dim=1).tolist() == [3, 3]
@@ -136,7 +136,7 @@ def test_a_sample_that_trains_nothing_leaves_the_batch_counted(tiny, rows):
     _, processor = tiny
     empty = {**rows[1], "messages": [{"role": "user", "content": "Hi"}]}  # no assistant turn
     examples = [dataset_of(rows)[0], dataset_of([empty])[0]]
-    batch = SvitCollator(processor, "default")(examples)
+    batch = SvitCollator(processor, template="default")(examples)
     assert batch["svit_dropped"].tolist() == [1, 0]
     assert batch["input_ids"].shape[0] == 1 and batch["pixel_values"].shape[0] == 1
 
@@ -181,8 +181,11 @@ def test_llava_json_boxes_move_into_the_padded_square_exactly_once(tmp_path, tin
     assert data.boxes_in_padded_frame and len(data.dataset) == len(rows) + 1
     first = data.dataset[0]
     assert first["messages"][0]["content"] == rows[0]["messages"][0]["content"]  # `<image>\n` gone
-    collator = SvitCollator(processor, "default", image_folder=str(images), boxes_in_padded_frame=True)
-    batch = collator([data.dataset[0], data.dataset[len(rows)]])  # an image sample and a text-only one
+    samples = (
+        data.samples()
+    )  # images read and boxes moved back to the original image, as the trainer draws them
+    assert samples[0]["images"][0].size == (64, 48)
+    batch = SvitCollator(processor, template="default")([samples[0], samples[len(rows)]])  # image, text only
     text = processor.tokenizer.decode(batch["input_ids"][0])
     # upstream's padded box (its pixel rounding makes 0.344 of the exact 0.350) comes out as upstream wrote it,
     # in the processor's 3 decimals: moved out and back in, not moved twice
@@ -273,8 +276,8 @@ def test_every_shipped_recipe_parses_into_the_argument_dataclasses():
         "tiny-stage2-lora",
         "svit-v1.5-7b-lora",
         "svit-v1.5-13b-full",
-    } <= set(list_recipes())
-    for name in list_recipes():  # the GPU recipes' bf16 needs a GPU, or `use_cpu` on this machine
+    } <= set(list_training_recipes())
+    for name in list_training_recipes():  # the GPU recipes' bf16 needs a GPU, or `use_cpu` on this machine
         script, training, model = parse_train_arguments(["--config", name, "--use_cpu", "true"])
         assert script.stage in STAGES and model.model_name_or_path and training.output_dir
     script, training, model = parse_train_arguments(["--config", "svit-v1.5-13b-lora", "--use_cpu", "true"])
@@ -366,14 +369,6 @@ def test_sampler_lengths_read_from_arrow(rows):
     words = [sum(len(m["content"].split()) for m in r["messages"]) for r in rows]
     assert lengths == [w + 100 for w in words] + [-words[0]]
     assert np.all(np.array(lengths[:-1]) > 0)
-
-
-def test_png_fixture_is_an_image():
-    import io
-
-    from PIL import Image
-
-    assert Image.open(io.BytesIO(png(10, 8, []))).size == (10, 8)
 
 
 def test_listing_and_accelerate_config_and_svit_model_tiny(tmp_path, capsys):

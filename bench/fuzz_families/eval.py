@@ -486,7 +486,7 @@ def run(rng: random.Random, n: int, tally: Tally, work: Path) -> None:
     with (
         mock.patch.object(eval_run, "load_for_eval", load_for_eval),
         mock.patch.object(harness, "generate_batch", fake_generate_batch),
-        mock.patch("svit_model.evaluation.run.mme_bar_chart", lambda *a, **k: None),
+        mock.patch("svit_model.evaluation.mme.mme_bar_chart", lambda *a, **k: None),
     ):
         for k in range(n):
             kind = rng.choices(["mme-score", "mme", "pope", "grounding"], [4, 3, 2, 2])[0]

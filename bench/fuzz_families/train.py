@@ -1,7 +1,8 @@
 """Family `train`: random values for the numeric flags of `svit train` and random YAML recipes, through the CLI's
 parsing and every check `train()` runs before its work starts (no model is trained).
 
-A case is `svit train ARGV` run by `train_command`, with the first piece of real work (`load_training_data`)
+A case is `svit train ARGV` run as the command runs it (`parse_train_arguments`, then `train()`; the card and push
+around it are not reached), with the first piece of real work (`load_training_data`)
 replaced by a sentinel: reaching it means the arguments were accepted (the processor is loaded once per
 checkpoint and reused). The verdict comes
 from our own notion of a valid value (`RULES`: finite, sign, integer bounds), written independently of svit's:
@@ -101,6 +102,8 @@ def flag_case(rng: random.Random, base: dict[str, str]) -> tuple[list[str], bool
             value = text  # argparse refuses it: invalid
         valid &= valid_value(name, value) if not isinstance(value, str) else False
         argv += [f"--{name}={text}"] if rng.random() < 0.5 else [f"--{name}", text]
+        if name.startswith("lora_"):  # LoRA's settings act only with LoRA on (a refusal otherwise)
+            argv += ["--use_peft", "true"]
         picked.append(f"--{name} {text!r}")
     return argv, valid, " ".join(picked)
 
@@ -145,6 +148,8 @@ def recipe_case(
             rng.choice(YAML_VALUES) if rng.random() < 0.7 else convert(RULES[name][0], _good_text(rng, name))
         )
         values[name] = value
+        if name.startswith("lora_"):  # LoRA's settings act only with LoRA on (a refusal otherwise)
+            values["use_peft"] = True
         valid &= valid_value(name, value)
         described.append(f"{name}: {value!r}")
     if fault == 2:
@@ -179,8 +184,11 @@ def fixtures(work: Path) -> dict[str, str]:
 
 
 def run(rng: random.Random, n: int, tally: Tally, work: Path) -> None:
+    from svit_cli.jobs.train import parse_train_arguments
     from svit_model.training import train as train_module
-    from svit_model.training.command import train_command
+
+    def train_command(argv: list[str]):
+        return train_module.train(*parse_train_arguments(argv))
 
     real_load_processor, real_load_data = train_module.load_processor, train_module.load_training_data
     processors: dict = {}
@@ -222,7 +230,7 @@ def _classify(train_command, tally: Tally, argv: list[str], valid: bool, what: s
     kind = "recipe" if "--config" in argv and argv[argv.index("--config") + 1].endswith(".yaml") else "flags"
     try:
         with attempt((ReachedWork,)):
-            train_command(argv, print_fn=lambda *a, **k: None)
+            train_command(argv)
     except ReachedWork:
         outcome, detail = ("clean", "") if valid else ("silent", "accepted")
     except Refused as err:

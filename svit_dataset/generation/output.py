@@ -25,7 +25,8 @@ from svit_dataset.files import write_json_atomic
 from svit_dataset.generation.ledger import ledger_files, merged_states, read_record
 from svit_dataset.generation.parse import ParsedResponse
 from svit_dataset.jsonlist import loads_json, write_json_list
-from svit_dataset.schema import DETAIL_DESCRIPTION, TASKS
+from svit_dataset.release import RELEASE_SPEAKERS
+from svit_dataset.schema import ASSISTANT, DETAIL_DESCRIPTION, TASKS, USER
 
 logger = logging.getLogger(__name__)
 
@@ -42,8 +43,9 @@ def release_record(
     for conversation in parsed.conversations:
         content = []
         for question, answer in conversation.pairs:
-            content.append({"from": "user", "value": instruction if task == DETAIL_DESCRIPTION else question})
-            content.append({"from": "gpt", "value": answer})
+            asked = instruction if task == DETAIL_DESCRIPTION else question
+            content.append({"from": RELEASE_SPEAKERS[USER], "value": asked})
+            content.append({"from": RELEASE_SPEAKERS[ASSISTANT], "value": answer})
         item: dict = {"content": content}
         if conversation.topic:
             item["topic"] = conversation.topic

@@ -20,7 +20,7 @@ from collections.abc import Sequence
 from svit_dataset.boxes import BOX_PATTERN, Box, format_box, iou, is_valid_box
 from svit_dataset.generation.annotations import Scene
 from svit_dataset.generation.parse import ParsedResponse, check_shape, parse_response
-from svit_dataset.grounding import tags_balanced
+from svit_dataset.grounded_text import tags_balanced
 from svit_dataset.quality import FAILED_GENERATION_PATTERN
 from svit_dataset.schema import REFERRING_QA
 

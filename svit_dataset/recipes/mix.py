@@ -23,14 +23,14 @@ Rows in the canonical schema (`MIX_FEATURES` = the sample schema + `source`):
   `ocr_vqa`, `textvqa`, `vg`) or `text` for text-only records;
 - `id`: the record's id; a repeated id gets `#2`, `#3`... so ids stay unique (counted).
 The same records can be written as LLaVA-1.5 training JSON (`svit_dataset.jsonlist.JsonListWriter`), kept records
-verbatim, core_150k records as `svit export llava` writes them.
+verbatim, core_150k records as `svit export llava` writes them. Both LLaVA files are read by
+`svit_dataset.jsonlist.iter_json_list`, the format's speakers and `<image>` are `svit_dataset.llava_format`'s.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import hashlib
-import json
 import logging
 import random
 from collections import Counter
@@ -44,9 +44,10 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from svit_dataset.errors import SvitFormatError, SvitInputError
-from svit_dataset.export_llava import IMAGE_TOKEN, to_llava_record
-from svit_dataset.jsonlist import DepthCheckedFile
-from svit_dataset.recipes.parquet_io import ShardWriter
+from svit_dataset.export_llava import to_llava_record
+from svit_dataset.jsonlist import iter_json_list
+from svit_dataset.llava_format import IMAGE_TOKEN, LLAVA_JSON, LLAVA_ROLES, LLAVA_SPEAKERS, llava_messages
+from svit_dataset.parquet_shards import ShardWriter
 from svit_dataset.release import MAX_BAD_FRACTION
 from svit_dataset.schema import ASSISTANT, SAMPLE_FEATURES, USER
 
@@ -56,69 +57,13 @@ LLAVA_MIX_TASK = "llava_mix"
 SVIT_SOURCE = "svit"
 TEXT_SOURCE = "text"
 MIX_FEATURES = datasets.Features({**SAMPLE_FEATURES, "source": datasets.Value("string")})
-_ROLE = {"human": USER, "gpt": ASSISTANT}
-_CHUNK = 1 << 22
-
-
-def iter_json_list(path: str | Path) -> Iterator[object]:
-    """The elements of a top-level JSON list, streamed with the C decoder (4 MB at a time).
-
-    Not `svit_dataset.release.iter_records` (ijson, yajl2_c backend): on bench/recipes.py's LLaVA
-    pair (665,298 + 157,712 records, 548 MB) that one took 7.2-9.8 s of CPU against 5.4-7.4 s here
-    (best and worst of 4 runs each), ~1.3x; the mix reads both files on every build."""
-    path = Path(path)
-    decoder = json.JSONDecoder()
-    with open(path, encoding="utf-8") as f:
-        f = DepthCheckedFile(f, path)  # noqa: PLW2901 - raw_decode recurses: refuse deep nesting first
-        buf = f.read(_CHUNK)
-        pos = len(buf) - len(buf.lstrip("\ufeff \t\r\n"))
-        if buf[pos : pos + 1] != "[":
-            raise SvitFormatError(
-                f"{path}: expected a JSON list (LLaVA training JSON), found {buf[pos : pos + 20]!r}"
-            )
-        pos += 1
-        index = 0
-        eof = False
-        while True:
-            while pos < len(buf) and buf[pos] in " \t\r\n,":
-                pos += 1
-            if pos >= len(buf) - 1 and not eof:
-                more = f.read(_CHUNK)
-                eof = not more
-                buf = buf[pos:] + more
-                pos = 0
-                continue
-            if pos < len(buf) and buf[pos] == "]":
-                return
-            try:
-                item, end = decoder.raw_decode(buf, pos)
-            except json.JSONDecodeError as err:
-                if eof:
-                    raise SvitFormatError(
-                        f"{path}: invalid or truncated JSON at record {index} ({err.msg}); "
-                        "download the file again"
-                    ) from None
-                more = f.read(_CHUNK)
-                eof = not more
-                buf = buf[pos:] + more
-                pos = 0
-                continue
-            if end == len(buf) and not eof:
-                # a number or literal could continue in the next chunk: records are objects, so
-                # this only happens for a malformed file; read on and decode again
-                more = f.read(_CHUNK)
-                eof = not more
-                buf = buf[pos:] + more
-                pos = 0
-                continue
-            yield item
-            index += 1
-            pos = end
 
 
 def turn_text(value: str) -> str:
     """A turn's text as the mix compares and writes it: `<image>` removed, spaces trimmed (the mix
-    moves `<image>` in some records). `LlavaColumns.table` applies the same rule to an Arrow column."""
+    moves `<image>` in some records). `LlavaColumns.table` applies the same rule to an Arrow column.
+    Not `llava_format.strip_image_token`, which also drops a newline beside a token inside the text: the
+    mix's rows and its record identity keep this rule (the two agree where LLaVA puts `<image>`)."""
     return value.replace(IMAGE_TOKEN, "").strip()
 
 
@@ -142,7 +87,7 @@ def _check_record(record: object) -> str | None:
         if type(turns) is not list or not turns:
             return "no 'conversations' list"
         for t in turns:
-            if t["from"] not in _ROLE or type(t["value"]) is not str:
+            if t["from"] not in LLAVA_ROLES or type(t["value"]) is not str:
                 return "a turn without a human/gpt 'from' and a string 'value'"
         image = record.get("image")
     except (KeyError, TypeError, AttributeError):
@@ -175,7 +120,7 @@ def read_instruct_index(path: str | Path) -> InstructIndex:
     if not path.is_file():
         raise SvitInputError(f"--llava-instruct {path}: not found (llava_instruct_150k.json)")
     index = InstructIndex(set(), set(), set(), 0)
-    for n, record in enumerate(iter_json_list(path)):
+    for n, record in iter_json_list(path, expected=LLAVA_JSON):
         why = _check_record(record)
         if why:
             raise SvitFormatError(f"{path}: record {n} is {why}; pass LLaVA-Instruct-150K's own file")
@@ -195,17 +140,13 @@ def _source(image: str) -> str:
     return image.partition("/")[0] if "/" in image else (TEXT_SOURCE if not image else "other")
 
 
-def _messages(turns: list[dict]) -> list[dict]:
-    return [{"role": _ROLE[t["from"]], "content": turn_text(t["value"])} for t in turns]
-
-
 def svit_row(sample: dict, llava: dict) -> dict:
     """A core_150k sample (canonical) and its LLaVA-1.5 record as a MIX_FEATURES row."""
     return {
         "id": sample["id"],
         "image_id": sample["image_id"],
         "task": sample["task"],
-        "messages": _messages(llava["conversations"]),
+        "messages": llava_messages(llava, clean=turn_text),
         "images": [],
         "image_path": llava["image"],
         "width": sample["width"],
@@ -274,7 +215,10 @@ class LlavaColumns:
         content = pc.utf8_trim_whitespace(
             pc.replace_substring(pa.array(self.values, pa.string()), IMAGE_TOKEN, "")
         )
-        role = pc.if_else(pc.equal(pa.array(self.speakers, pa.string()), "human"), USER, ASSISTANT)
+        # `_check_record` let only LLaVA's two speakers through
+        role = pc.if_else(
+            pc.equal(pa.array(self.speakers, pa.string()), LLAVA_SPEAKERS[USER]), USER, ASSISTANT
+        )
         message_type = schema.field("messages").type
         messages = pa.ListArray.from_arrays(
             pa.array(self.offsets, pa.int32()),
@@ -437,7 +381,7 @@ def kept_llava_records(
     )
     first_bad = ""
     matched: set[bytes] = set()
-    for index, record in enumerate(iter_json_list(mix_path)):
+    for index, record in iter_json_list(mix_path, expected=LLAVA_JSON):
         counts["llava_mix_records"] += 1
         why = _check_record(record)
         if why:

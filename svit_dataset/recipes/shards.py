@@ -34,11 +34,11 @@ from tqdm import tqdm
 
 from svit_dataset.errors import SvitInputError
 from svit_dataset.jsonlist import JsonListWriter
+from svit_dataset.parquet_shards import MAX_SHARD_SIZE, ShardWriter
 from svit_dataset.recipes import report as recipe_report
 from svit_dataset.recipes.concepts import ConceptSet
 from svit_dataset.recipes.features import TaskFeatures, task_features
 from svit_dataset.recipes.mix import MIX_FEATURES, convert_core_part, write_llava_part
-from svit_dataset.recipes.parquet_io import MAX_SHARD_SIZE, ShardWriter
 from svit_dataset.recipes.select import (
     CORE_150K,
     MIX_665K,

@@ -1,9 +1,10 @@
-"""The `evaluate` metric modules shipped with svit (`metric_modules/<name>/<name>.py`): `mme`, `pope`, `grounding`.
+"""The `evaluate` metric modules shipped with svit: `metric_modules/<benchmark>/<benchmark>.py`, one per benchmark
+(`mme`, `pope`, `refcoco`, `svit-referring`).
 
     import evaluate
     mme = evaluate.load(metric_path("mme"))      # a local path: nothing is downloaded
 
-They are thin: the rules live in `svit_model.evaluation.scoring`, which the modules import.
+They are thin: the rules live in the benchmark's module (`svit_model.evaluation.mme`, ...), which they import.
 """
 
 from __future__ import annotations
@@ -11,12 +12,15 @@ from __future__ import annotations
 from pathlib import Path
 
 METRICS_DIR = Path(__file__).parent / "metric_modules"
-METRIC_NAMES = ("mme", "pope", "grounding")
+
+
+def metric_names() -> list[str]:
+    return sorted(p.name for p in METRICS_DIR.iterdir() if (p / f"{p.name}.py").is_file())
 
 
 def metric_path(name: str) -> str:
-    if name not in METRIC_NAMES:
-        raise ValueError(f"no svit metric {name!r}; there are {', '.join(METRIC_NAMES)}")
+    if not (METRICS_DIR / name / f"{name}.py").is_file():
+        raise ValueError(f"no svit metric {name!r}; there are {', '.join(metric_names())}")
     return str(METRICS_DIR / name)
 
 

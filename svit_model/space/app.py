@@ -33,7 +33,6 @@ CHAT, REFERRING = "chat", "referring"
 # generates, so neither the question nor the answer may be as long as a visitor likes. A question of 2,000
 # characters is a long paragraph (some 500 tokens); 1,024 new tokens are several long answers' worth.
 MAX_QUESTION_CHARS = 2000
-IMAGE_PLACEHOLDER = "<image>"  # LLaVA's image token: the app puts the image in the prompt, never a visitor
 MAX_NEW_TOKENS_LIMIT = 1024
 
 
@@ -106,9 +105,10 @@ def referring_prompt(phrase: str, template: str) -> str:
     return template.format(phrase=phrase)
 
 
-def question_prompt(mode: str, text: str, settings: AppSettings) -> str:
+def question_prompt(mode: str, text: str, settings: AppSettings, image_token: str) -> str:
     """What the model is asked: the question as typed (chat), or the referring question about what was typed.
-    ValueError with the message to show when there is nothing to ask."""
+    ValueError with the message to show when there is nothing to ask, or when the text holds `image_token` (the
+    processor's, `processor.image_token`: the app puts the image in the prompt, never a visitor)."""
     if not (text or "").strip():
         raise ValueError("Type a question (or, in referring mode, what to find).")
     if len(text) > MAX_QUESTION_CHARS:  # refused before the model sees it: answered at once, nothing held
@@ -116,8 +116,8 @@ def question_prompt(mode: str, text: str, settings: AppSettings) -> str:
             f"The question is {len(text):,} characters long; this app takes at most {MAX_QUESTION_CHARS:,}. "
             "Shorten it and ask again."
         )
-    if IMAGE_PLACEHOLDER in text:  # the processor would read it as a second image with no pixels
-        raise ValueError(f"The question may not contain {IMAGE_PLACEHOLDER}: the image is attached for you.")
+    if image_token in text:  # the processor would read it as a second image with no pixels
+        raise ValueError(f"The question may not contain {image_token}: the image is attached for you.")
     return referring_prompt(text, settings.referring_template) if mode == REFERRING else text.strip()
 
 
@@ -239,7 +239,7 @@ def build_demo(model, processor, settings: AppSettings = AppSettings(), folder: 
         if image is None:
             raise gr.Error("Upload an image or pick an example first.")
         try:
-            prompt = question_prompt(mode, text, settings)
+            prompt = question_prompt(mode, text, settings, processor.image_token)
         except ValueError as err:
             raise gr.Error(str(err)) from None
         image = image.convert("RGB")

@@ -24,8 +24,6 @@ Writing the folder never imports gradio (`pip install svit` without the `app` ex
 
 from __future__ import annotations
 
-import inspect
-import json
 import logging
 import os
 import shutil
@@ -33,22 +31,20 @@ import sys
 from importlib import metadata
 from pathlib import Path
 
-from svit_dataset import boxes as boxes_module
 from svit_dataset import bundled
 from svit_dataset.errors import SvitInputError
 from svit_dataset.export_llava import REFERRING_SUFFIXES
-from svit_dataset.facts import RUN_FACTS_FILE
+from svit_dataset.facts import recorded_run_facts
 from svit_dataset.files import atomic_folder, check_output_apart, check_replaceable, write_text_atomic
 from svit_dataset.hub_push import require_hub_repo_id
-from svit_model import draw as draw_module
 from svit_model.space.app import SETTINGS_FILE, AppSettings, max_new_tokens_problem
+from svit_model.vendoring import SPACE_MODULES, vendored_sources
 
 logger = logging.getLogger(__name__)
 
 SPACE_SOURCES = Path(__file__).parent
 APP_FILE, REQUIREMENTS_FILE, README_FILE = "app.py", "requirements.txt", "README.md"
 MODEL_DIR, EXAMPLES_DIR = "model", "examples"
-DRAW_MODULE, BOXES_MODULE = "svit_draw", "svit_boxes"
 EXPECTED_CHECKPOINT = "a `svit train` run or SVIT-LLaVA checkpoint folder (a LoRA run is merged)"
 # The Space's `sdk_version` when gradio is not installed here: the gradio release the app and its browser test
 # were last run with (gradio 6.31.0, as `make setup` installed it). An installed gradio's own version wins.
@@ -65,8 +61,8 @@ DEFAULT_DESCRIPTION = (
 
 
 def example_images(limit: int = 4) -> list[Path]:
-    """Bundled images to offer as examples: the one the demo teaches the tiny model about first."""
-    from svit_model.demo import bundled_referring_rows, pick_grounded_turn
+    """Bundled images to offer as examples: the one `svit model demo` teaches the tiny model about first."""
+    from svit_model.teaching import bundled_referring_rows, pick_grounded_turn
 
     row, _ = pick_grounded_turn(bundled_referring_rows())
     first = bundled.IMAGES_DIR / row["image_path"]
@@ -92,16 +88,9 @@ def app_settings(
 
 
 def vendored_modules() -> dict[str, str]:
-    """file name -> source of the svit modules `app.py` imports in a Space: the drawing module and its box
-    helper, the drawing module's import pointed at the copy beside it."""
-    svit_import = f"from {boxes_module.__name__} import"
-    draw_source = inspect.getsource(draw_module)
-    if svit_import not in draw_source:  # the drawing module changed its imports: vendoring must follow
-        raise RuntimeError(f"{draw_module.__file__} no longer has `{svit_import}`; update vendored_modules()")
-    return {
-        f"{DRAW_MODULE}.py": draw_source.replace(svit_import, f"from {BOXES_MODULE} import"),
-        f"{BOXES_MODULE}.py": inspect.getsource(boxes_module),
-    }
+    """file name -> source of the svit modules `app.py` imports in a Space (svit_model.vendoring.SPACE_MODULES:
+    the drawing module and its box helper), each importing the other's copy beside it."""
+    return vendored_sources(SPACE_MODULES, relative=False)
 
 
 def gradio_version() -> str:
@@ -158,11 +147,8 @@ def is_space_folder(folder: Path) -> bool:
 
 def recorded_hub_model_id(run_dir: str | os.PathLike) -> str | None:
     """The `hub_model_id` a `svit train` run's facts record, if any (for a hint: nothing says it was pushed)."""
-    facts = Path(run_dir) / RUN_FACTS_FILE
-    try:
-        return json.loads(facts.read_text(encoding="utf-8")).get("hub_model_id") or None
-    except (OSError, ValueError, AttributeError):
-        return None
+    recorded = recorded_run_facts(run_dir).get("hub_model_id")
+    return recorded if isinstance(recorded, str) and recorded else None
 
 
 def space_readme(
@@ -220,7 +206,7 @@ def load_checkpoint(path: str | os.PathLike, flag: str = "--model"):
     (`svit space` names its RUN, which `evaluation.harness.load_for_eval` cannot)."""
     from transformers import AutoModelForImageTextToText, AutoProcessor
 
-    from svit_model.evaluation.grounding import grounding_processor
+    from svit_model.evaluation.grounded_answers import grounding_processor
     from svit_model.loading import loading
 
     with loading(flag, path, EXPECTED_CHECKPOINT):

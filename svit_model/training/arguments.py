@@ -1,8 +1,15 @@
 """The arguments of `svit train`: TRL's own dataclasses plus ours, parsed from YAML and flags by `TrlParser`.
 
-`TRAIN_ARGUMENT_TYPES` is what the CLI and `train()` share: (`SvitScriptArguments`, `trl.SFTConfig`,
-`trl.ModelConfig`). Flag names are TRL's and transformers' wherever one exists (`--model_name_or_path`,
-`--dataset_name`, `--learning_rate`, `--use_peft`, `--lora_r`, ...); ours are the few that LLaVA-1.5 adds.
+`TRAIN_ARGUMENT_TYPES` is what the CLI and `train()` share: (`SvitScriptArguments`, `SvitSFTConfig` (TRL's
+`SFTConfig`), `trl.ModelConfig`). Flag names are TRL's and transformers' wherever one exists
+(`--model_name_or_path`, `--dataset_name`, `--learning_rate`, `--use_peft`, `--lora_r`, ...); ours are the few that
+LLaVA-1.5 adds.
+
+Every field the parser accepts either acts (read by svit's training code, or by transformers' `Trainer` / TRL's
+`SFTTrainer` in svit's setup) or is refused before any work when set to anything but its default
+(`REFUSED_ARGUMENTS`, checked by `check_refused_arguments`): a flag that would be silently ignored, or fail deep
+inside the trainer, says so in one line instead. tests/test_train_flags.py walks every field and holds the table
+of where each acting one acts.
 """
 
 from __future__ import annotations
@@ -61,7 +68,21 @@ class SvitScriptArguments(ScriptArguments):
     )
 
 
-TRAIN_ARGUMENT_TYPES = (SvitScriptArguments, SFTConfig, ModelConfig)
+@dataclass
+class SvitSFTConfig(SFTConfig):
+    """TRL's `SFTConfig` with assistant-only loss on by default: LLaVA-1.5 trains the assistant turns (and their
+    end-of-turn token) only, and svit's chat templates mark them with `{% generation %}`."""
+
+    assistant_only_loss: bool = field(
+        default=True,
+        metadata={
+            "help": "train only the assistant turns (LLaVA-1.5's labels; the chat templates mark them); false: "
+            "every token but the image and padding tokens"
+        },
+    )
+
+
+TRAIN_ARGUMENT_TYPES = (SvitScriptArguments, SvitSFTConfig, ModelConfig)
 
 
 def _matches(value, annotation) -> bool:
@@ -100,7 +121,7 @@ def field_types(dataclass_types=TRAIN_ARGUMENT_TYPES) -> dict[str, object]:
     return types_by_name
 
 
-def check_recipe_values(values: dict, source: str, dataclass_types=TRAIN_ARGUMENT_TYPES) -> None:
+def check_training_recipe_values(values: dict, source: str, dataclass_types=TRAIN_ARGUMENT_TYPES) -> None:
     """Raise `SvitInputError` naming the first key of a recipe that is unknown or whose value has the wrong type.
 
     argparse converts flags, but a YAML recipe's values become defaults that it never converts: `max_steps: 1.5`
@@ -255,6 +276,207 @@ def check_argument_values(*arguments, ranges: dict[str, Range] = TRAIN_RANGES) -
                 break
 
 
+# --- arguments that would not act: refused ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """Why `svit train` refuses an argument set to anything but what `accepts` allows (by default: the field's
+    default value only)."""
+
+    reason: str
+    accepts: Callable[[object], bool] | None = None
+
+
+_EVALUATION = Refusal(
+    "svit train evaluates nothing while it trains (it takes no evaluation split); score its checkpoints with "
+    "`svit eval`"
+)
+_PREPARATION = (
+    "TRL's dataset preparation (tokenizing, truncating, packing), which image rows skip: svit's collator renders "
+    "every batch"
+)
+_GROUPING = "pass --group_by_modality_length true instead (LLaVA-1.5's grouping by modality and length)"
+
+# Arguments that would do nothing in svit train, or fail deep inside the trainer after the model loaded. Checked by
+# `check_refused_arguments` before any work; every other field acts (tests/test_train_flags.py says where).
+REFUSED_ARGUMENTS: dict[str, Refusal] = {
+    # TRL's ScriptArguments
+    "dataset_test_split": _EVALUATION,
+    "dataset_streaming": Refusal("not supported (length grouping and exact resume need the whole dataset)"),
+    "ignore_bias_buffers": Refusal(
+        "TRL scripts' DDP workaround for models with boolean bias buffers; SVIT-LLaVA has none"
+    ),
+    # transformers' evaluation arguments
+    **dict.fromkeys(
+        (
+            # the ones that need another evaluation argument first: each is named, not the one it needs
+            "load_best_model_at_end",
+            "metric_for_best_model",
+            "greater_is_better",
+            "eval_on_start",
+            "eval_strategy",  # before those it sets itself (do_eval, eval_steps)
+            "do_eval",
+            "do_predict",
+            "eval_steps",
+            "eval_delay",
+            "per_device_eval_batch_size",
+            "eval_accumulation_steps",
+            "eval_do_concat_batches",
+            "eval_use_gather_object",
+            "prediction_loss_only",
+            "include_for_metrics",
+            "batch_eval_metrics",
+            "bf16_full_eval",
+            "fp16_full_eval",
+            "eval_packing",
+        ),
+        _EVALUATION,
+    ),
+    "label_names": Refusal(
+        "names the label inputs of evaluation, which svit train does not run; training reads `labels`, which "
+        "svit's collator writes"
+    ),
+    "do_train": Refusal("read by no trainer (svit train always trains); leave it out"),
+    # samplers
+    "train_sampling_strategy": Refusal(
+        "needs token lengths that svit's rows (messages and images) do not hold; " + _GROUPING,
+        accepts=lambda value: value in ("random", "sequential"),
+    ),
+    "length_column_name": Refusal(
+        "read only by --train_sampling_strategy group_by_length or batch_rebalance, which svit train refuses; "
+        + _GROUPING
+    ),
+    # TRL's model loading and dataset preparation, which svit does itself
+    "model_init_kwargs": Refusal(
+        "svit train loads the model itself; use --dtype, --attn_implementation, --model_revision or "
+        "--load_in_4bit"
+    ),
+    "dataset_text_field": Refusal("for rows of plain text; svit train's rows are conversations (`messages`)"),
+    "dataset_kwargs": Refusal(f"options of {_PREPARATION}"),
+    "dataset_num_proc": Refusal(
+        f"processes of {_PREPARATION}; images are read as batches are drawn: use --dataloader_num_workers"
+    ),
+    "shuffle_dataset": Refusal(
+        f"a shuffle of {_PREPARATION}; the sampler shuffles every epoch (--seed, --data_seed)"
+    ),
+    "packing": Refusal("TRL does not pack image rows; --group_by_modality_length keeps padding low instead"),
+    "packing_strategy": Refusal("read only with --packing, which svit train refuses"),
+    "padding_free": Refusal(
+        "TRL supports padding-free batches neither for image rows nor with svit's collator; "
+        "--group_by_modality_length keeps padding low instead"
+    ),
+    "truncation_mode": Refusal(
+        "keep_end would cut the image tokens at the start of a sample; svit's collator keeps a sample's start "
+        "and leaves out (counted) any whose image would not fit --max_length"
+    ),
+    "completion_only_loss": Refusal(
+        "for prompt-completion rows; svit train's rows are conversations: --assistant_only_loss (on by "
+        "default) trains the assistant turns",
+        accepts=lambda value: not value,
+    ),
+    "chat_template_path": Refusal(
+        "svit's processor carries the stage templates (default: vicuna_v1, plain) that --stage picks; one "
+        "template from elsewhere would replace both. Save the processor with the template you want instead "
+        "(SvitLlavaProcessor, `chat_template` in its folder)"
+    ),
+    "pad_token": Refusal(
+        "TRL reads it only for the collator it builds itself; svit's collator pads with the tokenizer's own "
+        "pad token"
+    ),
+    "router_aux_loss_coef": Refusal(
+        "for mixture-of-experts models; SVIT-LLaVA's language model has no router"
+    ),
+    # TRL's ModelConfig
+    "lora_target_parameters": Refusal(
+        "LoRA on parameters (a mixture of experts' weights) does not apply to SVIT-LLaVA; use "
+        "--lora_target_modules"
+    ),
+}
+
+# Arguments that act only beside another: set to anything but their default without it, they would do nothing.
+ACTS_ONLY_WITH: dict[str, str] = {
+    **dict.fromkeys(
+        (
+            "lora_r",
+            "lora_alpha",
+            "lora_dropout",
+            "lora_target_modules",
+            "lora_modules_to_save",
+            "lora_task_type",
+            "use_rslora",
+            "use_dora",
+        ),
+        "use_peft",
+    ),
+    **dict.fromkeys(
+        ("bnb_4bit_quant_type", "use_bnb_nested_quant", "bnb_4bit_quant_storage"), "load_in_4bit"
+    ),
+    **dict.fromkeys(("hub_strategy", "hub_always_push", "hub_private_repo", "hub_revision"), "push_to_hub"),
+}
+
+
+def field_defaults(dataclass_types=TRAIN_ARGUMENT_TYPES) -> dict[str, object]:
+    """Every settable field of `dataclass_types` and its default (None for a required one)."""
+    defaults: dict[str, object] = {}
+    for dataclass_type in dataclass_types:
+        for f in dataclasses.fields(dataclass_type):
+            if not f.init or f.name in defaults:
+                continue
+            if f.default is not dataclasses.MISSING:
+                defaults[f.name] = f.default
+            elif f.default_factory is not dataclasses.MISSING:
+                defaults[f.name] = f.default_factory()
+            else:
+                defaults[f.name] = None
+    return defaults
+
+
+def _plain(value):
+    """An argument's value as written: transformers turns some strings into enums (`IntervalStrategy.NO`)."""
+    if isinstance(value, (list, tuple)):
+        return [_plain(item) for item in value]
+    return getattr(value, "value", value)
+
+
+def check_refused_arguments(*arguments) -> None:
+    """Raise `SvitInputError` naming the first argument of the dataclass instances `arguments` that svit train
+    refuses (`REFUSED_ARGUMENTS`) or that would act only beside another one left unset (`ACTS_ONLY_WITH`). A pure
+    check, made before any data or model loads."""
+    defaults = field_defaults()
+    values = {}
+    for holder in arguments:
+        for name in defaults:
+            if hasattr(holder, name):
+                values.setdefault(name, _plain(getattr(holder, name)))
+    for name, refusal in REFUSED_ARGUMENTS.items():
+        if name not in values:
+            continue
+        value = values[name]
+        if not (refusal.accepts(value) if refusal.accepts else value == _plain(defaults[name])):
+            raise SvitInputError(f"--{name} {value}: {refusal.reason}")
+    for name, needed in ACTS_ONLY_WITH.items():
+        if name in values and values[name] != _plain(defaults[name]) and not values.get(needed):
+            raise SvitInputError(
+                f"--{name} {values[name]}: acts only with --{needed} true; pass it, or leave --{name} out"
+            )
+
+
+def modality_grouping(asked: bool | None, train_sampling_strategy: str, stage_default: bool) -> bool:
+    """Whether batches are grouped by modality and length (`sampler.py`): as `--group_by_modality_length` asks;
+    unset, the stage's default, unless the user picked transformers' `--train_sampling_strategy`, which then
+    acts. Both at once is refused: one sampler draws the batches."""
+    strategy = _plain(train_sampling_strategy)
+    if asked and strategy != "random":
+        raise SvitInputError(
+            f"--train_sampling_strategy {strategy} and --group_by_modality_length true: one sampler draws the "
+            "batches; pass one of them"
+        )
+    if asked is None:
+        return stage_default and strategy == "random"
+    return asked
+
+
 def range_type(accepted: Range, parse: Callable[[str], object] = int) -> Callable[[str], object]:
     """An argparse `type` that parses a flag's text and checks it against `accepted` (argparse names the
     flag in its one-line error)."""
@@ -271,14 +493,21 @@ def range_type(accepted: Range, parse: Callable[[str], object] = int) -> Callabl
 
 
 __all__ = [
+    "ACTS_ONLY_WITH",
     "MODEL_FLAG_RANGES",
+    "REFUSED_ARGUMENTS",
     "TRAIN_ARGUMENT_TYPES",
     "TRAIN_RANGES",
     "Range",
+    "Refusal",
+    "SvitSFTConfig",
     "SvitScriptArguments",
     "check_argument_values",
-    "check_recipe_values",
+    "check_refused_arguments",
+    "check_training_recipe_values",
     "check_value",
+    "field_defaults",
     "field_types",
+    "modality_grouping",
     "range_type",
 ]

@@ -1,19 +1,26 @@
 """Training data for `svit train`: a built SVIT folder, a Hub dataset id, or a LLaVA-format JSON.
 
-Whatever the source, the trainer gets rows of the sample schema: `messages` (user/assistant turns, no `<image>`
-token) and `images` (bytes), or an `image_path` read under `--image_folder` at batch time. Everything that can
-be checked without a model is checked here, before the model loads: the `messages` column, the image folder,
-every image file.
+Whatever the source, the rows are of the sample schema: `messages` (user/assistant turns, no `<image>` token) and
+`images` (bytes), or an `image_path` read under `--image_folder`. Everything that can be checked without a model
+is checked here, before the model loads: the `messages` column, the image folder, every image file.
+
+The trainer gets `TrainingData.samples()`: the rows through `SampleLoader`, a dataset transform
+(`datasets.Dataset.with_transform`) that reads each sample's images and puts its boxes in the original image's
+frame as the data loader draws it, once per sample, so that the collator only renders. A transform rather than
+`map`: `map` would write every decoded image back into Arrow (LLaVA-1.5's mix is 665K images) and read them all
+before the first step; a transform reads a sample's images when it is drawn, in the data loader's workers
+(`--dataloader_num_workers`).
 
 Box frames. The schema's boxes are in the original image (the processor moves them into LLaVA-1.5's padded
-square). LLaVA-format data (a LLaVA JSON, or the `mix_665k` config, in LLaVA-1.5 form) already has them in the
-padded square; `TrainingData.boxes_in_padded_frame` tells the collator to move them back first, so they move
-exactly once.
+square as it renders, with the tokens' offsets). LLaVA-format data (a LLaVA JSON, or the `mix_665k` config, in
+LLaVA-1.5 form) already has them in the padded square; `SampleLoader` moves them back first
+(`TrainingData.boxes_in_padded_frame`), so they are moved into the square exactly once.
 """
 
 from __future__ import annotations
 
 import copy
+import io
 import logging
 import os
 from collections import Counter
@@ -23,17 +30,17 @@ from pathlib import Path
 import datasets
 import numpy as np
 import pyarrow.compute as pc
+from PIL import ExifTags, Image, ImageOps
 
+from svit_dataset.boxes import move_boxes_in_text
 from svit_dataset.errors import SvitFormatError, SvitInputError
 from svit_dataset.jsonlist import iter_json_list
+from svit_dataset.llava_format import LLAVA_TURN_SHAPE, llava_messages
 from svit_dataset.local_tables import load_table_fresh
-from svit_dataset.schema import ASSISTANT, USER
 from svit_model.training.sampler import arrow_table, row_counts
 
 logger = logging.getLogger(__name__)
 
-LLAVA_ROLES = {"human": USER, "gpt": ASSISTANT}
-IMAGE_PLACEHOLDER = "<image>"
 # Columns of a built config in LLaVA-1.5 form (`mix_665k` carries `source`): boxes in the padded square.
 LLAVA_FORM_COLUMN = "source"
 TRAINING_FEATURES = datasets.Features(
@@ -44,43 +51,101 @@ TRAINING_FEATURES = datasets.Features(
         "image_path": datasets.Value("string"),
     }
 )
+# What the transform reads of a row (the trainer keeps these columns for it; see `SvitTrainer`).
+SAMPLE_COLUMNS = ("id", "messages", "images", "image_path")
+# Boxes moved out of the padded square are kept at this precision until the processor rounds them once.
+_EXACT_DECIMALS = 6
+
+
+def decode_image(image, sample_id: str | None) -> Image.Image:
+    """One image of a sample as RGB: datasets' undecoded form (bytes, or a path) or a file path. A damaged image
+    raises `SvitFormatError` naming its file, or the sample's id (decoded by `datasets`, it would fail inside the
+    data loader with no name)."""
+    where = f"sample {sample_id or '?'}"
+    try:
+        if isinstance(image, dict):  # datasets' undecoded Image: bytes, or a path
+            where += f" (image {image.get('path')})" if image.get("path") else " (embedded image)"
+            image = Image.open(io.BytesIO(image["bytes"]) if image.get("bytes") else image["path"])
+            # as `datasets.Image` decodes it (and evaluation reads it): upright by its EXIF orientation
+            if image.getexif().get(ExifTags.Base.Orientation, 1) != 1:
+                image = ImageOps.exif_transpose(image)
+        elif isinstance(image, (str, os.PathLike)):
+            where = f"{image} ({where})"
+            image = Image.open(image)
+        image.load()  # a truncated or damaged file fails here, not deep inside the processor
+    except (OSError, ValueError, SyntaxError) as err:  # PIL reports damaged files with these
+        raise SvitFormatError(
+            f"{where}: the image cannot be read ({err}); replace or remove it (an image file under "
+            "--image_folder, or the row of the dataset)"
+        ) from None
+    return image if image.mode == "RGB" else image.convert("RGB")
+
+
+@dataclass(frozen=True)
+class SampleLoader:
+    """The dataset transform of training rows: their images read (`images`, or `image_path` under
+    `image_folder`) and, for rows in LLaVA-1.5 form (`boxes_in_padded_frame`), their boxes moved back from the
+    padded square to the original image. Returns `messages` and `images`, what the collator takes."""
+
+    image_folder: str | None = None
+    boxes_in_padded_frame: bool = False
+
+    def images_of(self, stored, image_path: str | None, sample_id: str | None) -> list[Image.Image]:
+        images = list(stored or [])
+        if not images and image_path and self.image_folder is not None:
+            images = [os.path.join(self.image_folder, image_path)]
+        return [decode_image(image, sample_id) for image in images]
+
+    def messages_of(self, messages: list[dict], images: list[Image.Image]) -> list[dict]:
+        if not (self.boxes_in_padded_frame and images):
+            return messages
+        width, height = images[0].size
+        return [
+            {
+                **m,
+                "content": move_boxes_in_text(
+                    m["content"], width, height, to_padded=False, decimals=_EXACT_DECIMALS
+                )[0],
+            }
+            for m in messages
+        ]
+
+    def __call__(self, batch: dict[str, list]) -> dict[str, list]:
+        rows = len(batch["messages"])
+        ids = batch.get("id") or [None] * rows
+        stored = batch.get("images") or [None] * rows
+        paths = batch.get("image_path") or [None] * rows
+        images = [
+            self.images_of(row_images, path, sample_id)
+            for row_images, path, sample_id in zip(stored, paths, ids, strict=True)
+        ]
+        messages = [
+            self.messages_of(row_messages, row_images)
+            for row_messages, row_images in zip(batch["messages"], images, strict=True)
+        ]
+        return {"messages": messages, "images": images}
 
 
 @dataclass
 class TrainingData:
     """Rows to train on and how to read them."""
 
-    dataset: datasets.Dataset
+    dataset: datasets.Dataset  # the rows as stored, images undecoded (lengths and counts read them)
     name: str  # what the model card cites: a Hub id, or the local path
     image_folder: str | None = None
     boxes_in_padded_frame: bool = False
     dropped: Counter = field(default_factory=Counter)  # reason -> samples left out before training
 
-
-def strip_image_placeholder(text: str) -> str:
-    """A LLaVA turn without its `<image>` token and the newline beside it (the processor places the image)."""
-    return (
-        text.replace(IMAGE_PLACEHOLDER + "\n", "")
-        .replace("\n" + IMAGE_PLACEHOLDER, "")
-        .replace(IMAGE_PLACEHOLDER, "")
-        .strip()
-    )
+    def samples(self) -> datasets.Dataset:
+        """The rows as the trainer draws them: through `SampleLoader` (see the module docstring)."""
+        return self.dataset.with_transform(SampleLoader(self.image_folder, self.boxes_in_padded_frame))
 
 
 def llava_record_to_row(record: dict) -> dict:
     """One LLaVA-1.5 training record as a training row; raises ValueError saying what is wrong with it."""
-    turns = record.get("conversations")
-    if not isinstance(turns, list) or not turns:
-        raise ValueError("no 'conversations' list")
-    messages = []
-    for turn in turns:
-        role = LLAVA_ROLES.get(turn.get("from")) if isinstance(turn, dict) else None
-        if role is None or not isinstance(turn.get("value"), str):
-            raise ValueError(f"a turn is not {{'from': 'human'|'gpt', 'value': str}}: {str(turn)[:80]}")
-        messages.append({"role": role, "content": strip_image_placeholder(turn["value"])})
     return {
         "id": str(record.get("id", "")),
-        "messages": messages,
+        "messages": llava_messages(record),
         "images": [],
         "image_path": record.get("image") or "",
     }
@@ -108,7 +173,7 @@ def read_llava_json(path: Path, dropped: Counter) -> datasets.Dataset:
     if not rows:
         raise SvitFormatError(
             f"--dataset_name {path}: none of its {read} records is a LLaVA training record "
-            "({'id', 'image', 'conversations': [{'from': 'human'|'gpt', 'value': ...}]})"
+            f"({{'id', 'image', 'conversations': [{LLAVA_TURN_SHAPE}, ...]}})"
         )
     return datasets.Dataset.from_list(rows, features=TRAINING_FEATURES)
 
@@ -166,7 +231,7 @@ def load_training_data(
 
 
 def undecoded_images(dataset: datasets.Dataset) -> datasets.Dataset:
-    """`dataset` with its images handed over as bytes: the collator decodes them, so that a damaged image is
+    """`dataset` with its images handed over as bytes: `SampleLoader` decodes them, so that a damaged image is
     reported with its sample's id (decoded by `datasets`, it fails inside the data loader with no name)."""
     feature = dataset.features.get("images")
     if not (isinstance(feature, datasets.List) and isinstance(feature.feature, datasets.Image)):
@@ -237,9 +302,11 @@ def check_image_files(
 
 
 __all__ = [
+    "SAMPLE_COLUMNS",
+    "SampleLoader",
     "TrainingData",
+    "decode_image",
     "llava_record_to_row",
     "load_training_data",
     "read_llava_json",
-    "strip_image_placeholder",
 ]

@@ -17,7 +17,7 @@ from transformers import AutoModelForImageTextToText, AutoProcessor, PreTrainedM
 from trl import ModelConfig
 
 from svit_dataset.errors import SvitInputError
-from svit_dataset.grounding import END_TAG, START_TAG
+from svit_dataset.grounded_text import END_TAG, START_TAG
 from svit_model.loading import _looks_local, loading
 from svit_model.training.stages import DEFAULT_LORA_TARGETS, VISION_TOWER, Stage
 

@@ -7,6 +7,8 @@ from pathlib import Path
 
 from svit_dataset.files import save_figure_atomic
 
+LOSS_CURVE_FILE = "loss_curve.png"  # in the run folder, beside the model; the card shows it
+
 
 def loss_points(log_history: list[dict]) -> list[tuple[int, float]]:
     """(step, training loss) of every logged step."""
@@ -41,4 +43,4 @@ def plot_loss_curve(
         plt.close(figure)
 
 
-__all__ = ["loss_points", "plot_loss_curve"]
+__all__ = ["LOSS_CURVE_FILE", "loss_points", "plot_loss_curve"]

@@ -23,7 +23,8 @@ from pathlib import Path
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 
 from svit_dataset.errors import SvitInputError
-from svit_dataset.facts import RUN_FACTS_FILE
+from svit_dataset.facts import RUN_FACTS_FILE, recorded_run_facts
+from svit_dataset.jsonlist import json_object_or_empty
 
 logger = logging.getLogger(__name__)
 
@@ -123,20 +124,11 @@ def last_complete_checkpoint(output_dir: str | Path) -> Path | None:
     return None
 
 
-def _json_object_or_empty(path: Path) -> dict:
-    """The JSON object in `path`, or {} for a file that is missing or damaged (a half-written checkpoint's)."""
-    try:
-        value = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError, RecursionError):
-        return {}
-    return value if isinstance(value, dict) else {}
-
-
 def checkpoint_identity(folder: str | Path) -> dict:
     """The run a checkpoint belongs to: its `svit_checkpoint.json`, or, for one written without it, what its
     files tell (an adapter: LoRA)."""
     folder = Path(folder)
-    identity = _json_object_or_empty(folder / IDENTITY_FILE)
+    identity = json_object_or_empty(folder / IDENTITY_FILE)
     if "method" not in identity and any(folder.glob("adapter_config.json")):
         identity["method"] = "lora"
     elif "method" not in identity and any(folder.glob("model*.safetensors")):
@@ -165,19 +157,20 @@ def check_same_run(flag_value: str, checkpoint: dict, this_run: dict) -> None:
 
 
 def final_save_complete(output_dir: str | Path) -> bool:
-    """Whether a run's own folder holds its final model and run facts (written last, after the final save and
-    card): a run whose last checkpoint is at its last step but that died in the final save is not finished."""
+    """Whether a run's own folder holds its final model and final run facts (the end of the run writes them with
+    its `summary`; those of a checkpoint have none): a run whose last checkpoint is at its last step but that died
+    in the final save is not finished."""
     folder = Path(output_dir)
     weights = [path for path in (folder / name for name in _WEIGHTS) if path.is_file()]
     weights += sorted(folder.glob("model-*-of-*.safetensors"))
     whole = all(_safetensors_problem(path) is None for path in weights if path.suffix == ".safetensors")
-    return (folder / RUN_FACTS_FILE).is_file() and bool(weights) and whole
+    return "summary" in recorded_run_facts(folder) and bool(weights) and whole
 
 
 def finished_step(checkpoint: str | Path, max_steps: int, num_train_epochs: float) -> int | None:
     """The step a run ended at when `checkpoint` is its last one and the arguments ask for no more training
     (no larger `--max_steps`, or no more `--num_train_epochs`); None when there is training left."""
-    state = _json_object_or_empty(Path(checkpoint) / TRAINER_STATE)
+    state = json_object_or_empty(Path(checkpoint) / TRAINER_STATE)
     step, planned = state.get("global_step"), state.get("max_steps")
     if not isinstance(step, int) or not isinstance(planned, int) or planned <= 0 or step < planned:
         return None

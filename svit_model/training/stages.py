@@ -1,7 +1,8 @@
 """What each training stage trains: LLaVA-1.5's two stages as data, not as `if` chains.
 
 A stage names the chat template its samples are rendered with, the module paths it trains in full, and where
-LoRA adapters may go. `svit_model.training.model.prepare_model` applies it; recipes (YAML) pick a stage by name.
+LoRA adapters may go. `svit_model.training.model` applies it (`trained_prefixes`, `lora_config`); the training
+recipes (YAML, `training_recipes/`) pick a stage by name.
 Paths are those of `SvitLlavaForConditionalGeneration` (LLaVA's names).
 """
 

@@ -1,27 +1,33 @@
 """`train()`: one SVIT-LLaVA training run, stage 1 or 2, full or LoRA, on one process or many.
 
 A short linear script, as TRL's own: check the arguments and the data (before any model loads), load the
-model, set what trains from the stage, train with `SvitTrainer`, save, plot, summarise, push. `svit train` only
-parses its arguments into the three dataclasses and calls this; under `accelerate launch` every process runs it.
+model, set what trains from the stage, train with `SvitTrainer`, save, plot, summarise. The run's facts
+(`svit_run.json`) are saved at every checkpoint and at the end; the model card and the final push are the
+caller's (`svit train`: `svit_cli/jobs/train.py`), as are callbacks (`callbacks=`, transformers'
+`TrainerCallback`). Under `accelerate launch` every process runs it.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import shutil
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from trl import ModelConfig, SFTConfig
 
 from svit_dataset.errors import SvitInputError
-from svit_dataset.facts import RUN_FACTS_FILE
-from svit_dataset.files import check_output_apart, check_replaceable, write_json_atomic
+from svit_dataset.facts import recorded_run_facts
+from svit_dataset.files import check_output_apart, check_replaceable
 from svit_dataset.hub_push import hub_repo_id
-from svit_model.training.arguments import SvitScriptArguments, check_argument_values
+from svit_dataset.jsonlist import json_object_or_empty
+from svit_model.training.arguments import (
+    SvitScriptArguments,
+    check_argument_values,
+    check_refused_arguments,
+    modality_grouping,
+)
 from svit_model.training.collator import DROP_REASONS, SvitCollator
 from svit_model.training.data import load_training_data
 from svit_model.training.model import (
@@ -32,7 +38,7 @@ from svit_model.training.model import (
     set_trainable,
     trained_prefixes,
 )
-from svit_model.training.plots import loss_points, plot_loss_curve
+from svit_model.training.plots import LOSS_CURVE_FILE, plot_loss_curve
 from svit_model.training.resume import (
     IDENTITY_KEYS,
     check_same_run,
@@ -50,7 +56,6 @@ from svit_model.training.trainer import SvitTrainer
 
 logger = logging.getLogger(__name__)
 
-LOSS_CURVE_FILE = "loss_curve.png"
 # What the model card reports of the trainer's arguments.
 CARD_HYPERPARAMETERS = (
     "learning_rate",
@@ -74,8 +79,9 @@ class TrainResult:
     counts: dict[str, int]  # samples dropped by reason, tokens trained
     loss_curve: Path | None
     summary: str
-    facts: dict = field(default_factory=dict)  # what the model card is written from
+    facts: dict = field(default_factory=dict)  # what the model card is written from (svit_run.json)
     metrics: dict = field(default_factory=dict)  # the trainer's: train_runtime, num_tokens (not padding), ...
+    hub_model_id: str | None = None  # the repo checkpoints were pushed to (--push_to_hub), for the final push
 
 
 def image_token_count(processor) -> int:
@@ -158,7 +164,7 @@ def resolve_resume(training_args: SFTConfig, overwrite: bool, this_run: dict | N
 
 def finished_result(output_dir: Path, plan: ResumePlan) -> TrainResult:
     """The result of resuming a run that already ended: nothing trained, the run's own facts reported."""
-    facts = _read_object(output_dir / RUN_FACTS_FILE)
+    facts = recorded_run_facts(output_dir)
     counts = facts.get("counts") if isinstance(facts.get("counts"), dict) else {}
     summary = (
         f"svit train: {output_dir} already finished at step {plan.finished_at} "
@@ -181,14 +187,6 @@ def clear_output_dir(training_args: SFTConfig) -> None:
             target.unlink(missing_ok=True)
 
 
-def _read_object(path: Path) -> dict:
-    try:
-        value = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return {}
-    return value if isinstance(value, dict) else {}
-
-
 def base_model_id(model_name_or_path: str | None, _depth: int = 0) -> str | None:
     """The Hub id of what a run starts from, for the card's `base_model`: the id itself; for an earlier run's
     folder (stage 2 from stage 1), the base model that run recorded (an older run's local path: followed); for a
@@ -198,10 +196,10 @@ def base_model_id(model_name_or_path: str | None, _depth: int = 0) -> str | None
     folder = Path(model_name_or_path or "")
     if _depth > 4 or not folder.is_dir():
         return None
-    run = _read_object(folder / RUN_FACTS_FILE)
+    run = recorded_run_facts(folder)
     if run:
         return base_model_id(run.get("base_model"), _depth + 1)
-    text_config = _read_object(folder / "config.json").get("text_config")
+    text_config = json_object_or_empty(folder / "config.json").get("text_config")
     return hub_repo_id(text_config.get("_name_or_path")) if isinstance(text_config, dict) else None
 
 
@@ -252,25 +250,24 @@ def train(
     training_args: SFTConfig,
     model_args: ModelConfig,
     *,
-    card_writer: Callable[[dict, Path], object] | None = None,
     callbacks: list | None = None,
 ) -> TrainResult:
     """Train SVIT-LLaVA as the arguments say; returns where it went and what happened.
 
-    `card_writer(facts, output_dir)` writes the model card (README.md) whenever the trainer saves or pushes
-    (`hub_cards.model_card.write_model_card`; svit_model does not import hub_cards).
+    `callbacks`: transformers `TrainerCallback`s (svit_cli's card writer, a test's stop). With `--push_to_hub`
+    the trainer pushes the checkpoints; the final push is the caller's (`TrainResult.hub_model_id`).
     """
-    # 1. Everything checkable without a model: stage, output folder, processor and template, data.
+    # 1. Everything checkable without a model: arguments, stage, output folder, processor and template, data.
     if training_args.hub_token:
         # The trainer pickles its arguments into every checkpoint (training_args.bin): hand the token to
         # huggingface_hub through the environment instead, so it never lands on disk or on the Hub.
         os.environ["HF_TOKEN"], training_args.hub_token = training_args.hub_token, None
     check_argument_values(script_args, training_args, model_args)
+    check_refused_arguments(script_args, training_args, model_args)
     stage = get_stage(script_args.stage)
-    if script_args.dataset_streaming:
-        raise SvitInputError(
-            "--dataset_streaming: not supported (length grouping and exact resume need the whole dataset)"
-        )
+    grouping = modality_grouping(
+        script_args.group_by_modality_length, training_args.train_sampling_strategy, stage.name == "finetune"
+    )
     check_output_apart(
         training_args.output_dir,
         "--output_dir",
@@ -280,6 +277,7 @@ def train(
             "--image_folder": script_args.image_folder,
         },
     )
+    script_args.group_by_modality_length = grouping  # what the card reports
     facts = static_facts(script_args, training_args, model_args, stage, script_args.dataset_name)
     identity = {key: facts[key] for key in IDENTITY_KEYS}
     plan = resolve_resume(training_args, script_args.overwrite_output_dir, identity)
@@ -287,7 +285,13 @@ def train(
         return finished_result(Path(training_args.output_dir), plan)
     resume, clear = plan.checkpoint, plan.clear
     processor = load_processor(model_args, training_args.trust_remote_code)
-    collator = SvitCollator(processor, stage.template, max_length=training_args.max_length)
+    collator = SvitCollator(
+        processor,
+        template=stage.template,
+        max_length=training_args.max_length,
+        pad_to_multiple_of=training_args.pad_to_multiple_of,
+        assistant_only_loss=training_args.assistant_only_loss,
+    )
     data = load_training_data(
         script_args.dataset_name,
         script_args.dataset_config,
@@ -295,13 +299,9 @@ def train(
         script_args.image_folder,
         script_args.drop_missing_images,
     )
-    collator.image_folder, collator.boxes_in_padded_frame = data.image_folder, data.boxes_in_padded_frame
     peft_config = lora_config(
         model_args, stage, script_args.train_vision_tower, grounding_token_ids(processor)
     )
-    grouping = script_args.group_by_modality_length
-    if grouping is None:
-        script_args.group_by_modality_length = grouping = stage.name == "finetune"
     lengths = modality_lengths(data.dataset, image_token_count(processor)) if grouping else None
 
     # 2. The model, and what of it trains (a used output folder is cleared only once it loaded).
@@ -319,16 +319,13 @@ def train(
         model=model,
         args=training_args,
         data_collator=collator,
-        train_dataset=data.dataset,
+        train_dataset=data.samples(),
         processing_class=processor,
         peft_config=peft_config,
         callbacks=callbacks,
         projector_lr=script_args.projector_lr,
         lengths=lengths,
-        run_identity=identity,
-        card_writer=None
-        if card_writer is None
-        else lambda t: card_writer(run_facts(t, facts), Path(t.args.output_dir)),
+        facts=facts,
     )
     if resume is not None:
         trainer.restore_counts(resume)
@@ -345,34 +342,22 @@ def train(
             trainer.state.log_history, output_dir / LOSS_CURVE_FILE, f"{stage.name} ({facts['method']})"
         )
     summary = summary_line(trainer.state.global_step, counts, dict(data.dropped))
-    facts.update(counts=counts, dropped_before=dict(data.dropped), summary=summary)
+    final = {"counts": counts, "dropped_before": dict(data.dropped), "summary": summary}
     if trainer.is_world_process_zero():
         logger.info(summary)
-        # written before a push, so that it goes up with the model
-        write_json_atomic(output_dir / RUN_FACTS_FILE, run_facts(trainer, facts))
-    if training_args.push_to_hub:
-        trainer.push_to_hub(commit_message="End of training")  # saves the model and writes the card first
-    else:
-        trainer.save_model(training_args.output_dir)
-        trainer.create_model_card()
+    # before the final save: a run with these facts (its summary) and whole weights is finished (`resume.py`)
+    trainer.save_run_facts(**final)
+    trainer.save_model(training_args.output_dir)
     return TrainResult(
-        output_dir, trainer.state.global_step, counts, curve, summary, run_facts(trainer, facts), metrics
+        output_dir,
+        trainer.state.global_step,
+        counts,
+        curve,
+        summary,
+        trainer.run_facts(**final),
+        metrics,
+        trainer.hub_model_id if training_args.push_to_hub else None,
     )
-
-
-def run_facts(trainer: SvitTrainer, facts: dict) -> dict:
-    """Static facts plus what the run has done so far (steps, losses, counts)."""
-    # during training only process 0 writes the card: no collective call here
-    counts = facts["counts"] if "counts" in facts else trainer.run_counts(all_processes=False)
-    points = loss_points(trainer.state.log_history)
-    curve = Path(trainer.args.output_dir) / LOSS_CURVE_FILE
-    return {
-        **facts,
-        "global_step": trainer.state.global_step,
-        "counts": counts,
-        "final_loss": points[-1][1] if points else None,
-        "loss_curve": LOSS_CURVE_FILE if curve.is_file() else None,
-    }
 
 
 __all__ = ["ResumePlan", "TrainResult", "resolve_resume", "train"]

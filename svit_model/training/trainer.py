@@ -1,15 +1,21 @@
 """`SvitTrainer`: TRL's `SFTTrainer` with LLaVA-1.5's few training needs.
 
-- the projector at its own learning rate (LLaVA's `mm_projector_lr`), as optimizer parameter groups;
+- the projector at its own learning rate (LLaVA's `mm_projector_lr`), as optimizer parameter groups
+  (`create_optimizer`);
 - the modality- and length-grouped sampler (`sampler.py`) when asked;
 - the collator's drop counts and the tokens trained summed over processes and kept across resumes
   (`svit_counts.json` in every checkpoint);
-- the model card written by a function the caller passes (`card_writer`), not TRL's default card;
+- the run's facts (`svit_run.json`: what the model card is written from) saved in the run folder at every
+  checkpoint, before the checkpoint is pushed; no card of TRL's (the card is svit_cli's: `svit_cli/jobs/train.py`);
 - the learning rate logged per optimizer group by name (`learning_rate` is the LLM's, `learning_rate/projector`
   the projector's), not the first group's;
 - a run whose loss or trained weights stop being finite stops with an error before anything is saved;
 - every checkpoint records the run it belongs to (`svit_checkpoint.json`, see `resume.py`), and a full disk
   while saving is reported as such (`building.writing_checkpoint`).
+
+Public hooks of transformers' `Trainer` wherever one serves (`create_optimizer`, `compute_loss`, `training_step`,
+`prediction_step`, `save_model`, `log`, `create_model_card`); the private methods overridden name, each, the
+upstream behaviour they work around (transformers 5.24.0, trl 1.16.0).
 """
 
 from __future__ import annotations
@@ -17,16 +23,20 @@ from __future__ import annotations
 import json
 import logging
 import os
-from collections.abc import Callable
+from pathlib import Path
 
 import torch
 from peft import PeftModel
 from trl import SFTTrainer
 
 from svit_dataset.errors import SvitInputError
+from svit_dataset.facts import RUN_FACTS_FILE
+from svit_dataset.files import write_json_atomic
 from svit_model.building import writing_checkpoint
 from svit_model.training.collator import DROP_REASONS, IGNORE_INDEX
-from svit_model.training.resume import IDENTITY_FILE
+from svit_model.training.data import SAMPLE_COLUMNS
+from svit_model.training.plots import LOSS_CURVE_FILE, loss_points
+from svit_model.training.resume import IDENTITY_FILE, IDENTITY_KEYS
 from svit_model.training.sampler import ModalityLengthGroupedSampler
 from svit_model.training.stages import PROJECTOR
 
@@ -76,14 +86,17 @@ class SvitTrainer(SFTTrainer):
         *args,
         projector_lr: float | None = None,
         lengths: list[int] | None = None,
-        card_writer: Callable[[SFTTrainer], None] | None = None,
-        run_identity: dict | None = None,
+        facts: dict | None = None,
         **kwargs,
     ):
+        """`lengths`: the modality lengths of the grouped sampler (`sampler.modality_lengths`), None for
+        transformers' own sampler (`--train_sampling_strategy`). `facts`: the run's facts known before training
+        (`train.static_facts`), saved with what the run has done at every checkpoint."""
         self.projector_lr = projector_lr
-        self.run_identity = run_identity
+        self.facts = dict(facts or {})
+        self.run_identity = {key: self.facts[key] for key in IDENTITY_KEYS if key in self.facts} or None
         self.lengths = lengths
-        self.card_writer = card_writer
+        self._weights_checked_at: int | None = None
         # [samples dropped by reason..., tokens trained] on this process since the run (or the resume) started
         self.svit_counts = torch.zeros(len(DROP_REASONS) + 1, dtype=torch.long)
         self._counts_restored = torch.zeros_like(
@@ -95,15 +108,26 @@ class SvitTrainer(SFTTrainer):
     # --- data -------------------------------------------------------------------------------------------------
 
     def _set_signature_columns_if_needed(self):
+        # Private: TRL's `SFTTrainer._set_signature_columns_if_needed` (trl/trainer/sft_trainer.py) keeps only
+        # messages, prompt, completion, image and images of image rows, and transformers'
+        # `Trainer._remove_unused_columns` (transformers/trainer.py) drops every other column before the data
+        # loader reads a row; no public hook names the columns to keep. The sample transform
+        # (`data.SampleLoader`) also reads `image_path` (rows whose image is a file under --image_folder) and `id`
+        # (to name a sample whose image is damaged).
         super()._set_signature_columns_if_needed()
-        if "image_path" not in self._signature_columns:  # rows whose image is read from --image_folder
-            self._signature_columns = [*self._signature_columns, "image_path"]
+        missing = [column for column in SAMPLE_COLUMNS if column not in self._signature_columns]
+        self._signature_columns = [*self._signature_columns, *missing]
 
     def _get_train_sampler(self, train_dataset=None):
+        # Private: transformers' `Trainer._get_train_sampler` (transformers/trainer.py) picks its sampler only among
+        # `--train_sampling_strategy`'s fixed choices (random, sequential, group_by_length, batch_rebalance); no
+        # public hook takes another sampler. With `lengths` unset (`arguments.modality_grouping`), the user's
+        # strategy acts through it.
         if self.lengths is None:
             return super()._get_train_sampler(train_dataset)
+        seed = self.args.seed if self.args.data_seed is None else self.args.data_seed
         return ModalityLengthGroupedSampler(
-            self.lengths, self.args.per_device_train_batch_size, self.args.world_size, seed=self.args.seed
+            self.lengths, self.args.per_device_train_batch_size, self.args.world_size, seed=seed
         )
 
     # --- optimisation -----------------------------------------------------------------------------------------
@@ -132,6 +156,10 @@ class SvitTrainer(SFTTrainer):
 
     def _get_learning_rate(self) -> float:
         """The LLM's learning rate (the projector's when only it trains), not the first group's."""
+        # Private: transformers' `Trainer._get_learning_rate` (transformers/trainer.py) logs
+        # `lr_scheduler.get_last_lr()[0]`, the first parameter group's rate, which `create_optimizer`'s groups
+        # (ordered by weight decay, then module) make the projector's in a LoRA run; `log` is public, but the
+        # Trainer fills `logs["learning_rate"]` from this method before calling it.
         rates = named_learning_rates(getattr(self.optimizer, "param_groups", []))
         if not rates:
             return super()._get_learning_rate()
@@ -179,7 +207,8 @@ class SvitTrainer(SFTTrainer):
             )
 
     def save_model(self, output_dir: str | None = None, _internal_call: bool = False) -> None:
-        self.check_finite_weights()
+        if self._weights_checked_at != self.state.global_step:  # `_save_checkpoint` checked them at this step
+            self.check_finite_weights()
         with writing_checkpoint(output_dir or self.args.output_dir):
             super().save_model(output_dir, _internal_call)
 
@@ -202,6 +231,8 @@ class SvitTrainer(SFTTrainer):
         writes LLaVA's in their legacy `model.language_model.model.*` form) back to the module's; the Trainer's
         raw state-dict load would leave the language model unrestored with only a warning. Adapters (peft) and
         DeepSpeed / FSDP checkpoints take the Trainer's own path."""
+        # Private: transformers' `Trainer._load_from_checkpoint` (transformers/trainer.py) loads the checkpoint's
+        # state dict into the module as it is (`load_state_dict(strict=False)`), with no hook to map the names.
         model = self.model if model is None else model
         if is_peft_model(model) or self.is_deepspeed_enabled or self.is_fsdp_enabled:
             return super()._load_from_checkpoint(resume_from_checkpoint, model)
@@ -228,8 +259,35 @@ class SvitTrainer(SFTTrainer):
                 saved = json.load(f)
             self._counts_restored = torch.tensor([saved.get(r, 0) for r in (*DROP_REASONS, "tokens_trained")])
 
+    def run_facts(self, **final) -> dict:
+        """The run's facts so far: those known before training, the steps, the counts (this process's during
+        training: no collective call), the last logged loss and the loss curve; `final` adds or replaces
+        facts (the end of the run passes the counts summed over processes and the summary)."""
+        facts = {**self.facts, **final}
+        points = loss_points(self.state.log_history)
+        curve = Path(self.args.output_dir) / LOSS_CURVE_FILE
+        return {
+            **facts,
+            "global_step": self.state.global_step,
+            "counts": facts["counts"] if "counts" in facts else self.run_counts(all_processes=False),
+            "final_loss": points[-1][1] if points else None,
+            "loss_curve": LOSS_CURVE_FILE if curve.is_file() else None,
+        }
+
+    def save_run_facts(self, **final) -> None:
+        """Write `svit_run.json` into the run folder (process 0; atomically)."""
+        if self.is_world_process_zero():
+            write_json_atomic(Path(self.args.output_dir) / RUN_FACTS_FILE, self.run_facts(**final))
+
     def _save_checkpoint(self, model, trial):
+        # Private: transformers' `Trainer._save_checkpoint` (transformers/trainer.py) saves the checkpoint and
+        # pushes it (`_push_from_checkpoint`) in one call; `TrainerCallback.on_save` runs only after the push has
+        # started, so files that must go up with a checkpoint (the run's facts, from which the card is written
+        # on `on_push_begin`) and files that must be inside it (counts, the run's identity) are written here.
         counts = self.run_counts()  # every process takes part in the reduction
+        self.check_finite_weights()  # before anything of this step is written
+        self._weights_checked_at = self.state.global_step
+        self.save_run_facts(counts=counts)
         folder = os.path.join(self._get_output_dir(trial), f"checkpoint-{self.state.global_step}")
         with writing_checkpoint(folder):
             super()._save_checkpoint(model, trial)
@@ -243,8 +301,9 @@ class SvitTrainer(SFTTrainer):
     # --- card -------------------------------------------------------------------------------------------------
 
     def create_model_card(self, *args, **kwargs):
-        if self.card_writer is not None and self.is_world_process_zero():
-            self.card_writer(self)
+        """No card here: TRL's `SFTTrainer._save_checkpoint` (trl/trainer/sft_trainer.py) and the Trainer's
+        `push_to_hub` call this to write TRL's generic README.md into the run folder; svit's card is written
+        from `svit_run.json` by `svit_cli/jobs/train.py`."""
 
 
 __all__ = ["COUNTS_FILE", "SvitTrainer"]

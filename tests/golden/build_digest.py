@@ -66,7 +66,11 @@ def record(build_hub_dataset, bundled, write_corpus, CorpusSpec) -> dict:
 def main() -> None:
     sys.path.insert(0, str(Path.cwd()))
     from svit_dataset import bundled
-    from svit_dataset.hub_layout import build_hub_dataset
+
+    try:
+        from svit_dataset.hub_build.engine import build_hub_dataset
+    except ImportError:  # versions before svit_dataset/hub_build/ existed
+        from svit_dataset.hub_layout import build_hub_dataset
 
     try:
         from tools.synthetic import CorpusSpec, write_corpus

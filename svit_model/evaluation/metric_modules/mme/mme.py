@@ -1,4 +1,4 @@
-"""MME as an `evaluate` metric: the official `eval_tool/calculation.py` rules (svit_model.evaluation.scoring).
+"""MME as an `evaluate` metric: the official `eval_tool/calculation.py` rules (svit_model.evaluation.mme).
 
     mme = evaluate.load(svit_model.evaluation.metrics.metric_path("mme"))
     mme.compute(predictions=["Yes", "no."], references=["Yes", "No"], subtasks=["existence", "existence"])
@@ -11,7 +11,7 @@ per-subtask `details` (acc, acc+, yes/no/other counts) and the predictions' `yes
 import datasets
 import evaluate
 
-from svit_model.evaluation.scoring import mme_results_line, mme_subtask_metrics, mme_totals
+from svit_model.evaluation.mme import mme_results_line, mme_subtask_metrics, mme_totals
 
 _CITATION = """@article{fu2023mme, title={MME: A Comprehensive Evaluation Benchmark for Multimodal Large Language Models},
 author={Fu, Chaoyou and others}, journal={arXiv preprint arXiv:2306.13394}, year={2023}}"""

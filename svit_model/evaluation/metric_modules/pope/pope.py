@@ -1,4 +1,4 @@
-"""POPE as an `evaluate` metric: LLaVA's `eval_pope.py` (svit_model.evaluation.scoring.pope_metrics).
+"""POPE as an `evaluate` metric: LLaVA's `eval_pope.py` (svit_model.evaluation.pope.pope_metrics).
 
     pope = evaluate.load(svit_model.evaluation.metrics.metric_path("pope"))
     pope.compute(predictions=["Yes", "No, there is not."], references=["yes", "no"])
@@ -12,7 +12,7 @@ precision, recall, F1, yes_ratio and the confusion counts; with `categories`, th
 import datasets
 import evaluate
 
-from svit_model.evaluation.scoring import pope_metrics
+from svit_model.evaluation.pope import pope_metrics
 
 _CITATION = """@inproceedings{li2023pope, title={Evaluating Object Hallucination in Large Vision-Language Models},
 author={Li, Yifan and others}, booktitle={EMNLP}, year={2023}}"""

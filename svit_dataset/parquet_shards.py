@@ -1,4 +1,7 @@
-"""Parquet shards written piece by piece, named `<split>-i-of-n.parquet` once their count is known."""
+"""Parquet shards written piece by piece, named `<split>-i-of-n.parquet` once their count is known.
+
+The build writes its task configs with it (svit_dataset/hub_build/task_config.py) and the recipes theirs
+(svit_dataset/recipes/shards.py, mix.py): it sits below both, so neither folder imports the other's."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 """`svit push FOLDER ORG/NAME`: a `svit build` folder as a Hub dataset repo, a finished `svit train` run as a Hub
-model repo; each with its card naming the repo it goes to.
+model repo with its model card (hub_cards) naming the repo it goes to.
 
 During training `--push_to_hub` pushes through the trainer; this is for a run pushed later (after `svit eval` and
 `svit card model`, say). A run goes up as it loads: weights or adapter, processor, chat templates (the
@@ -9,11 +9,13 @@ During training `--push_to_hub` pushes through the trainer; this is for a run pu
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from pathlib import Path
 
+from hub_cards.model_card import run_card
 from svit_dataset.errors import SvitInputError
-from svit_dataset.facts import RUN_FACTS_FILE
+from svit_dataset.facts import RUN_FACTS_FILE, holds_run_facts
+from svit_dataset.hub_build.push import push_hub_dataset
+from svit_dataset.hub_build.report import REPORT_FILE
 from svit_dataset.hub_push import hub_repo_id, push_files, require_hub_repo_id
 from svit_dataset.jsonlist import json_kind, read_json_object
 
@@ -86,21 +88,19 @@ def push_folder(
     folder: str | Path,
     repo_id: str,
     *,
-    run_card: Callable[[Path, str], str],
     private: bool | None = None,
     token: str | None = None,
     endpoint: str | None = None,
 ) -> str:
-    """`svit push`: a training run (it holds `svit_run.json`) as a model repo whose card is
-    `run_card(folder, repo_id)` (the CLI passes hub_cards'), a built dataset folder as a dataset repo."""
-    from svit_dataset.hub_layout import REPORT_FILE, push_hub_dataset
-
+    """`svit push`: a training run (it holds `svit_run.json`) as a model repo whose card (hub_cards' run card)
+    names `repo_id` in its usage code, a built dataset folder as a dataset repo; returns the commit URL."""
     folder = Path(folder)
     require_hub_repo_id(repo_id, "ORG/NAME")  # before the card names it in its usage code
     hub = {"private": private, "token": token, "endpoint": endpoint}
-    if (folder / RUN_FACTS_FILE).is_file():
+    if holds_run_facts(folder):
         check_pushable_run(folder)  # before the card is written: its errors name the fix
-        return push_training_run(folder, repo_id, readme=run_card(folder, repo_id), **hub)
+        readme = str(run_card(folder, model_id=repo_id))
+        return push_training_run(folder, repo_id, readme=readme, **hub)
     if (folder / REPORT_FILE).is_file():
         return push_hub_dataset(folder, repo_id, **hub)
     raise SvitInputError(

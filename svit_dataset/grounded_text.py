@@ -1,7 +1,8 @@
-"""Grounded text: `<st>phrase<ed> [x1, y1, x2, y2]`, several boxes separated by `, `.
+"""The grounded-text format: `<st>phrase<ed> [x1, y1, x2, y2]`, several boxes separated by `, `.
 
 Pure text functions used by the quality gates, the LLaVA-1.5 export and the processor. Box numbers
-are handled by `svit_dataset.boxes`.
+are handled by `svit_dataset.boxes`. (Grounding as a benchmark and as a metric, which score answers in
+this format, are `svit_model.evaluation`'s.)
 """
 
 from __future__ import annotations

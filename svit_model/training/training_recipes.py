@@ -1,7 +1,8 @@
-"""Training recipes: YAML files of `svit train` arguments shipped in `recipes/`, addressed by name.
+"""Training recipes: YAML files of `svit train` arguments shipped in `training_recipes/`, addressed by name.
 
-A recipe is a mapping of argument names (TRL's, transformers' and ours, see `arguments.py`) to values; its first
-comment line describes it. `svit train --config NAME` and `--config path.yaml` both work; flags override it.
+(Not the data recipes of `svit_dataset/recipes`, which build SVIT's mixes.) A training recipe is a mapping of
+argument names (TRL's, transformers' and ours, see `arguments.py`) to values; its first comment line describes it.
+`svit train --config NAME` and `--config path.yaml` both work; flags override it.
 """
 
 from __future__ import annotations
@@ -11,13 +12,13 @@ from pathlib import Path
 import yaml
 
 from svit_dataset.errors import SvitInputError
-from svit_model.training.arguments import check_recipe_values
+from svit_model.training.arguments import check_training_recipe_values
 
-RECIPES_DIR = Path(__file__).parent / "recipes"
+TRAINING_RECIPES_DIR = Path(__file__).parent / "training_recipes"
 
 
-def shipped_recipes() -> dict[str, Path]:
-    return {path.stem: path for path in sorted(RECIPES_DIR.glob("*.yaml"))}
+def shipped_training_recipes() -> dict[str, Path]:
+    return {path.stem: path for path in sorted(TRAINING_RECIPES_DIR.glob("*.yaml"))}
 
 
 def describe(path: Path) -> str:
@@ -28,14 +29,14 @@ def describe(path: Path) -> str:
     return ""
 
 
-def list_recipes() -> dict[str, str]:
-    """Shipped recipe name -> description."""
-    return {name: describe(path) for name, path in shipped_recipes().items()}
+def list_training_recipes() -> dict[str, str]:
+    """Shipped training recipe name -> description."""
+    return {name: describe(path) for name, path in shipped_training_recipes().items()}
 
 
-def recipe_path(name_or_path: str) -> Path:
+def training_recipe_path(name_or_path: str) -> Path:
     """The YAML file of a shipped recipe name or of a path; raises `SvitInputError` naming both options."""
-    shipped = shipped_recipes()
+    shipped = shipped_training_recipes()
     if name_or_path in shipped:
         return shipped[name_or_path]
     path = Path(name_or_path)
@@ -47,9 +48,9 @@ def recipe_path(name_or_path: str) -> Path:
     )
 
 
-def load_recipe(name_or_path: str) -> tuple[Path, dict]:
-    """(path, values) of a recipe, its keys and value types checked."""
-    path = recipe_path(name_or_path)
+def load_training_recipe(name_or_path: str) -> tuple[Path, dict]:
+    """(path, values) of a training recipe, its keys and value types checked."""
+    path = training_recipe_path(name_or_path)
     try:
         values = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
     except yaml.YAMLError as err:
@@ -62,8 +63,14 @@ def load_recipe(name_or_path: str) -> tuple[Path, dict]:
         raise SvitInputError(
             f"--config {path}: a YAML {type(values).__name__}; expected a mapping of arguments"
         )
-    check_recipe_values(values, f"--config {path}")
+    check_training_recipe_values(values, f"--config {path}")
     return path, values
 
 
-__all__ = ["RECIPES_DIR", "list_recipes", "load_recipe", "recipe_path"]
+__all__ = [
+    "TRAINING_RECIPES_DIR",
+    "list_training_recipes",
+    "load_training_recipe",
+    "shipped_training_recipes",
+    "training_recipe_path",
+]

@@ -1,4 +1,5 @@
-"""SVIT-LLaVA as a plain `llava` checkpoint: what stock transformers, vLLM and lmms-eval load without svit.
+"""SVIT-LLaVA as a stock `llava` checkpoint (`svit model export`): what stock transformers, vLLM and lmms-eval
+load without svit. (Data export, `svit export llava`, is `svit_dataset.export_llava`.)
 
 The weights are the same tensors under the same names; only the model type, the classes and the processor
 change. The stock `LlavaProcessor` does not move boxes: a model trained in `pad` mode reads and writes boxes

@@ -1,4 +1,4 @@
-"""The Hub-layout build: every config loads with load_dataset, streaming works, builds are atomic."""
+"""The build of a Hub-layout folder: every config loads with load_dataset, streaming works, builds are atomic."""
 
 import json
 import os
@@ -10,9 +10,10 @@ import time
 import datasets
 import pytest
 
-from svit_dataset.builder import SUBSETS
 from svit_dataset.errors import SvitInputError
-from svit_dataset.hub_layout import build_hub_dataset, read_report
+from svit_dataset.hub_build.configs import SUBSETS
+from svit_dataset.hub_build.engine import build_hub_dataset
+from svit_dataset.hub_build.report import read_report
 from tests.release_factory import conversation, qa, record, write_release
 
 

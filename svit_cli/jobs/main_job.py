@@ -7,27 +7,25 @@
     OUT/eval/mme, eval/grounding   `svit eval` results (official MME folder, results.json, chart)
     OUT/space/                 a ready Hub Space folder: the grounded chat on that checkpoint
 
-Cards come from `hub_cards`, which svit_model does not import: the caller passes the writers (`MainJobCards`;
-the `svit demo` command passes hub_cards' functions).
+Each part is a job of its own (main_job_data.py, grounded_answer.py, main_job_training.py, main_job_eval.py);
+this one runs them in order, writes the model card once the evaluation is in (hub_cards), then the Space folder.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable
 from pathlib import Path
 
+from hub_cards.model_card import write_run_card
+from svit_cli.jobs.grounded_answer import run_grounded_answer
+from svit_cli.jobs.main_job_data import run_data_part
+from svit_cli.jobs.main_job_eval import SAMPLE_MME, run_eval_part
+from svit_cli.jobs.main_job_training import run_training_part
+from svit_dataset import bundled
 from svit_dataset.errors import SvitInputError
-from svit_dataset.hub_readme import CardRenderer
-
-
-@dataclasses.dataclass(frozen=True)
-class MainJobCards:
-    """The card writers of the main job (the `svit demo` command passes hub_cards')."""
-
-    render_dataset: CardRenderer  # a build's facts -> the README.md written with the dataset
-    write_dataset: Callable[[Path], Path]  # a built folder -> its README.md rewritten with stats and figures
-    write_model: Callable[[Path, list[Path]], Path]  # a run folder + results.json files -> its README.md
+from svit_dataset.files import check_output_apart
+from svit_dataset.hub_build.report import RECIPES_DIR, REPORT_FILE
+from svit_model.space.folder import is_space_folder, write_space
 
 
 @dataclasses.dataclass(frozen=True)
@@ -66,8 +64,6 @@ def check_main_job_output(output_dir: str | Path) -> None:
     touches nothing else there: the tiny recipes' and the README's own outputs (`out/tiny-svit-llava`, ...) may
     sit beside them. A part's name taken by something the demo did not write (a user's own `svit` folder, say)
     is refused before any work, nothing in it touched."""
-    from svit_model.space.folder import is_space_folder
-
     root = Path(output_dir)
     if not root.exists():
         return
@@ -75,7 +71,7 @@ def check_main_job_output(output_dir: str | Path) -> None:
         raise SvitInputError(f"--output {output_dir}: is a file; pass a folder for the demo's outputs")
     layout = MainJobLayout(root)
     own_kind = {  # what each part is when an earlier main job wrote it
-        layout.dataset: lambda path: (path / "build_report.json").is_file(),
+        layout.dataset: lambda path: (path / REPORT_FILE).is_file(),
         layout.drawing: lambda path: path.is_file() and path.suffix == ".png",
         layout.train: Path.is_dir,  # its runs are replaced one by one, each only if it is a run
         layout.eval: Path.is_dir,  # likewise its results folders
@@ -96,44 +92,36 @@ def artefact_listing(artefacts: dict[str, Path]) -> str:
     return "\n".join(f"  {name:{width}s}  {path}" for name, path in artefacts.items())
 
 
-def run_main_job(output_dir: str | Path, cards: MainJobCards, print_fn=print) -> dict[str, Path]:
+def run_main_job(output_dir: str | Path, print_fn=print) -> dict[str, Path]:
     """Build → statistics and recipes → grounded answer → train → eval → cards → Space; returns the artefacts
     (name -> path), each of which exists when this returns."""
-    from svit_dataset import bundled
-    from svit_dataset.demo import run_data_demo
-    from svit_dataset.files import check_output_apart
-    from svit_model.demo import run_model_demo
-    from svit_model.evaluation.demo import SAMPLE_MME, run_eval_demo
-    from svit_model.space import write_space
-    from svit_model.training.demo import run_training_demo
-
     # Each part checks its own output against its inputs; the root holds them all, so it is checked too.
     check_output_apart(
         output_dir, "--output", {"(the bundled sample)": bundled.SAMPLE_DIR, "(MME sample)": SAMPLE_MME}
     )
     check_main_job_output(output_dir)
     layout = MainJobLayout(Path(output_dir))
-    data = run_data_demo(layout.dataset, print_fn=print_fn, card=cards.render_dataset)
-    dataset_card = cards.write_dataset(layout.dataset)  # again, now with the statistics and their figures
-    print_fn(f"Dataset card: {dataset_card}\n")
-    run_model_demo(print_fn=print_fn, drawing=layout.drawing, overwrite=True)  # the job's own folder, checked
+    data = run_data_part(layout.dataset, print_fn=print_fn)  # with its dataset card
+    run_grounded_answer(
+        print_fn=print_fn, drawing=layout.drawing, overwrite=True
+    )  # the job's own folder, checked
     print_fn("")
-    training = run_training_demo(layout.dataset, layout.train, print_fn=print_fn)
+    training = run_training_part(layout.dataset, layout.train, print_fn=print_fn)
     run = training["result"].output_dir
     print_fn("")
-    evaluation = run_eval_demo(run, layout.dataset, layout.eval, print_fn=print_fn)
+    evaluation = run_eval_part(run, layout.dataset, layout.eval, print_fn=print_fn)
     results = [layout.eval / benchmark / "results.json" for benchmark in evaluation]
-    model_card = cards.write_model(run, results)
+    model_card = write_run_card(run, results)
     print_fn(f"Model card with the evaluation as model-index: {model_card}\n")
     space = write_space(run, layout.space, overwrite=True)
     print_fn(f"Grounded-chat Space folder: {space} (run it: svit app --model {run})\n")
 
     artefacts = {
         "dataset (load_dataset)": layout.dataset,
-        "dataset card": dataset_card,
-        "build report": layout.dataset / "build_report.json",
+        "dataset card": data["dataset_card"],
+        "build report": layout.dataset / REPORT_FILE,
         "statistics and figures": Path(data["stats"]["json"]).parent,
-        "recipe reports and figures": layout.dataset / "recipes",
+        "recipe reports and figures": layout.dataset / RECIPES_DIR,
         "grounded answer drawn": layout.drawing,
         "tiny model": layout.train / "tiny-svit-llava",
         "trained checkpoint": run,
@@ -146,4 +134,4 @@ def run_main_job(output_dir: str | Path, cards: MainJobCards, print_fn=print) ->
     return artefacts
 
 
-__all__ = ["MainJobCards", "MainJobLayout", "artefact_listing", "check_main_job_output", "run_main_job"]
+__all__ = ["MainJobLayout", "artefact_listing", "check_main_job_output", "run_main_job"]

@@ -1,26 +1,33 @@
-"""`make demo`, evaluation part: the tiny checkpoint of the training part scored by `svit eval` on the MME-layout
-sample shipped with svit (4 subtasks, 2 images each, drawn shapes: `tools/eval_samples.py` made it) and on the
-held-out referring QAs (`test` split) of the built bundled sample. A few dozen training steps make no model:
-the scores are near zero; the point is the path (predictions ledger, official results folder, results.json)."""
+"""The main job's evaluation part (`make demo`): the tiny checkpoint of the training part scored by `svit eval`
+on the MME-layout sample shipped with svit (4 subtasks, 2 images each, drawn shapes) and on the held-out
+referring QAs (`test` split) of the built bundled sample. A few dozen training steps make no model: the scores
+are near zero; the point is the path (predictions ledger, official results folder, results.json)."""
 
 from __future__ import annotations
 
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 
 from svit_dataset.files import check_replaceable
-from svit_model.evaluation.run import GroundingOptions, MmeOptions, run_eval
+from svit_model.evaluation.mme import SHIPPED_SAMPLE as SAMPLE_MME
+from svit_model.evaluation.mme import SHIPPED_SAMPLE_SUBTASKS, MmeOptions
+from svit_model.evaluation.run import run_eval
+from svit_model.evaluation.svit_referring import SvitReferring, SvitReferringOptions
 
-SAMPLE_MME = Path(__file__).parent / "sample" / "mme"
-SAMPLE_SUBTASKS = "existence,count,color,commonsense_reasoning"
-DEMO_PARTS = ("mme", "grounding")  # one results folder per benchmark, under the demo's output folder
+# part -> the benchmark it runs; one results folder per part, under the part's output folder
+DEMO_PARTS = {"mme": "mme", "grounding": SvitReferring.name}
 
 
-def run_eval_demo(
-    checkpoint: str | Path, dataset_dir: str | Path, output_dir: str | Path, print_fn=print
+def run_eval_part(
+    checkpoint: str | Path,
+    dataset_dir: str | Path,
+    output_dir: str | Path,
+    print_fn: Callable[[str], None] = print,
 ) -> dict:
-    """`svit eval mme` on the shipped sample and `svit eval grounding` on `dataset_dir`'s referring-QA test split;
-    returns both results documents. `output_dir` is replaced (the demo's checkpoint is new each time)."""
+    """`svit eval mme` on the shipped sample and `svit eval svit-referring` on `dataset_dir`'s referring-QA test
+    split; returns both results documents, by part (`mme`, `grounding`: their folders under `output_dir`).
+    `output_dir` is replaced (the demo's checkpoint is new each time)."""
     import torch
 
     output_dir = Path(output_dir)
@@ -47,14 +54,16 @@ def _is_eval_demo(folder: Path) -> bool:
 def _run(common: dict, dataset_dir, output_dir: Path, print_fn) -> dict:
     print_fn(f"svit eval of {common['model']} (a few dozen training steps: scores near 0 are expected)")
     mme = run_eval(
-        "mme",
-        MmeOptions(**common, data=str(SAMPLE_MME), output=str(output_dir / "mme"), subtasks=SAMPLE_SUBTASKS),
+        DEMO_PARTS["mme"],
+        MmeOptions(
+            **common, data=str(SAMPLE_MME), output=str(output_dir / "mme"), subtasks=SHIPPED_SAMPLE_SUBTASKS
+        ),
         print_fn=print_fn,
     )
     print_fn(f"  MME results folder (official format): {output_dir / 'mme' / 'mme_results'}")
     grounding = run_eval(
-        "grounding",
-        GroundingOptions(
+        DEMO_PARTS["grounding"],
+        SvitReferringOptions(
             **common, data=str(dataset_dir), output=str(output_dir / "grounding"), max_new_tokens=48
         ),
         print_fn=print_fn,
@@ -63,4 +72,4 @@ def _run(common: dict, dataset_dir, output_dir: Path, print_fn) -> dict:
     return {"mme": mme, "grounding": grounding}
 
 
-__all__ = ["SAMPLE_MME", "run_eval_demo"]
+__all__ = ["SAMPLE_MME", "run_eval_part"]

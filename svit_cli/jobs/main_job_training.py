@@ -1,5 +1,5 @@
-"""`make demo`, training part: a short `svit train` run of the tiny SVIT-LLaVA on the built bundled sample, ending
-in a checkpoint that reloads with the Auto classes and answers a question about an image."""
+"""The main job's training part (`svit demo`): a short `svit train` run of the tiny SVIT-LLaVA on the built bundled
+sample, ending in a checkpoint that reloads with the Auto classes and answers a question about an image."""
 
 from __future__ import annotations
 
@@ -8,13 +8,14 @@ from pathlib import Path
 
 import torch
 
+from svit_cli.jobs.train import parse_train_arguments
 from svit_dataset.local_tables import load_table_fresh
 from svit_model.tiny import save_tiny_svit_llava
 
 logger = logging.getLogger(__name__)
 
 
-def run_training_demo(
+def run_training_part(
     dataset_dir: str | Path,
     output_dir: str | Path,
     dataset_config: str = "referring_qa",
@@ -25,7 +26,6 @@ def run_training_demo(
     run with `AutoModelForImageTextToText` / `AutoProcessor` and generate one answer."""
     from transformers import AutoModelForImageTextToText, AutoProcessor
 
-    from svit_model.training.command import parse_train_arguments
     from svit_model.training.train import train
 
     output_dir = Path(output_dir)
@@ -69,4 +69,4 @@ def run_training_demo(
     return {"result": result, "question": question, "answer": answer}
 
 
-__all__ = ["run_training_demo"]
+__all__ = ["run_training_part"]

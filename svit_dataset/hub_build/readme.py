@@ -1,16 +1,14 @@
-"""The README.md of a built folder: the YAML front matter that makes `load_dataset(folder_or_repo, config)`
-work without a loading script (`configs:` with `data_files`, `dataset_info:`), and the facts a card is
-written from.
+"""The README.md a build writes: the YAML front matter that makes `load_dataset(folder_or_repo, config)` work
+without a loading script (`configs:` with `data_files`, `dataset_info:`), and the facts a card is written from.
 
-The prose of the dataset card lives in `hub_cards.dataset_card` (svit_dataset does not import it): the
-CLI or a top-level job passes a renderer, `build_hub_dataset(..., card=render_dataset_card)`. Without
-one, the README holds the front matter, a title and the usage code: it loads all the same.
+The build writes the minimal README (`minimal_readme`: the front matter, a title, the usage code); it loads all
+the same. The dataset card's prose comes from `hub_cards.dataset_card` (svit_dataset does not import it), which
+renders the same front matter from the build's `BuildFacts`: svit_cli/jobs/build.py writes it after the build.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable
 
 import yaml
 
@@ -47,9 +45,6 @@ class BuildFacts:
     def usage_split(self) -> str:
         splits = next(e.num_examples for e in self.entries if e.name == self.default)
         return "train" if splits.get("train") else next(iter(splits))
-
-
-CardRenderer = Callable[[BuildFacts], str]
 
 
 def card_metadata(entries: list[ConfigEntry], default: str, features_yaml: list[dict]) -> dict:
