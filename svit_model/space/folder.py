@@ -126,7 +126,7 @@ def check_max_new_tokens(value: int) -> int:
 
 def check_port(port: int) -> int:
     """A TCP port to listen on: 1 to 65535 (0 would let the system pick one the user is never told)."""
-    from svit_model.training.arguments import Range, check_value
+    from svit_dataset.settings import Range, check_value
 
     check_value("--port", port, Range(low=1, high=65535, integer=True))
     return port

@@ -15,7 +15,6 @@ of where each acting one acts.
 from __future__ import annotations
 
 import dataclasses
-import math
 import types
 import typing
 from collections.abc import Callable
@@ -24,6 +23,7 @@ from dataclasses import dataclass, field
 from trl import ModelConfig, ScriptArguments, SFTConfig
 
 from svit_dataset.errors import SvitInputError
+from svit_dataset.settings import Range, check_value, range_type
 from svit_model.training.stages import STAGES
 
 
@@ -148,52 +148,6 @@ def _describe(annotation) -> str:
 # --- numeric ranges -------------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class Range:
-    """The accepted values of a numeric argument: finite, within [low, high] (an end excluded when `open`),
-    an integer where `integer`, plus `also` (sentinels such as max_steps' -1), and None where `optional`.
-    `step_or_ratio`: transformers reads a value below 1 as a fraction of the run and one from 1 on as a step
-    count, which must then be whole (`--save_steps 2.5` would be cut to 2 without a word)."""
-
-    low: float | None = None
-    high: float | None = None
-    low_open: bool = False
-    high_open: bool = False
-    integer: bool = False
-    optional: bool = False
-    also: tuple = ()
-    step_or_ratio: bool = False
-
-    def accepts(self, value) -> bool:
-        if value is None:
-            return self.optional
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            return False
-        if value in self.also:
-            return True
-        if not math.isfinite(value) or (self.integer and value != int(value)):
-            return False
-        if self.step_or_ratio and value >= 1 and value != int(value):
-            return False
-        if self.low is not None and (value <= self.low if self.low_open else value < self.low):
-            return False
-        return self.high is None or (value < self.high if self.high_open else value <= self.high)
-
-    def describe(self) -> str:
-        kind = "an integer" if self.integer else "a finite number"
-        bounds = []
-        if self.low is not None:
-            bounds.append(f"{'above' if self.low_open else 'at least'} {self.low:g}")
-        if self.high is not None:
-            bounds.append(f"{'below' if self.high_open else 'at most'} {self.high:g}")
-        text = f"{kind} {' and '.join(bounds)}".strip()
-        if self.step_or_ratio:
-            text += " (below 1: a fraction of the run; from 1 on: a whole number of steps)"
-        for value in self.also:
-            text += f", or {value}"
-        return text + (", or unset" if self.optional else "")
-
-
 POSITIVE = Range(low=0, low_open=True)
 NON_NEGATIVE = Range(low=0)
 COUNT = Range(low=1, integer=True)  # batch sizes, accumulation, workers' prefetch...
@@ -249,20 +203,6 @@ MODEL_FLAG_RANGES: dict[str, Range] = {
     "seed": SEED,
     "steps": Range(low=1, high=10_000, integer=True),  # `svit model demo`: a CPU demo, minutes at most
 }
-
-
-def out_of_range(flag: str, value, accepted: Range) -> str | None:
-    """The error text of `value` for `flag` (naming the flag and the accepted values), or None if it is fine."""
-    if accepted.accepts(value):
-        return None
-    return f"{flag} {value!r}: out of range; expected {accepted.describe()}"
-
-
-def check_value(flag: str, value, accepted: Range) -> None:
-    """Raise `SvitInputError` unless `value` is one of `accepted` (a `Range`)."""
-    problem = out_of_range(flag, value, accepted)
-    if problem:
-        raise SvitInputError(problem)
 
 
 def check_argument_values(*arguments, ranges: dict[str, Range] = TRAIN_RANGES) -> None:
@@ -477,28 +417,12 @@ def modality_grouping(asked: bool | None, train_sampling_strategy: str, stage_de
     return asked
 
 
-def range_type(accepted: Range, parse: Callable[[str], object] = int) -> Callable[[str], object]:
-    """An argparse `type` that parses a flag's text and checks it against `accepted` (argparse names the
-    flag in its one-line error)."""
-    import argparse
-
-    def convert(text: str):
-        value = parse(text)
-        if not accepted.accepts(value):
-            raise argparse.ArgumentTypeError(f"{text!r} is out of range; expected {accepted.describe()}")
-        return value
-
-    convert.__name__ = parse.__name__
-    return convert
-
-
 __all__ = [
     "ACTS_ONLY_WITH",
     "MODEL_FLAG_RANGES",
     "REFUSED_ARGUMENTS",
     "TRAIN_ARGUMENT_TYPES",
     "TRAIN_RANGES",
-    "Range",
     "Refusal",
     "SvitSFTConfig",
     "SvitScriptArguments",
