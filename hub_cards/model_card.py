@@ -32,6 +32,7 @@ from huggingface_hub.repocard_data import eval_results_to_model_index, model_ind
 
 from svit_dataset.errors import SvitInputError
 from svit_dataset.facts import (
+    MODEL_INDEX_KEY,
     RUN_FACTS_FILE,
     SVIT_CITATION,
     SVIT_DATA_LICENSE,
@@ -40,7 +41,7 @@ from svit_dataset.facts import (
     read_run_facts,
 )
 from svit_dataset.files import write_text_atomic
-from svit_dataset.hub_push import hub_repo_id, require_hub_repo_id
+from svit_dataset.hub_push import hub_repo_id, require_hub_repo_id, shown_name
 from svit_dataset.jsonlist import json_kind, read_json_object
 
 logger = logging.getLogger(__name__)
@@ -51,14 +52,6 @@ STAGE_TEXT = {
     "pretrain": "stage 1 (pretraining: only the projector trains; LLaVA's plain template, image + caption)",
     "finetune": "stage 2 (visual instruction tuning; vicuna_v1 template, assistant tokens only)",
 }
-
-
-def _shown(value: str | None) -> str | None:
-    """How the card body names a model or dataset: a Hub id as it is, a local path by its folder's name only
-    (never an absolute path: the card goes to the Hub)."""
-    if not value:
-        return None
-    return hub_repo_id(value) or Path(value.rstrip("/\\")).name or value
 
 
 def card_data(
@@ -108,7 +101,7 @@ def _eval_rows(results: list[EvalResult]) -> list[dict]:
 def _base_model_text(facts: dict) -> str:
     """The base model's Hub id, and what training started from when that was another folder or run (by name)."""
     base = hub_repo_id(facts.get("base_model"))
-    start = _shown(facts.get("init_from") or facts.get("base_model"))
+    start = shown_name(facts.get("init_from") or facts.get("base_model"))
     if base is None:
         return f"`{start}` (a local checkpoint; no Hub id recorded)" if start else "-"
     return f"`{base}`" + (f" (trained from `{start}`)" if start and start != base else "")
@@ -125,7 +118,7 @@ def card_context(
         **({f"lora_{k}": v for k, v in lora.items()} if lora else {}),
     }
     final_loss = facts.get("final_loss")
-    data = ", ".join(f"`{_shown(d)}`" for d in facts.get("datasets", []) if d) or "-"
+    data = ", ".join(f"`{shown_name(d)}`" for d in facts.get("datasets", []) if d) or "-"
     if facts.get("dataset_config"):
         data += f" (config `{facts['dataset_config']}`)"
     return {
@@ -371,9 +364,8 @@ def write_run_card(
 
 # --- model-index from `svit eval` results ---------------------------------------------------------------
 
-# results.json's list of the entries its benchmark states (svit_model.evaluation.benchmark.MODEL_INDEX_KEY): each
-# holds `EvalResult`'s keyword arguments and `whole` (False: a score of part of the benchmark, table-only).
-MODEL_INDEX_KEY = "model_index"
+# Each entry of results.json's `MODEL_INDEX_KEY` list holds `EvalResult`'s keyword arguments and `whole` (False: a
+# score of part of the benchmark, table-only).
 _ENTRY_NAMES = ("task_type", "dataset_type", "dataset_name", "metric_type")  # each a string
 _ENTRY_OPTIONAL = ("dataset_config", "dataset_split", "metric_name")  # each a string or null
 
@@ -504,7 +496,7 @@ def _earlier_entries(results: dict) -> tuple[list[EvalResult], list[EvalResult]]
         subtasks = _scored_subtasks(results)
         partial = len(set(subtasks)) < earlier.whole_subtasks
         if partial:
-            source = _shown(str(dataset.get("path") or dataset.get("type") or "")) or "-"
+            source = shown_name(str(dataset.get("path") or dataset.get("type") or "")) or "-"
             name = (
                 f"{name} subset ({len(subtasks)} of {earlier.whole_subtasks} subtasks: {', '.join(subtasks)}; "
                 f"data `{source}`)"

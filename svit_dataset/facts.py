@@ -20,6 +20,10 @@ SVIT_DATA_LICENSE = "cc-by-4.0"  # the released data; upstream's code is MIT
 # What `svit train` saves of a run beside its weights (stage, data, hyper-parameters, counts): the model card
 # is written from it, and `svit push` knows a training run by it.
 RUN_FACTS_FILE = "svit_run.json"
+# What `svit eval` writes and the model card reads: results.json, whose `model_index` list holds the entries its
+# benchmark states (huggingface_hub.EvalResult's keyword arguments plus `whole`). Here because cards import no torch.
+RESULTS_FILE = "results.json"
+MODEL_INDEX_KEY = "model_index"
 RUN_FACTS_FIX = "pass a folder written by `svit train` (it saves its facts there)"
 
 
@@ -43,6 +47,8 @@ def recorded_run_facts(run_dir: str | os.PathLike) -> dict:
 
 __all__ = [
     "RUN_FACTS_FILE",
+    "MODEL_INDEX_KEY",
+    "RESULTS_FILE",
     "RUN_FACTS_FIX",
     "SVIT_CITATION",
     "SVIT_DATA_HOMEPAGE",

@@ -80,6 +80,15 @@ def hub_repo_id(value: str | os.PathLike | None) -> str | None:
     return None if any(_bad_repo_part(part) for part in text.split("/")) else text
 
 
+def shown_name(value: str | os.PathLike | None) -> str | None:
+    """How a card or a results file names a model or dataset: a Hub id as it is, a local path by its folder's
+    name only (never an absolute path: cards go to the Hub)."""
+    if not value:
+        return None
+    text = os.fspath(value)
+    return hub_repo_id(text) or Path(text.rstrip("/\\")).name or text
+
+
 def _bad_repo_part(part: str) -> bool:
     return not _REPO_PART.fullmatch(part) or "--" in part or ".." in part or part.endswith(("-", ".", ".git"))
 

@@ -23,6 +23,7 @@ from svit_cli.jobs.main_job_eval import SAMPLE_MME, run_eval_part
 from svit_cli.jobs.main_job_training import run_training_part
 from svit_dataset import bundled
 from svit_dataset.errors import SvitInputError
+from svit_dataset.facts import RESULTS_FILE
 from svit_dataset.files import check_output_apart
 from svit_dataset.hub_build.report import RECIPES_DIR, REPORT_FILE
 from svit_model.space.folder import is_space_folder, write_space
@@ -110,7 +111,7 @@ def run_main_job(output_dir: str | Path, print_fn=print) -> dict[str, Path]:
     run = training["result"].output_dir
     print_fn("")
     evaluation = run_eval_part(run, layout.dataset, layout.eval, print_fn=print_fn)
-    results = [layout.eval / benchmark / "results.json" for benchmark in evaluation]
+    results = [layout.eval / benchmark / RESULTS_FILE for benchmark in evaluation]
     model_card = write_run_card(run, results)
     print_fn(f"Model card with the evaluation as model-index: {model_card}\n")
     space = write_space(run, layout.space, overwrite=True)

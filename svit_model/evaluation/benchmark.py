@@ -15,7 +15,7 @@ svit_cli/args.py), its reader, the ledger fields of an answer, its scorer, its h
         def read(self, dropped): ...             # -> [EvalItem]
         def score(self, items, records, output): ...  # -> metrics
 
-`results.json` carries the entries `model_index` returns (`MODEL_INDEX_KEY`): the keyword arguments of
+`results.json` carries the entries `model_index` returns (`svit_dataset.facts.MODEL_INDEX_KEY`): the keyword arguments of
 `huggingface_hub.EvalResult` plus `whole` (False: a score of part of the benchmark, which a card shows in its
 table only), so the card writer (`hub_cards.model_card`) needs no table of benchmarks.
 """
@@ -43,7 +43,6 @@ MAX_NEW_TOKENS = 4096
 MAX_BATCH_SIZE = 4096
 DEFAULT_QUESTION_TOKENS = 2048
 MAX_QUESTION_TOKENS = 32768
-MODEL_INDEX_KEY = "model_index"  # results.json's list of the benchmark's model-index entries
 
 
 @dataclass
@@ -240,7 +239,6 @@ __all__ = [
     "BenchmarkAlias",
     "EvalOptions",
     "IndexedMetric",
-    "MODEL_INDEX_KEY",
     "SHORT_ANSWER",
     "benchmark_for",
     "dataset_facts",

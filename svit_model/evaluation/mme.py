@@ -38,7 +38,7 @@ from svit_dataset.files import (
     save_figure_atomic,
     write_json_atomic,
 )
-from svit_dataset.hub_push import hub_repo_id
+from svit_dataset.hub_push import shown_name
 from svit_dataset.jsonlist import read_json_object
 from svit_dataset.settings import setting
 from svit_model.evaluation.benchmark import (
@@ -467,11 +467,6 @@ class MmeOptions(EvalOptions):
     )
 
 
-def _data_shown(data: str) -> str:
-    """How a card names the data read: a Hub id as it is, a local path by its folder's name only."""
-    return hub_repo_id(data) or Path(data.rstrip("/\\")).name or data
-
-
 @register
 class Mme(Benchmark):
     name = "mme"
@@ -527,7 +522,7 @@ class Mme(Benchmark):
             return super().model_index(dataset, metrics)
         name = (
             f"{dataset['name']} subset ({len(scored)} of {len(MME_SUBTASKS)} subtasks: {', '.join(scored)}; "
-            f"data `{_data_shown(self.options.data)}`)"
+            f"data `{shown_name(self.options.data)}`)"
         )
         return [
             model_index_entry(

@@ -12,10 +12,8 @@ from pathlib import Path
 import yaml
 
 from svit_dataset.errors import SvitInputError
+from svit_dataset.facts import MODEL_INDEX_KEY, RESULTS_FILE
 from svit_dataset.files import check_output_apart, write_json_atomic
-from svit_model.evaluation.benchmark import MODEL_INDEX_KEY
-
-RESULTS_FILE = "results.json"
 
 
 def package_version() -> str:
