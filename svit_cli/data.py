@@ -15,7 +15,7 @@ from svit_dataset.hub_push import require_hub_repo_id
 from svit_dataset.recipes.select import RecipeParams
 
 
-def _build(args) -> None:
+def _build_hub_folder(args) -> None:
     from svit_cli.jobs.build import build_dataset_folder
 
     build_dataset_folder(
@@ -33,13 +33,13 @@ def _push(args) -> None:
     print(push_folder(args.folder, args.repo_id, private=args.private or None))
 
 
-def _export_llava(args) -> None:
+def _export_llava_json(args) -> None:
     from svit_dataset.export_llava import export
 
     print(json.dumps(export(dataclass_from_args(ExportOptions, args)), indent=1))
 
 
-def _demo(args) -> None:
+def _main_job(args) -> None:
     from svit_cli.jobs.main_job import run_main_job
 
     run_main_job(args.output)
@@ -58,7 +58,7 @@ def register(sub) -> None:
         help="upload the result as a Hub dataset repo",
     )
     build.add_argument("--private", action="store_true", help="with --push-to-hub: a private repo")
-    build.set_defaults(func=_build)
+    build.set_defaults(func=_build_hub_folder)
 
     push = sub.add_parser(
         "push",
@@ -73,10 +73,10 @@ def register(sub) -> None:
     export_sub = export.add_subparsers(dest="format", required=True)
     llava = export_sub.add_parser("llava", help="LLaVA-1.5 training JSON (upstream's format/llava-v1.5)")
     add_dataclass_flags(llava, ExportOptions)
-    llava.set_defaults(func=_export_llava)
+    llava.set_defaults(func=_export_llava_json)
 
     demo = sub.add_parser(
         "demo", help="the main job on the bundled sample: build, train, eval, cards, Space (about 2 minutes)"
     )
     demo.add_argument("--output", default="out", help="the folder everything goes under (default: out)")
-    demo.set_defaults(func=_demo)
+    demo.set_defaults(func=_main_job)

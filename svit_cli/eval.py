@@ -91,7 +91,6 @@ def register(sub) -> None:
     add_passthrough_command(
         sub,
         "eval",
-        "evaluate a checkpoint: svit eval {mme,pope,refcoco,svit-referring,grounding,mme-score,card} ... "
-        "(--help after one)",
+        "evaluate a checkpoint: svit eval BENCHMARK | mme-score | card ... (`svit eval --help` lists the benchmarks)",
         _run,
     )

@@ -24,7 +24,7 @@ def _dtype(name: str | None):
     return getattr(torch, name)
 
 
-def _build(args) -> None:
+def _build_model(args) -> None:
     from svit_model.building import build_svit_llava
 
     build_svit_llava(
@@ -53,14 +53,14 @@ def _convert(args) -> None:
     print(f"SVIT-LLaVA written to {args.output}")
 
 
-def _export_llava(args) -> None:
+def _export_stock_llava(args) -> None:
     from svit_model.stock_llava import export_llava_checkpoint
 
     written = export_llava_checkpoint(args.input, args.output, overwrite=args.overwrite)
     print(f"llava checkpoint written to {written}")
 
 
-def _demo(args) -> None:
+def _grounded_answer(args) -> None:
     from svit_cli.jobs.grounded_answer import run_grounded_answer
 
     run_grounded_answer(seed=args.seed, steps=args.steps, drawing=args.drawing, overwrite=args.overwrite)
@@ -105,7 +105,7 @@ def register(sub) -> None:
     build.add_argument(
         "--dtype", choices=["float32", "bfloat16", "float16"], help="default: the checkpoints'"
     )
-    build.set_defaults(func=_build)
+    build.set_defaults(func=_build_model)
 
     convert = model_sub.add_parser(
         "convert", help="upstream LLaVA-1.5 / SVIT-v1.5 checkpoint (full or LoRA) -> ours"
@@ -126,7 +126,7 @@ def register(sub) -> None:
     )
     export.add_argument("--input", required=True, help="SVIT-LLaVA checkpoint folder")
     _add_output_flags(export)
-    export.set_defaults(func=_export_llava)
+    export.set_defaults(func=_export_stock_llava)
 
     tiny = model_sub.add_parser(
         "tiny",
@@ -156,4 +156,4 @@ def register(sub) -> None:
     )
     demo.add_argument("--drawing", help="write the image with the parsed boxes drawn here (PNG)")
     demo.add_argument("--overwrite", action="store_true", help="replace an existing --drawing PNG")
-    demo.set_defaults(func=_demo)
+    demo.set_defaults(func=_grounded_answer)

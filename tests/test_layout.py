@@ -150,12 +150,12 @@ def _imports_in(package: str) -> list[tuple[str, str]]:
 
 
 def test_layers_import_only_downwards():
-    """svit_cli on top (its jobs above nothing of svit_cli's commands), then hub_cards, then svit_model, then
-    svit_dataset; hub_cards imports no torch."""
+    """svit_cli on top (its jobs above nothing of svit_cli's commands), then hub_cards and svit_model side by
+    side (neither imports the other: a job passes one's facts to the other), then svit_dataset."""
     forbidden = {
         "svit_dataset": ("svit_model", "hub_cards", "svit_cli"),
         "svit_model": ("hub_cards", "svit_cli"),
-        "hub_cards": ("svit_cli",),
+        "hub_cards": ("svit_model", "svit_cli"),
     }
     offenders = [
         f"{file} imports {imported}"

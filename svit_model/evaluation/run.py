@@ -9,8 +9,10 @@ Nothing here knows one benchmark from another: each says what it reads, keeps, s
 from __future__ import annotations
 
 import dataclasses
+import importlib
 import logging
 import math
+import pkgutil
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
@@ -18,9 +20,6 @@ from pathlib import Path
 from svit_dataset.errors import SvitInputError
 from svit_dataset.files import check_output_apart, check_replaceable, write_json_atomic
 from svit_dataset.jsonlist import read_json_object
-
-# The benchmarks shipped with svit register themselves on import (`benchmark.register`).
-from svit_model.evaluation import grounding_alias, mme, pope, refcoco, svit_referring  # noqa: F401
 from svit_model.evaluation.benchmark import (
     BENCHMARKS,
     MAX_BATCH_SIZE,
@@ -41,6 +40,18 @@ from svit_model.evaluation.harness import (
 from svit_model.evaluation.results import results_document, results_table, write_results
 
 logger = logging.getLogger(__name__)
+
+
+def import_shipped_benchmarks() -> None:
+    """Import every module of svit_model.evaluation: each benchmark module registers itself on import
+    (`benchmark.register`), so a new benchmark is one new module, with no list to edit."""
+    import svit_model.evaluation as package
+
+    for module in pkgutil.iter_modules(package.__path__):
+        importlib.import_module(f"{package.__name__}.{module.name}")
+
+
+import_shipped_benchmarks()
 
 RUN_FILE = "run.json"  # what the predictions in a folder were made with: a resume must match it
 
