@@ -8,7 +8,10 @@ into the next or into later tests. It costs a fraction of a second where a new P
 (torch, transformers and datasets imported again).
 
 `run_svit_forked` starts `svit ARGV` in a fork of this process: its own memory, exit code and limits, for what
-a process-wide setting decides (a file-size limit, RLIMIT_FSIZE: the write that passes it fails with EFBIG).
+a process-wide setting decides (a file-size limit, RLIMIT_FSIZE: the write that passes it fails with EFBIG), or
+for a run a test kills. A fork needs no imports: it costs what the command does, where a new interpreter adds
+seconds. It runs torch on one thread: OpenMP's pool does not survive a fork, so a command that raises the thread
+count (accelerate does on CPU, for `svit train` under torch.distributed) needs a real subprocess.
 
 `assert_one_clean_line_each` runs a table of bad inputs through both and checks each ends as one line
 `svit <command>: error: ...`, exit 2, no traceback (the CLI error tables, tests/test_cli_errors*.py).
@@ -17,6 +20,7 @@ a process-wide setting decides (a file-size limit, RLIMIT_FSIZE: the write that 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import io
 import logging
 import os
@@ -121,13 +125,28 @@ def run_svit(argv: list[str], env: dict[str, str] | None = None) -> subprocess.C
     return subprocess.CompletedProcess(argv, code, out.getvalue(), err.getvalue())
 
 
-def run_svit_forked(argv: list[str], fsize: int | None = None) -> tuple[int, Path]:
-    """Start `svit ARGV` in a fork of this process; (pid, file its stderr goes to). `fsize`: the most bytes any
-    one file may get (RLIMIT_FSIZE), a full disk for that process alone. Reap it with `wait_forked`."""
-    err_path = Path(tempfile.mkstemp(prefix="svit-cli-", suffix=".err")[1])
+@dataclasses.dataclass
+class Forked:
+    """A `svit ARGV` started by `run_svit_forked`: its pid and the files its stdout and stderr go to."""
+
+    argv: list[str]
+    pid: int
+    out_path: Path
+    err_path: Path
+
+    def running(self) -> bool:
+        """Whether it has not ended yet (without reaping it: `wait_forked` still gets its exit code)."""
+        return os.waitid(os.P_PID, self.pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is None
+
+
+def run_svit_forked(argv: list[str], fsize: int | None = None, env: dict[str, str] | None = None) -> Forked:
+    """Start `svit ARGV` in a fork of this process. `fsize`: the most bytes any one file may get (RLIMIT_FSIZE),
+    a full disk for that process alone; `env`: added to its environment (after CLI_ENVIRONMENT). Reap it with
+    `wait_forked`."""
+    out_path, err_path = (Path(tempfile.mkstemp(prefix="svit-cli-", suffix=s)[1]) for s in (".out", ".err"))
     pid = os.fork()
     if pid:
-        return pid, err_path
+        return Forked(argv, pid, out_path, err_path)
     code = 1
     try:  # the child: never returns into pytest
         import torch
@@ -135,10 +154,10 @@ def run_svit_forked(argv: list[str], fsize: int | None = None) -> tuple[int, Pat
         torch.set_num_threads(1)  # the parent's OpenMP pool does not survive a fork
         if fsize:
             resource.setrlimit(resource.RLIMIT_FSIZE, (fsize, fsize))
-        os.environ.update(CLI_ENVIRONMENT)
-        null = os.open(os.devnull, os.O_WRONLY)
+        os.environ.update(CLI_ENVIRONMENT | (env or {}))
+        out = os.open(out_path, os.O_WRONLY | os.O_TRUNC)
         err = os.open(err_path, os.O_WRONLY | os.O_TRUNC)
-        os.dup2(null, 1)
+        os.dup2(out, 1)
         os.dup2(err, 2)
         sys.stdout = open(1, "w", closefd=False)  # noqa: SIM115 - the child's whole life
         sys.stderr = open(2, "w", closefd=False)  # noqa: SIM115
@@ -156,32 +175,29 @@ def run_svit_forked(argv: list[str], fsize: int | None = None) -> tuple[int, Pat
         os._exit(code)
 
 
-def wait_forked(
-    pid: int, err_path: Path, argv: list[str], timeout: float = 300
-) -> subprocess.CompletedProcess:
+def wait_forked(forked: Forked, timeout: float = 300) -> subprocess.CompletedProcess:
     """The result of a run started by `run_svit_forked`, killed after `timeout` seconds."""
     started = time.monotonic()
     while True:
-        done, status = os.waitpid(pid, os.WNOHANG)
+        done, status = os.waitpid(forked.pid, os.WNOHANG)
         if done:
             break
         if time.monotonic() - started > timeout:
-            os.kill(pid, signal.SIGKILL)
+            os.kill(forked.pid, signal.SIGKILL)
         time.sleep(0.02)
-    stderr = err_path.read_text(errors="replace")
-    err_path.unlink()
-    return subprocess.CompletedProcess(argv, os.waitstatus_to_exitcode(status), "", stderr)
+    stdout, stderr = (path.read_text(errors="replace") for path in (forked.out_path, forked.err_path))
+    forked.out_path.unlink()
+    forked.err_path.unlink()
+    return subprocess.CompletedProcess(forked.argv, os.waitstatus_to_exitcode(status), stdout, stderr)
 
 
 def run_cases(cases: list[tuple[list[str], dict]]) -> list[subprocess.CompletedProcess]:
     """`svit ARGV` for each (argv, options), results in order. A case with options (`{"fsize": bytes}`) runs in a
     fork, all of them started first so that they run beside the others, which run here one after another."""
-    forked = {
-        i: (argv, run_svit_forked(argv, **options)) for i, (argv, options) in enumerate(cases) if options
-    }
+    forked = {i: run_svit_forked(argv, **options) for i, (argv, options) in enumerate(cases) if options}
     results = [None if i in forked else run_svit(argv) for i, (argv, _) in enumerate(cases)]
-    for i, (argv, (pid, err_path)) in forked.items():
-        results[i] = wait_forked(pid, err_path, argv)
+    for i, started in forked.items():
+        results[i] = wait_forked(started)
     return results
 
 

@@ -30,7 +30,6 @@ from svit_model.evaluation.grounding_alias import GroundingOptions
 from svit_model.evaluation.harness import EvalItem, with_suffix
 from svit_model.evaluation.refcoco import Refcoco
 from svit_model.evaluation.svit_referring import SvitReferring
-from svit_model.tiny import save_tiny_svit_llava
 from tests.test_eval_readers import write_svit_test_split
 from tests.train_fixtures import one_thread
 from tools.eval_samples import refcoco_rows, write_table
@@ -98,7 +97,7 @@ def toy_registered():
 
 
 def test_a_toy_benchmark_defined_here_runs_in_svit_eval_and_lands_in_the_card(
-    toy_registered, tmp_path, capsys
+    toy_registered, tiny_checkpoint, tmp_path, capsys
 ):
     with pytest.raises(SystemExit):
         main(["eval", "--help"])
@@ -112,7 +111,7 @@ def test_a_toy_benchmark_defined_here_runs_in_svit_eval_and_lands_in_the_card(
 
     data = tmp_path / "colours.json"
     data.write_text(json.dumps(colour_rows()))
-    model = save_tiny_svit_llava(tmp_path / "tiny")
+    model = tiny_checkpoint
     out = tmp_path / "out"
     argv = ["eval", TOY, "--model", str(model), "--data", str(data), "--output", str(out), "--no-progress"]
     with one_thread():

@@ -1,44 +1,19 @@
-"""`SvitBuilder` (the `datasets` builder) and `svit build` give the same rows, split by split, for a subset and a
-recipe of the bundled sample (images embedded, upstream's held-out list)."""
+"""`SvitBuilder` (the `datasets` builder) and `svit build` (the session's `built_sample`) give the same rows,
+split by split, for a subset and a recipe of the bundled sample (images embedded, upstream's held-out list)."""
 
 from __future__ import annotations
 
 import datasets
 import pytest
 
-from svit_cli.main import main
 from svit_dataset import bundled
 from svit_dataset.hub_build.datasets_builder import SvitBuilder
 
 CONFIGS = ("referring_qa", "core_150k")
 
 
-@pytest.fixture(scope="module")
-def cli_build(tmp_path_factory):
-    """The folder `svit build` writes for both configs."""
-    datasets.disable_progress_bars()
-    folder = tmp_path_factory.mktemp("cli") / "svit"
-    code = main(
-        [
-            "build",
-            "--input",
-            str(bundled.RELEASE_DIR),
-            "--images",
-            str(bundled.IMAGES_DIR),
-            "--test-ids",
-            str(bundled.TEST_IDS),
-            "--configs",
-            ",".join(CONFIGS),
-            "--output",
-            str(folder),
-        ]
-    )
-    assert code == 0
-    return folder
-
-
 @pytest.mark.parametrize("config", CONFIGS)
-def test_builder_rows_are_the_rows_of_svit_build(cli_build, config, tmp_path):
+def test_builder_rows_are_the_rows_of_svit_build(built_sample, config, tmp_path):
     builder = SvitBuilder(
         config_name=config,
         data_dir=str(bundled.RELEASE_DIR),
@@ -48,7 +23,9 @@ def test_builder_rows_are_the_rows_of_svit_build(cli_build, config, tmp_path):
     )
     builder.download_and_prepare()
     ours = builder.as_dataset()
-    theirs = datasets.load_dataset(str(cli_build), config, cache_dir=str(tmp_path / "loaded"))
+    theirs = datasets.load_dataset(
+        str(built_sample), config, cache_dir=str(tmp_path / "loaded")
+    )  # svit build's
     assert set(ours) == set(theirs) == {"train", "test"}
     for split in ("train", "test"):
         a, b = ours[split].data.table, theirs[split].data.table

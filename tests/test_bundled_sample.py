@@ -1,5 +1,6 @@
 """The bundled sample end to end: build with images, load every config, train with stock TRL."""
 
+import json
 import math
 
 import datasets
@@ -13,12 +14,9 @@ from tools.sample_maker import BAD_RECORDS, TEST_IMAGE_IDS
 
 
 @pytest.fixture(scope="module")
-def hub_folder(tmp_path_factory):
-    parent = tmp_path_factory.mktemp("hub")
-    report = build_hub_dataset(
-        bundled.RELEASE_DIR, parent / "svit", images_dir=bundled.IMAGES_DIR, test_ids=bundled.TEST_IDS
-    )
-    return parent, report
+def hub_folder(built_sample):
+    """The bundled sample built with its images and held-out ids: (the folder's parent, its build report)."""
+    return built_sample.parent, json.loads((built_sample / "build_report.json").read_text())
 
 
 def test_quality_report_counts_each_planted_bad_record(hub_folder):

@@ -11,6 +11,8 @@ prove nothing more here.
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import logging
 import os
@@ -64,6 +66,17 @@ def section(text: str, heading: str) -> str:
     return text[start : end if end > 0 else None]
 
 
+def run_snippet(code: str, cwd: Path, cache: Path, monkeypatch) -> str:
+    """What `python -c CODE` prints when run in `cwd`, run here: in a namespace of its own (it must import what
+    it uses; only the loading of those modules is saved), with a `datasets` cache of its own."""
+    monkeypatch.chdir(cwd)
+    monkeypatch.setattr(datasets.config, "HF_DATASETS_CACHE", str(cache))
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        exec(compile(code, "<the card's code>", "exec"), {"__name__": "__main__"})  # noqa: S102 - the card's own
+    return printed.getvalue()
+
+
 # --- pure functions --------------------------------------------------------------------------------------
 
 
@@ -107,19 +120,13 @@ def build_with_card(input_dir, output_dir, configs, **options) -> dict:
 
 
 @pytest.fixture(scope="module")
-def built(tmp_path_factory):
-    """The bundled sample, every config, built with the card; (folder, report, card text at build time)."""
+def built(built_sample, tmp_path_factory):
+    """The bundled sample, every config, as `svit build` writes it with its card (a copy of `built_sample`),
+    then its statistics and the card written again; (folder, report, card text at build time)."""
     folder = tmp_path_factory.mktemp("cards") / "svit"
-    report = build_with_card(
-        bundled.RELEASE_DIR,
-        folder,
-        "all,recipes",
-        images_dir=bundled.IMAGES_DIR,
-        test_ids=bundled.TEST_IDS,
-        llava_mix=bundled.LLAVA_DIR / "llava_v1_5_mix665k.json",
-        llava_instruct=bundled.LLAVA_DIR / "llava_instruct_150k.json",
-    )
+    shutil.copytree(built_sample, folder)
     at_build = (folder / "README.md").read_text()
+    report = json.loads((folder / "build_report.json").read_text())
     write_stats(folder)
     write_dataset_card(folder)
     return folder, report, at_build
@@ -159,7 +166,7 @@ def test_every_config_still_loads_after_the_card_is_rewritten(built, tmp_path):
         assert {s: loaded[s].num_rows for s in loaded} == splits, config
 
 
-def test_dataset_card_body_states_the_build(built, tmp_path):
+def test_dataset_card_body_states_the_build(built, tmp_path, monkeypatch):
     folder, report, at_build = built
     text = DatasetCard.load(folder / "README.md").text
     headings = re.findall(r"^##+ .*$", text, re.M)
@@ -182,17 +189,8 @@ def test_dataset_card_body_states_the_build(built, tmp_path):
     assert str(folder.parent) not in text and "/work" not in text  # no local paths
     # the load snippet runs as written from the folder's parent
     code = PYTHON_BLOCK.findall(section(text, "Usage"))[0] + "print(ds.num_rows)\n"
-    env = {"HF_HUB_OFFLINE": "1", "HF_DATASETS_CACHE": str(tmp_path / "cache")}
-    done = subprocess.run(
-        [sys.executable, "-c", code],
-        cwd=folder.parent,
-        capture_output=True,
-        text=True,
-        env=_env(env),
-        timeout=300,
-    )
-    assert done.returncode == 0, done.stderr[-2000:]
-    assert done.stdout.split()[-1] == str(report["configs"]["full"]["train"])
+    printed = run_snippet(code, folder.parent, tmp_path / "cache", monkeypatch)
+    assert printed.split()[-1] == str(report["configs"]["full"]["train"])
 
 
 def test_pushed_readme_is_the_card(built, tmp_path):
@@ -291,7 +289,7 @@ def test_generation_summary_is_found_from_any_cwd(tmp_path, monkeypatch):
     assert "No `generation_summary.json` was found" in made
 
 
-def test_trl_snippet_of_a_build_without_images_attaches_them_first(tmp_path):
+def test_trl_snippet_of_a_build_without_images_attaches_them_first(tmp_path, monkeypatch):
     folder = tmp_path / "svit"
     build_with_card(bundled.RELEASE_DIR, folder, ["referring_qa"])
     at_build = section((folder / "README.md").read_text(), "Usage")  # the build knows it had no images
@@ -303,12 +301,8 @@ def test_trl_snippet_of_a_build_without_images_attaches_them_first(tmp_path):
     # as written, up to the trainer (it would download a 7B model): the images are there afterwards
     (tmp_path / "VG").symlink_to(bundled.IMAGES_DIR)
     code = trl.split("trainer = SFTTrainer(")[0] + "print(train[0]['images'][0].size)\n"
-    env = {"HF_HUB_OFFLINE": "1", "HF_DATASETS_CACHE": str(tmp_path / "cache")}
-    done = subprocess.run(
-        [sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, env=_env(env), timeout=300
-    )
-    assert done.returncode == 0, done.stderr[-2000:]
-    assert re.fullmatch(r"\(\d+, \d+\)", done.stdout.split("\n")[-2])
+    printed = run_snippet(code, tmp_path, tmp_path / "cache", monkeypatch)
+    assert re.fullmatch(r"\(\d+, \d+\)", printed.split("\n")[-2])
 
 
 def test_trl_snippet_of_a_build_with_images_is_as_before(built):
@@ -320,10 +314,6 @@ def test_trl_snippet_of_a_build_with_images_is_as_before(built):
 
 
 # --- the model card --------------------------------------------------------------------------------------
-
-
-def _env(extra: dict) -> dict:
-    return os.environ | extra
 
 
 def _run_folder(root: Path, facts: dict = FACTS) -> Path:
@@ -434,7 +424,9 @@ NO_SVIT = (
 )
 
 
-def _run_without_svit(code: str, cwd: Path) -> subprocess.CompletedProcess:
+def _run_without_svit(snippets: dict[str, str], cwd: Path) -> subprocess.CompletedProcess:
+    """Each {name: code} in a namespace of its own, in one interpreter where svit is not importable; stderr names
+    the snippet that was running."""
     site_packages = next(p for p in sys.path if p.endswith("site-packages"))
     env = {
         "PYTHONPATH": site_packages,
@@ -442,23 +434,31 @@ def _run_without_svit(code: str, cwd: Path) -> subprocess.CompletedProcess:
         "OMP_NUM_THREADS": "1",
         "HF_MODULES_CACHE": str(cwd / "modules"),  # the checkpoint's own code lands here
     }
+    program = NO_SVIT + (
+        "import sys\n"
+        f"for name, code in {snippets!r}.items():\n"
+        "    print(f'running the code of {name}', file=sys.stderr)\n"
+        "    exec(compile(code, name, 'exec'), {'__name__': '__main__'})\n"
+    )
     return subprocess.run(
-        [sys.executable, "-S", "-c", NO_SVIT + code],
+        [sys.executable, "-S", "-c", program],
         cwd=cwd,
         capture_output=True,
         text=True,
-        env=_env(env),
+        env=os.environ | env,
         timeout=300,
     )
 
 
 @pytest.mark.slow
-def test_usage_code_of_the_card_runs_against_a_trained_tiny_run(tmp_path):
+def test_usage_code_of_the_card_runs_against_a_trained_tiny_run(
+    tiny_grounded_checkpoint, grounded_dataset, tmp_path
+):
     """`svit train` a few steps, `svit card model RUN --results ...`, then the card's code as written, where svit
     is not installed (the checkpoint's own code, `trust_remote_code=True`); a LoRA run's too (peft)."""
-    from tests.train_fixtures import one_thread, train_args, write_dataset, write_tiny
+    from tests.train_fixtures import one_thread, train_args
 
-    model, data = write_tiny(tmp_path / "tiny"), write_dataset(tmp_path / "data")
+    model, data = tiny_grounded_checkpoint, grounded_dataset
     run = tmp_path / "tiny-svit-run"
     lora = tmp_path / "tiny-svit-lora"
     with one_thread():
@@ -481,10 +481,13 @@ def test_usage_code_of_the_card_runs_against_a_trained_tiny_run(tmp_path):
     assert str(tmp_path) not in card.text
     assert (run / "loss_curve.png").is_file()
     Image.new("RGB", (64, 48), (200, 30, 30)).save(tmp_path / "image.jpg")
+    snippets = {}
     for folder in (run, lora):
         text = ModelCard.load(folder / "README.md").text
-        (code,) = PYTHON_BLOCK.findall(section(text, "Use"))
-        assert f'from_pretrained("{folder.name}", trust_remote_code=True)' in code and "svit_" not in code
-        done = _run_without_svit(code, tmp_path)  # as written: only the model id is the run folder's name
-        assert done.returncode == 0, f"{folder.name}: {done.stderr[-3000:]}"
+        (snippets[folder.name],) = PYTHON_BLOCK.findall(section(text, "Use"))
+        assert f'from_pretrained("{folder.name}", trust_remote_code=True)' in snippets[folder.name]
+        assert "svit_" not in snippets[folder.name]
+    done = _run_without_svit(snippets, tmp_path)  # as written: only the model id is the run folder's name
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stderr.count("running the code of") == 2
     assert "needs `peft`" in " ".join(ModelCard.load(lora / "README.md").text.split())

@@ -4,7 +4,6 @@ exit 2, no traceback (the table runner: tests/cli_runs.py)."""
 from __future__ import annotations
 
 import json
-import random
 from pathlib import Path
 
 import pytest
@@ -132,7 +131,6 @@ def _cases(root: Path, model: Path) -> list[tuple]:
         cases.append(
             ("device cuda without CUDA", mme_run("--device", "cuda"), "--device cuda: no cuda device")
         )
-    random.Random(0).shuffle(cases)  # slow and fast cases mixed over the two workers
     return cases
 
 

@@ -10,16 +10,16 @@ import pytest
 
 from tests.cli_runs import assert_one_clean_line_each
 from tests.test_train_reliability import _fake_checkpoint
-from tests.train_fixtures import grounded_rows, train_args, write_dataset, write_tiny
+from tests.train_fixtures import grounded_rows, train_args, write_dataset
 
 # the tiny model's weights are 730 KB: a "disk" of 300 KB per file fails on them, and on nothing before
 FULL_DISK = {"fsize": 300_000}
 
 
-def _cases(root: Path) -> list[tuple]:
+def _cases(root: Path, model: Path, data: Path) -> list[tuple]:
+    """The table: `model` and `data` are the training tests' tiny checkpoint and dataset (read-only); the rest is
+    made under `root`."""
     rows = grounded_rows()
-    model = write_tiny(root / "tiny", rows)
-    data = write_dataset(root / "data", rows)
     damaged_rows = [dict(row) for row in rows]
     damaged_rows[2]["images"] = [{"bytes": rows[2]["images"][0]["bytes"][:80], "path": None}]
     damaged = write_dataset(root / "damaged", damaged_rows)
@@ -90,8 +90,10 @@ def _cases(root: Path) -> list[tuple]:
 
 
 @pytest.mark.slow
-def test_every_bad_training_and_model_input_is_one_clean_line(tmp_path):
-    assert_one_clean_line_each(_cases(tmp_path))
+def test_every_bad_training_and_model_input_is_one_clean_line(
+    tmp_path, tiny_grounded_checkpoint, grounded_dataset
+):
+    assert_one_clean_line_each(_cases(tmp_path, tiny_grounded_checkpoint, grounded_dataset))
     assert (tmp_path / "mine" / "thesis.tex").read_text() == "years of work"
     assert (tmp_path / "a_file.txt").read_text() == "mine"
     assert not list(tmp_path.glob(".*.old-*")) and not list(tmp_path.glob("o15/**/*.safetensors"))

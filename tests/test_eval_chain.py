@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import threading
+import time
 
 import pytest
 import torch
@@ -23,16 +25,10 @@ from svit_model.evaluation.mme import MME_SUBTASKS, Mme, MmeOptions, read_mme, r
 from svit_model.evaluation.run import run_eval
 from svit_model.stock_llava import export_llava_checkpoint
 from svit_model.teaching import teach
-from svit_model.tiny import build_tiny_svit_llava, save_tiny_svit_llava
+from svit_model.tiny import build_tiny_svit_llava
+from tests.cli_runs import run_svit, run_svit_forked, wait_forked
 from tests.test_eval_readers import write_svit_test_split
-from tests.train_fixtures import (
-    grounded_rows,
-    one_thread,
-    run_svit_on_two_processes,
-    train_args,
-    write_dataset,
-    write_tiny,
-)
+from tests.train_fixtures import grounded_rows, one_thread, run_svit_on_two_processes, train_args
 from tools.eval_samples import draw, write_mme_layout, write_pope_files
 
 SUBTASKS = "existence,color,count,commonsense_reasoning"
@@ -259,21 +255,22 @@ def test_batched_split_and_exported_predictions_equal_one_at_a_time(yes_model, m
     assert {k: v["output"] for k, v in exported.items()} == {k: v["output"] for k, v in single.items()}
 
 
-def test_a_lora_run_evaluates_unmerged_on_svit_referring_qas(tmp_path):
+def test_a_lora_run_evaluates_unmerged_on_svit_referring_qas(
+    tiny_grounded_checkpoint, grounded_dataset, tmp_path
+):
     """`svit train` LoRA run -> `svit eval grounding` without a merge; the merged checkpoint answers the same."""
     from svit_cli.jobs.train import parse_train_arguments
     from svit_model.training.checkpoint import merge_lora_run
     from svit_model.training.train import train
 
-    rows = grounded_rows()
-    tiny, data = write_tiny(tmp_path / "tiny", rows), write_dataset(tmp_path / "data", rows)
+    tiny, data = tiny_grounded_checkpoint, grounded_dataset
     argv = train_args(tiny, data, tmp_path / "lora", recipe="tiny-stage2-lora", max_steps=2, save_steps=2)
     run = train(*parse_train_arguments(argv)).output_dir
     assert (run / "adapter_config.json").is_file() and not (run / "model.safetensors").exists()
     model, _ = load_for_eval(run)
     assert getattr(model, "_hf_peft_config_loaded", False)  # the adapter is on, not merged
 
-    test_split = write_svit_test_split(tmp_path / "svit", rows)
+    test_split = write_svit_test_split(tmp_path / "svit", grounded_rows())  # the samples it was trained on
     argv = [
         "eval",
         "grounding",
@@ -324,10 +321,10 @@ def test_a_lora_run_evaluates_unmerged_on_svit_referring_qas(tmp_path):
 
 
 @pytest.mark.slow
-def test_torchrun_two_processes_split_the_items(mme_data, tmp_path):
+def test_torchrun_two_processes_split_the_items(mme_data, tiny_checkpoint, tmp_path):
     """Two processes (torchrun, gloo on CPU: what `accelerate launch` runs) each generate half of the items into
     their own ledger part; the main one writes the predictions and the results once."""
-    tiny = save_tiny_svit_llava(tmp_path / "tiny")  # untrained: varied answers
+    tiny = tiny_checkpoint  # untrained: varied answers
     out = tmp_path / "ddp"
     done = run_svit_on_two_processes(mme_argv(tiny, mme_data, out, "--batch-size", "4"))
     assert done.returncode == 0, done.stderr[-3000:]
@@ -390,33 +387,27 @@ def test_images_that_do_not_load_are_counted_wrong_and_retried(yes_model, tmp_pa
 
 
 @pytest.mark.slow
-def test_a_sigkilled_command_resumes_without_generating_an_item_twice(mme_data, tmp_path):
-    """`svit eval mme` killed with SIGKILL mid-run (untrained model, long answers: about a second an item),
-    then run again: every item ends in the ledger exactly once, and the rerun generated only the others."""
-    import signal
-    import subprocess
-    import sys
-    import time
-
-    tiny = save_tiny_svit_llava(tmp_path / "tiny")
+def test_a_sigkilled_command_resumes_without_generating_an_item_twice(mme_data, tiny_checkpoint, tmp_path):
+    """`svit eval mme` killed with SIGKILL mid-run (in a process of its own, a fork of this one; untrained model,
+    long answers: about a second an item), then run again: every item ends in the ledger exactly once, and the
+    rerun generated only the others."""
     out = tmp_path / "out"
-    argv = [sys.executable, "-m", "svit_cli.main", *mme_argv(tiny, mme_data, out, "--batch-size", "1")]
-    argv += ["--max-new-tokens", "160"]
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    process = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    argv = ["eval", "mme", "--model", str(tiny_checkpoint), "--data", str(mme_data), "--output", str(out)]
+    argv += ["--subtasks", "existence,count", "--no-progress", "--batch-size", "1", "--max-new-tokens", "160"]
+    killed = run_svit_forked(argv)
     part = out / "predictions" / "part-00000.jsonl"
     deadline = time.monotonic() + 300
-    while time.monotonic() < deadline and process.poll() is None:
+    while time.monotonic() < deadline and killed.running():
         if part.is_file() and len(part.read_bytes().splitlines()) >= 3:
+            os.kill(killed.pid, signal.SIGKILL)
             break
         time.sleep(0.05)
-    process.send_signal(signal.SIGKILL)
-    process.wait()
+    assert wait_forked(killed).returncode == -signal.SIGKILL, "the run ended before it could be killed"
     before = len(read_ledger(out))
-    assert 3 <= before < 16, "the run ended before it could be killed; make the answers longer"
-    done = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=600)
+    assert 3 <= before < 8
+    done = run_svit(argv)
     assert done.returncode == 0, done.stderr[-2000:]
     results = json.loads((out / "results.json").read_text())
-    assert (results["counts"]["done_before"], results["counts"]["generated"]) == (before, 16 - before)
+    assert (results["counts"]["done_before"], results["counts"]["generated"]) == (before, 8 - before)
     ids = [json.loads(line)["id"] for line in part.read_text().splitlines()]
-    assert len(ids) == len(set(ids)) == 16
+    assert len(ids) == len(set(ids)) == 8

@@ -5,7 +5,7 @@ from __future__ import annotations
 from svit_cli.jobs.main_job_eval import SAMPLE_MME, run_eval_part
 from svit_model.evaluation.mme import SHIPPED_SAMPLE_SUBTASKS, read_mme
 from tests.test_eval_readers import write_svit_test_split
-from tests.train_fixtures import one_thread, write_tiny
+from tests.train_fixtures import one_thread
 from tools.eval_samples import mme_rows, write_mme_layout
 
 
@@ -21,11 +21,11 @@ def test_the_shipped_mme_sample_is_what_the_maker_writes(tmp_path):
     )
 
 
-def test_eval_demo_scores_the_tiny_checkpoint(tmp_path):
+def test_eval_demo_scores_the_tiny_checkpoint(tiny_grounded_checkpoint, tmp_path):
     printed = []
     with one_thread():
         out = run_eval_part(
-            write_tiny(tmp_path / "tiny"),
+            tiny_grounded_checkpoint,
             write_svit_test_split(tmp_path / "svit"),
             tmp_path / "eval",
             printed.append,

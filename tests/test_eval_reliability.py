@@ -32,7 +32,6 @@ from svit_model.evaluation.pope import PopeOptions, read_pope
 from svit_model.evaluation.refcoco import Refcoco, RefcocoOptions, read_refcoco
 from svit_model.evaluation.run import check_options, run_eval
 from svit_model.evaluation.svit_referring import read_svit_referring
-from svit_model.tiny import save_tiny_svit_llava
 from tests.test_eval_scoring import CRAFTED, EXPECTED_SCORES
 from tests.test_eval_scoring import write_results_folder as write_crafted_folder
 from tools.eval_samples import (
@@ -44,11 +43,6 @@ from tools.eval_samples import (
 )
 
 SUBTASKS = "existence,color,count,commonsense_reasoning"
-
-
-@pytest.fixture(scope="module")
-def tiny(tmp_path_factory):
-    return save_tiny_svit_llava(tmp_path_factory.mktemp("tiny") / "tiny")
 
 
 @pytest.fixture
@@ -94,16 +88,18 @@ def test_mme_score_never_writes_into_its_results_folder_nor_replaces_a_file_not_
     assert json.loads(scores.read_text())["subtasks"] == EXPECTED_SCORES
 
 
-def test_benchmark_outputs_inside_an_input_or_onto_foreign_files_are_refused(tiny, tmp_path, no_generation):
+def test_benchmark_outputs_inside_an_input_or_onto_foreign_files_are_refused(
+    tiny_checkpoint, tmp_path, no_generation
+):
     questions, images = write_pope_files(tmp_path / "pope")
-    pope = dict(model=str(tiny), data=str(questions), images=str(images), progress=False)
+    pope = dict(model=str(tiny_checkpoint), data=str(questions), images=str(images), progress=False)
     with pytest.raises(SvitInputError, match="is inside --images"):
         run_eval("pope", PopeOptions(**pope, output=str(images / "out")))
     with pytest.raises(SvitInputError, match="is inside --model"):
-        run_eval("pope", PopeOptions(**pope, output=str(tiny / "config.json")))
+        run_eval("pope", PopeOptions(**pope, output=str(tiny_checkpoint / "config.json")))
     with pytest.raises(SvitInputError, match="is inside --data"):
         run_eval("pope", PopeOptions(**pope, output=str(questions / "out")))
-    assert not (images / "out").exists() and json.loads((tiny / "config.json").read_text())
+    assert not (images / "out").exists() and json.loads((tiny_checkpoint / "config.json").read_text())
 
     # a folder holding someone's files (no run.json: not an eval output this run could resume) is left alone
     foreign = tmp_path / "foreign"
@@ -243,7 +239,7 @@ def refcoco_with_bad_rows() -> list[dict]:
     return rows + extra
 
 
-def test_refcoco_rows_without_expression_or_with_bad_boxes_are_dropped_and_counted(tiny, tmp_path):
+def test_refcoco_rows_without_expression_or_with_bad_boxes_are_dropped_and_counted(tiny_checkpoint, tmp_path):
     from collections import Counter
 
     table = write_table(tmp_path / "refcoco.parquet", refcoco_with_bad_rows())
@@ -252,7 +248,7 @@ def test_refcoco_rows_without_expression_or_with_bad_boxes_are_dropped_and_count
     assert dropped == {"no_expression": 2, "bad_box": 4}
     assert {item.id.split("#")[0] for item in items} == {f"ref-{i}" for i in range(4)}
 
-    options = dict(model=str(tiny), data=str(table), max_new_tokens=2, progress=False)
+    options = dict(model=str(tiny_checkpoint), data=str(table), max_new_tokens=2, progress=False)
     # 6 of 12 rows dropped: past the gate, refused before the model is even loaded
     with pytest.raises(
         SvitInputError, match=r"6 rows dropped \(2 no_expression, 4 bad_box\), 6 questions kept"
@@ -311,11 +307,13 @@ def test_a_grounding_prompt_template_must_hold_only_expression(prompt):
         Grounding.resolve(GroundingOptions(model="m", data="d", output="o", prompt=prompt))
 
 
-def test_a_20000_word_question_is_refused_before_generation(tiny, tmp_path, no_generation):
+def test_a_20000_word_question_is_refused_before_generation(tiny_checkpoint, tmp_path, no_generation):
     rows = mme_rows()
     rows[0] = {**rows[0], "question": "word " * 20_000}
     table = write_table(tmp_path / "mme.parquet", rows)
-    options = MmeOptions(model=str(tiny), data=str(table), output=str(tmp_path / "out"), subtasks=SUBTASKS)
+    options = MmeOptions(
+        model=str(tiny_checkpoint), data=str(table), output=str(tmp_path / "out"), subtasks=SUBTASKS
+    )
     with pytest.raises(
         SvitInputError, match=r"existence/0000.png#0: question of \d+ tokens, beyond --max-ques"
     ):

@@ -12,8 +12,6 @@ import logging
 import os
 import shutil
 import signal
-import subprocess
-import sys
 import time
 from collections import Counter
 from pathlib import Path
@@ -31,10 +29,9 @@ from svit_dataset.generation.client import ClientSettings, FatalAPIError
 from svit_dataset.generation.run import GenerationConfig, SceneSource, generate
 from svit_dataset.hub_build.engine import build_hub_dataset
 from svit_dataset.schema import TASKS
-from tests.cli_runs import run_svit
+from tests.cli_runs import run_svit, run_svit_forked, wait_forked
 from tests.fake_openai import FakeOpenAI
 
-REPO = Path(__file__).resolve().parents[1]
 CAPTIONS = bundled.ANNOTATIONS_DIR / "captions_train2017.json"
 MODEL = "fake-model"
 IMAGE_IDS = [item["image_id"] for item in json.loads(bundled.IMAGE_DATA.read_text())]
@@ -160,6 +157,7 @@ def test_output_builds_with_svit_build_and_loads(reference, tmp_path):
     assert detail["messages"][0]["content"].endswith((".", "?"))  # a Figure 9 instruction
 
 
+@pytest.mark.slow
 def test_sigkill_mid_run_then_resume_equals_uninterrupted(reference, tmp_path):
     ref_out, _, _ = reference
     out = tmp_path / "killed"
@@ -170,21 +168,17 @@ def test_sigkill_mid_run_then_resume_equals_uninterrupted(reference, tmp_path):
             "--output", str(out), "--model", MODEL, "--base-url", server.base_url,
             "--concurrency", "3", "--timeout", "0.5",
         ]  # fmt: skip
-        env = {**os.environ, "OPENAI_API_KEY": "", "PYTHONPATH": str(REPO)}
-        # the killed run is a process of its own (a SIGKILL ends a process); the rerun runs here
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "svit_cli.main", *argv], cwd=REPO, env=env,
-            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-        )  # fmt: skip
+        # the killed run is a process of its own (a SIGKILL ends a process; a fork of this one); the rerun runs here
+        killed = run_svit_forked(argv)
         ledger = out / "ledger.jsonl"
         deadline = time.monotonic() + 60
-        while time.monotonic() < deadline and proc.poll() is None:
+        while time.monotonic() < deadline and killed.running():
             if ledger.exists() and ledger.read_bytes().count(b"\n") >= 40:
                 break
             time.sleep(0.01)
-        assert proc.poll() is None, "the run ended before it could be killed"
-        proc.send_signal(signal.SIGKILL)
-        proc.wait()
+        assert killed.running(), "the run ended before it could be killed"
+        os.kill(killed.pid, signal.SIGKILL)
+        wait_forked(killed)
         kill_index = len(server.log)
         # what the killed run had finished: every attempt judged and written to the ledger
         finished = set()

@@ -3,8 +3,6 @@
 import json
 import os
 import signal
-import subprocess
-import sys
 import time
 
 import datasets
@@ -14,6 +12,7 @@ from svit_dataset.errors import SvitInputError
 from svit_dataset.hub_build.configs import SUBSETS
 from svit_dataset.hub_build.engine import build_hub_dataset
 from svit_dataset.hub_build.report import read_report
+from tests.cli_runs import run_svit, run_svit_forked, wait_forked
 from tests.release_factory import conversation, qa, record, write_release
 
 
@@ -82,6 +81,7 @@ def test_existing_output_needs_overwrite_and_unknown_configs_are_named(tmp_path)
     assert sum(report["configs"]["detail_description"].values()) == 3
 
 
+@pytest.mark.slow
 def test_killed_build_leaves_nothing_loadable_and_a_rerun_succeeds(tmp_path):
     # Large enough that the build is still running when it is killed.
     records = [
@@ -90,35 +90,26 @@ def test_killed_build_leaves_nothing_loadable_and_a_rerun_succeeds(tmp_path):
     ]
     write_release(tmp_path / "rel", {task: records for task in SUBSETS["full"]})
     out = tmp_path / "hub" / "svit"
-    cmd = [
-        sys.executable,
-        "-m",
-        "svit_cli.main",
-        "build",
-        "--input",
-        str(tmp_path / "rel"),
-        "--output",
-        str(out),
-    ]
-    env = os.environ | {"HF_HUB_OFFLINE": "1", "HF_DATASETS_CACHE": str(tmp_path / "cache")}
-    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.time() + 60
+    argv = ["build", "--input", str(tmp_path / "rel"), "--output", str(out)]
+    killed = run_svit_forked(argv)  # a SIGKILL ends a process: one of its own, a fork of this one
+    deadline = time.monotonic() + 60
     # Kill once shards of the second task are being written: well into the build.
-    while time.time() < deadline and not list(
+    while time.monotonic() < deadline and not list(
         (tmp_path / "hub").glob(".svit.building-*/data/complex_reasoning")
     ):
-        if proc.poll() is not None:
+        if not killed.running():
             pytest.fail("the build finished before it could be killed; make the input larger")
         time.sleep(0.05)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
+    os.kill(killed.pid, signal.SIGKILL)
+    wait_forked(killed)
     assert not out.exists()
     leftovers = list((tmp_path / "hub").iterdir())
     assert leftovers and all(p.name.startswith(".svit.building-") for p in leftovers)
     for leftover in leftovers:  # not even the staging folder loads as a dataset
         with pytest.raises(Exception):  # noqa: B017 - datasets raises several types for "no data"
             datasets.load_dataset(str(leftover), "conversation")
-    assert subprocess.run(cmd, env=env, capture_output=True).returncode == 0
+    rerun = run_svit(argv)
+    assert rerun.returncode == 0, rerun.stderr[-2000:]
     assert [p.name for p in (tmp_path / "hub").iterdir()] == ["svit"]  # the stale staging folder is gone
     assert (
         json.loads((out / "build_report.json").read_text())["configs"]["full"]["train"]

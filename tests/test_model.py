@@ -77,6 +77,7 @@ assert auto_map["AutoModelForImageTextToText"].endswith("SvitLlavaForConditional
 """
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "imports",
     [
@@ -180,6 +181,7 @@ def test_batched_generation_with_left_padding(tiny):
         assert together[i, prompt_length:].tolist() == alone[0, single["input_ids"].shape[1] :].tolist()
 
 
+@pytest.mark.slow
 def test_plain_llava_export_and_remote_code_load_without_svit(tiny, saved, tmp_path):
     """In a process where svit cannot be imported: our folder loads with trust_remote_code=True, the exported
     folder with stock LlavaForConditionalGeneration; both give our logits exactly."""

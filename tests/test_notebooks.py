@@ -66,6 +66,7 @@ def executed_notebook(request, tmp_path_factory):
     return executed
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(1200)  # the first test waits for every notebook
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
 def test_notebook_runs(path, executed_notebook):

@@ -288,6 +288,7 @@ RESAVE_WITHOUT_SVIT = textwrap.dedent(
 )
 
 
+@pytest.mark.slow
 def test_a_processor_loaded_as_remote_code_saves_the_same_code(tiny_processor, tmp_path):
     """Saved again where svit is missing, the processor writes the copies it was loaded with."""
     first, second = tmp_path / "first", tmp_path / "second"

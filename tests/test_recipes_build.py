@@ -4,6 +4,7 @@ exact Y:N, replace exactly the LLaVA-Instruct records, and the builder's own pat
 from __future__ import annotations
 
 import json
+import shutil
 
 import datasets
 import pytest
@@ -14,7 +15,8 @@ from svit_dataset import bundled
 from svit_dataset.hub_build.datasets_builder import SvitBuilder
 from svit_dataset.hub_build.options import BuildOptions
 from svit_dataset.hub_build.report import read_report, recipe_table
-from svit_dataset.recipes.select import RECIPE_NAMES, RecipeParams
+from svit_dataset.recipes.select import MIX_665K, RECIPE_NAMES, RecipeParams
+from svit_dataset.recipes.shards import build_recipes, mix_worker_count
 from svit_dataset.recipes.yesno import classify_answer, yes_target
 from svit_dataset.schema import TASKS
 from svit_dataset.stats import compute_stats
@@ -128,6 +130,18 @@ def test_the_builder_path_gives_the_parquet_rows(built, tmp_path):
             assert ours["source"] == shipped["source"]
         else:
             assert [len(i) for i in ours["images"]] == [len(i) for i in shipped["images"]] == [1] * 48
+
+
+def test_a_worker_process_writes_the_same_mix(built, tmp_path):
+    """The sample's mix is written in the build's own process (a worker's start-up would cost more than the
+    work); with a worker process, as for the real LLaVA files, the rows are the same."""
+    root, _ = built
+    assert mix_worker_count(root / "svit", (str(LLAVA["llava_mix"]), str(LLAVA["llava_instruct"]))) == 0
+    folder = tmp_path / "svit"
+    shutil.copytree(root / "svit", folder, ignore=shutil.ignore_patterns(MIX_665K))
+    build_recipes(folder, [MIX_665K], SMALL, workers=1, **LLAVA)
+    by_worker = datasets.load_dataset(str(folder / "data" / MIX_665K), split="train")
+    assert by_worker.to_list() == datasets.load_dataset(str(root / "svit"), MIX_665K, split="train").to_list()
 
 
 def test_stats_of_configs_without_a_folder_of_their_own(built, capsys):

@@ -38,7 +38,6 @@ from svit_model.space.folder import (
     SPACE_SOURCES,
     vendored_modules,
 )
-from svit_model.tiny import save_tiny_svit_llava
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -157,17 +156,18 @@ def test_vendored_drawing_module_needs_no_svit():
 
 
 @pytest.fixture(scope="module")
-def checkpoint(tmp_path_factory) -> Path:
-    return save_tiny_svit_llava(tmp_path_factory.mktemp("tiny") / "ckpt")
-
-
-@pytest.fixture(scope="module")
-def space(checkpoint, tmp_path_factory) -> Path:
+def space(tiny_checkpoint, tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("space") / "space"
-    assert (
-        main(["space", str(checkpoint), str(out), "--max-new-tokens", "16", "--title", "Tiny grounded chat"])
-        == 0
-    )
+    argv = [
+        "space",
+        str(tiny_checkpoint),
+        str(out),
+        "--max-new-tokens",
+        "16",
+        "--title",
+        "Tiny grounded chat",
+    ]
+    assert main(argv) == 0
     return out
 
 
@@ -279,7 +279,7 @@ def test_gradio_files_go_to_the_tests_temp_folder(space, gradio_temp_dir, monkey
     assert any(path.is_file() for path in gradio_temp_dir.rglob("*.jpg"))
 
 
-def test_writing_a_space_needs_no_gradio(checkpoint, tmp_path, monkeypatch, capsys):
+def test_writing_a_space_needs_no_gradio(tiny_checkpoint, tmp_path, monkeypatch, capsys):
     """`pip install svit` without the app extra: the folder is written (gradio never imported), its sdk_version
     the pinned fallback; serving says which extra to install."""
     from importlib import metadata
@@ -296,11 +296,11 @@ def test_writing_a_space_needs_no_gradio(checkpoint, tmp_path, monkeypatch, caps
     monkeypatch.setattr(metadata, "version", version)
     monkeypatch.setitem(sys.modules, "gradio", None)  # `import gradio` raises ImportError
     out = tmp_path / "space"
-    assert main(["space", str(checkpoint), str(out)]) == 0
+    assert main(["space", str(tiny_checkpoint), str(out)]) == 0
     assert SpaceCard.load(out / "README.md").data.sdk_version == GRADIO_FALLBACK_VERSION
     assert (out / "model" / "model.safetensors").is_file()
     capsys.readouterr()  # the loading progress bars
-    err = _error_line(capsys, ["app", "--model", str(checkpoint)])
+    err = _error_line(capsys, ["app", "--model", str(tiny_checkpoint)])
     assert err.startswith("svit app: error: gradio is not installed") and "svit[app]" in err
 
 
@@ -323,26 +323,26 @@ def test_a_space_naming_a_hub_model_copies_no_weights(tmp_path):
     assert card.data.models == [model_id] and f"https://huggingface.co/{model_id}" in card.text
 
 
-def test_model_id_and_base_model_mistakes_are_one_line(checkpoint, tmp_path, monkeypatch, capsys):
+def test_model_id_and_base_model_mistakes_are_one_line(tiny_checkpoint, tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     (tmp_path / "org" / "local").mkdir(parents=True)
     out = str(tmp_path / "out")
-    err = _error_line(capsys, ["space", str(checkpoint), out, "--model-id", "./ckpt"])
+    err = _error_line(capsys, ["space", str(tiny_checkpoint), out, "--model-id", "./ckpt"])
     assert err.startswith("svit space: error: --model-id './ckpt': not a Hub repo id; pass ORG/NAME")
-    err = _error_line(capsys, ["space", str(checkpoint), out, "--model-id", "org/local"])
+    err = _error_line(capsys, ["space", str(tiny_checkpoint), out, "--model-id", "org/local"])
     assert err.startswith("svit space: error: --model-id 'org/local': a local path, not a Hub repo id")
-    err = _error_line(capsys, ["space", str(checkpoint), out, "--base-model", "org/base"])
+    err = _error_line(capsys, ["space", str(tiny_checkpoint), out, "--base-model", "org/base"])
     assert err == (
-        f"svit space: error: --base-model org/base: nothing is merged (RUN {checkpoint} is not a LoRA run); "
+        f"svit space: error: --base-model org/base: nothing is merged (RUN {tiny_checkpoint} is not a LoRA run); "
         "leave --base-model out"
     )
     assert not (tmp_path / "out").exists()
 
 
-def test_svit_app_builds_the_same_app_with_bundled_examples(checkpoint):
+def test_svit_app_builds_the_same_app_with_bundled_examples(tiny_checkpoint):
     from svit_model.space import local_demo
 
-    demo = local_demo(checkpoint, max_new_tokens=8, title="Local")
+    demo = local_demo(tiny_checkpoint, max_new_tokens=8, title="Local")
     assert demo.title == "Local"
     ids = {block.elem_id for block in demo.blocks.values()}
     assert {"svit-image", "svit-answer", "svit-boxes", "svit-raw"} <= ids
@@ -373,12 +373,12 @@ def test_a_folder_that_is_no_checkpoint_is_one_line(tmp_path, capsys):
     assert not (tmp_path / "out").exists() and not list(tmp_path.glob(".out.*"))
 
 
-def test_an_existing_out_or_one_inside_the_run_is_refused(checkpoint, tmp_path, capsys):
+def test_an_existing_out_or_one_inside_the_run_is_refused(tiny_checkpoint, tmp_path, capsys):
     out = tmp_path / "out"
     out.mkdir()
-    assert "pass --overwrite" in _error_line(capsys, ["space", str(checkpoint), str(out)])
+    assert "pass --overwrite" in _error_line(capsys, ["space", str(tiny_checkpoint), str(out)])
     assert "inputs are never written" in _error_line(
-        capsys, ["space", str(checkpoint), str(checkpoint / "space")]
+        capsys, ["space", str(tiny_checkpoint), str(tiny_checkpoint / "space")]
     )
 
 
@@ -388,14 +388,13 @@ def test_svit_app_with_a_missing_model_is_one_line(tmp_path, capsys):
 
 
 @pytest.fixture(scope="module")
-def lora_run(tmp_path_factory) -> dict:
+def lora_run(tiny_grounded_checkpoint, grounded_dataset, tmp_path_factory) -> dict:
     """A one-step `svit train` LoRA run on the tiny model, and its base model folder."""
     from svit_cli.jobs.train import parse_train_arguments
     from svit_model.training.train import train
-    from tests.train_fixtures import grounded_rows, train_args, write_dataset, write_tiny
+    from tests.train_fixtures import train_args
 
-    root, rows = tmp_path_factory.mktemp("lora"), grounded_rows()
-    tiny, data = write_tiny(root / "tiny", rows), write_dataset(root / "data", rows)
+    root, tiny, data = tmp_path_factory.mktemp("lora"), tiny_grounded_checkpoint, grounded_dataset
     argv = train_args(tiny, data, root / "lora", recipe="tiny-stage2-lora", max_steps=1, save_steps=1)
     run = train(*parse_train_arguments(argv)).output_dir
     assert (run / "adapter_config.json").is_file()

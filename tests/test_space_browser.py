@@ -181,6 +181,7 @@ def _answer(page) -> dict:
     }
 
 
+@pytest.mark.slow
 def test_space_answers_with_highlighted_phrase_and_drawn_boxes(taught, tmp_path):
     chromium = _chromium()
     from playwright.sync_api import expect, sync_playwright

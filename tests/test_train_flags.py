@@ -27,7 +27,7 @@ from svit_model.training.collator import IGNORE_INDEX, SvitCollator
 from svit_model.training.sampler import ModalityLengthGroupedSampler
 from svit_model.training.train import train
 from svit_model.training.trainer import SvitTrainer
-from tests.train_fixtures import grounded_rows, train_args, write_dataset, write_tiny
+from tests.train_fixtures import train_args
 
 _OPTIMIZER = "Trainer: the optimizer (create_optimizer, get_optimizer_cls_and_kwargs)"
 _SCHEDULER = "Trainer: the learning-rate scheduler"
@@ -291,10 +291,8 @@ def test_the_users_sampler_and_modality_grouping_are_one_or_the_other(tmp_path):
 
 
 @pytest.fixture(scope="module")
-def files(tmp_path_factory):
-    root = tmp_path_factory.mktemp("train_flags")
-    rows = grounded_rows()
-    return write_tiny(root / "tiny", rows), write_dataset(root / "data", rows)
+def files(tiny_grounded_checkpoint, grounded_dataset):
+    return tiny_grounded_checkpoint, grounded_dataset
 
 
 class _Built(Exception):

@@ -38,14 +38,12 @@ from svit_model.training.resume import (
 from svit_model.training.train import train
 from svit_model.training.trainer import named_learning_rates
 from svit_model.training.training_recipes import list_training_recipes
-from tests.train_fixtures import grounded_rows, one_thread, train_args, write_dataset, write_tiny
+from tests.train_fixtures import grounded_rows, one_thread, train_args
 
 
 @pytest.fixture(scope="module")
-def files(tmp_path_factory):
-    root = tmp_path_factory.mktemp("train_reliability")
-    rows = grounded_rows()
-    return write_tiny(root / "tiny", rows), write_dataset(root / "data", rows)
+def files(tiny_grounded_checkpoint, grounded_dataset):
+    return tiny_grounded_checkpoint, grounded_dataset
 
 
 def run(argv, **kwargs):

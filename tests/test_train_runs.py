@@ -25,8 +25,6 @@ from tests.train_fixtures import (
     one_thread,
     run_svit_on_two_processes,
     train_args,
-    write_dataset,
-    write_tiny,
     write_tiny_with_new_grounding_rows,
 )
 
@@ -39,9 +37,8 @@ def rows():
 
 
 @pytest.fixture(scope="module")
-def files(tmp_path_factory, rows):
-    root = tmp_path_factory.mktemp("train_runs")
-    return write_tiny(root / "tiny", rows), write_dataset(root / "data", rows)
+def files(tiny_grounded_checkpoint, grounded_dataset):
+    return tiny_grounded_checkpoint, grounded_dataset
 
 
 @pytest.fixture(autouse=True)

@@ -26,7 +26,7 @@ from svit_model.training.model import lora_config, set_trainable, trained_prefix
 from svit_model.training.stages import STAGES
 from svit_model.training.train import train
 from svit_model.training.training_recipes import list_training_recipes
-from tests.train_fixtures import grounded_rows, train_args, write_dataset, write_tiny
+from tests.train_fixtures import grounded_rows, train_args
 
 MARKERLESS = VICUNA_V1_TEMPLATE.replace("{% generation %}", "").replace("{% endgeneration %}", "")
 
@@ -42,10 +42,9 @@ def tiny(rows):
 
 
 @pytest.fixture(scope="module")
-def files(tmp_path_factory, rows):
-    """A tiny checkpoint and a dataset folder on disk."""
-    root = tmp_path_factory.mktemp("train_units")
-    return write_tiny(root / "tiny", rows), write_dataset(root / "data", rows)
+def files(tiny_grounded_checkpoint, grounded_dataset):
+    """A tiny checkpoint and a dataset folder on disk (of `rows`)."""
+    return tiny_grounded_checkpoint, grounded_dataset
 
 
 def dataset_of(rows):

@@ -55,6 +55,9 @@ logger = logging.getLogger(__name__)
 
 BATCH_ROWS = 8000  # rows per Arrow batch: ~8 MB of text, enough to amortise the numpy kernels
 CORE_PART_ROWS = 20_000  # core_150k rows per worker job (and per extra shard of mix_665k)
+# Below this much input (the two LLaVA files and SVIT-train's shards), a worker's start-up (a spawned interpreter
+# importing datasets, ~2 s) costs more than the conversion it takes off this process.
+SMALL_MIX_BYTES = 50 * 2**20
 
 
 def concept_set_of(params: RecipeParams) -> ConceptSet:
@@ -71,6 +74,13 @@ def split_shards(root: Path, task: str, split: str = "train") -> list[Path]:
             "in the same folder (`svit build` does this when a recipe is asked for)."
         )
     return shards
+
+
+def mix_worker_count(root: Path, llava_files: tuple[str, str]) -> int:
+    """Worker processes for the mix: cores - 1 (at least 1), or none when the input is small."""
+    train = [path for task in TASKS for path in split_shards(root, task)]
+    size = sum(Path(path).stat().st_size for path in [*llava_files, *train])
+    return max(1, (os.cpu_count() or 2) - 1) if size > SMALL_MIX_BYTES else 0
 
 
 def iter_batches(paths: list[Path], columns: list[str] | None = None) -> Iterator[pa.RecordBatch]:
@@ -251,8 +261,8 @@ def build_recipes(
 ) -> RecipeBuild:
     """Write `data/<recipe>/train-*.parquet<suffix>` for each recipe in `names` from the task shards
     in `root` (a built folder, or the staging folder of a build). `threads` score batches in the
-    first pass; `workers` processes convert core_150k for the mix (default: cores - 1, at least 1;
-    0 converts in this process)."""
+    first pass; `workers` processes convert core_150k for the mix (default: `mix_worker_count`; 0 converts
+    in this process)."""
     unknown = [n for n in names if n not in RECIPE_NAMES]
     if unknown:
         raise SvitInputError(f"unknown recipe(s) {', '.join(unknown)}; known: {', '.join(RECIPE_NAMES)}")
@@ -267,11 +277,11 @@ def build_recipes(
     root = Path(root)
     concept_set = concept_set_of(params)
     max_bytes = convert_file_size_to_int(max_shard_size)
-    if workers is None:
-        workers = max(1, (os.cpu_count() or 2) - 1)
     mix = None
     if MIX_665K in names:
         llava_files = (str(llava_mix), str(llava_instruct))
+        if workers is None:
+            workers = mix_worker_count(root, llava_files)
         mix = MixOutput(
             root / "data" / MIX_665K,
             max_bytes,
