@@ -33,11 +33,13 @@ demo: .venv/.installed
 # The suite runs on two workers (pytest-xdist), a module at a time, the modules with slow tests first
 # (tests/conftest.py). The overfit tests run twice: under the machine's own torch CPU kernel (avx2, avx512...) and
 # under the portable one, since their exact answers are what a different kernel's rounding could change. The
-# second run goes beside the first, in a folder of its own; its report follows the first's.
+# second run (only the modules that hold overfit tests: collecting them all costs seconds) goes beside the first,
+# in a folder of its own; its report follows the first's.
 test: setup
 	@portable=$$(mktemp -d); \
 	ATEN_CPU_CAPABILITY=default OMP_NUM_THREADS=1 $(PY) -m pytest -q -p no:cacheprovider -m overfit \
-		--basetemp "$$portable/tmp" > "$$portable/report.txt" 2>&1 & second=$$!; \
+		--basetemp "$$portable/tmp" $$(grep -l "pytest.mark.overfit" tests/test_*.py) \
+		> "$$portable/report.txt" 2>&1 & second=$$!; \
 	$(PY) -m pytest -q -n 2 --dist loadfile --no-loadscope-reorder --durations=20; first=$$?; \
 	wait $$second; portable_status=$$?; \
 	echo "--- the overfit tests under ATEN_CPU_CAPABILITY=default:"; cat "$$portable/report.txt"; \

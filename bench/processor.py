@@ -7,7 +7,9 @@ each with its image), rendered with the vicuna_v1 template. Both processors shar
 processor (LLaVA-1.5 `pad` mode, `--image-size` px, 14 px patches) and the rendered texts; ours also moves
 every box into its image's padded square. Two paths are timed: `processor(images, text)` and TRL's
 collator path `apply_chat_template(..., tokenize=True, return_assistant_tokens_mask=True)`. Timings
-alternate between the two processors, best of `--repeats`. Writes bench/out/processor.json.
+alternate between the processors, best of `--repeats`. The collator path is also timed with the assistant
+mask computed as transformers computes it over tensor offsets (`svit_tensor_walk`), the baseline of our
+list walk (`SvitLlavaProcessor._adjust_assistant_masks_indices`). Writes bench/out/processor.json.
 """
 
 from __future__ import annotations
@@ -22,11 +24,19 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _measure import current_rss_mb  # noqa: E402
 from PIL import Image  # noqa: E402
 from transformers import LlavaProcessor  # noqa: E402
+from transformers.processing_utils import ProcessorMixin  # noqa: E402
 
 from svit_dataset import bundled  # noqa: E402
+from svit_model.processing_svit_llava import SvitLlavaProcessor  # noqa: E402
 from svit_model.stock_llava import to_llava_processor  # noqa: E402
 from svit_model.teaching import bundled_referring_rows  # noqa: E402
 from svit_model.tiny import build_tiny_processor, build_tiny_tokenizer, corpus_from_rows  # noqa: E402
+
+
+class TensorWalkProcessor(SvitLlavaProcessor):
+    """Ours with transformers' own assistant-mask walk, over the offsets as tensors: the baseline."""
+
+    _adjust_assistant_masks_indices = ProcessorMixin._adjust_assistant_masks_indices
 
 
 def conversations(rows: list[dict], images: dict[str, Image.Image]) -> list[list[dict]]:
@@ -87,6 +97,9 @@ def main() -> None:
     )
     stock = to_llava_processor(ours)
     assert type(stock) is LlavaProcessor
+    tensor_walk = TensorWalkProcessor(
+        image_processor=ours.image_processor, tokenizer=ours.tokenizer, patch_size=ours.patch_size
+    )
     chats = conversations(rows, images)
     texts = [ours.apply_chat_template(chat) for chat in chats]
     batch_images = [images[r["image_path"]] for r in rows]
@@ -101,6 +114,9 @@ def main() -> None:
             best[f"{name}_chat"] = min(
                 best.get(f"{name}_chat", 1e9), time_chat(processor, chats, args.batch_size)
             )
+        best["svit_tensor_walk_chat"] = min(
+            best.get("svit_tensor_walk_chat", 1e9), time_chat(tensor_walk, chats, args.batch_size)
+        )
     results = {
         "samples": len(rows),
         "boxes": n_boxes,
@@ -115,6 +131,10 @@ def main() -> None:
             "svit_samples_per_s": round(len(rows) / best[f"svit_{path}"], 1),
             "time_ratio_svit_over_stock": round(best[f"svit_{path}"] / best[f"stock_{path}"], 3),
         }
+    results["chat"]["svit_tensor_walk_samples_per_s"] = round(len(rows) / best["svit_tensor_walk_chat"], 1)
+    results["chat"]["time_ratio_svit_over_tensor_walk"] = round(
+        best["svit_chat"] / best["svit_tensor_walk_chat"], 3
+    )
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     (out / "processor.json").write_text(json.dumps(results, indent=1))

@@ -183,6 +183,35 @@ def test_assistant_mask_follows_boxes_that_change_length(processor):
     assert move_boxes_in_text(question, 64, 48, to_padded=True)[0] in full
 
 
+def test_the_assistant_mask_equals_transformers_own_walk_over_tensor_offsets(processor):
+    """Ours walks the token offsets as lists (10x faster in TRL's collator); the mask is transformers' own."""
+    from transformers.processing_utils import ProcessorMixin
+
+    class TensorWalk(SvitLlavaProcessor):
+        _adjust_assistant_masks_indices = ProcessorMixin._adjust_assistant_masks_indices
+
+    walk = TensorWalk(image_processor=processor.image_processor, tokenizer=processor.tokenizer, patch_size=14)
+    chats = [
+        [
+            {
+                "role": "user",
+                "content": [{"type": "image", "image": Image.new("RGB", size)}, {"type": "text", "text": q}],
+            },
+            {"role": "assistant", "content": [{"type": "text", "text": a}]},
+        ]
+        for size, q, a in [
+            ((64, 48), "Where is [0.1, 0.2, 0.3, 0.4]?", "Here: <st>it<ed> [0.28, 0.34, 0.4, 0.71]."),
+            ((20, 40), "Colour?", "Red."),
+        ]
+    ]
+    kwargs = dict(tokenize=True, return_dict=True, return_tensors="pt", return_assistant_tokens_mask=True)
+    ours = processor.apply_chat_template(chats, processor_kwargs={"padding": True}, **kwargs)
+    theirs = walk.apply_chat_template(chats, processor_kwargs={"padding": True}, **kwargs)
+    assert torch.equal(ours["input_ids"], theirs["input_ids"])
+    assert torch.equal(ours["assistant_masks"], theirs["assistant_masks"])
+    assert 0 < int(ours["assistant_masks"][1].sum()) < int(ours["assistant_masks"][0].sum())
+
+
 def test_chat_templates(processor):
     messages = [
         {"role": "user", "content": "<image>\nDescribe the image."},
