@@ -182,6 +182,20 @@ def iou(a: Sequence[float], b: Sequence[float]) -> float:
     return inter / union if union > 0 else 0.0
 
 
+def iou_as_written(predicted: Sequence[float], reference: Sequence[float]) -> float:
+    """IoU of a predicted box taken as written, corners unordered and unclipped, as lmms-eval's RefCOCO task
+    and the papers' scripts score it: a box with swapped corners has no intersection (0), a box reaching past
+    the image keeps its area. `reference` is a valid box; 0 when the union is not positive (where lmms-eval
+    divides by zero)."""
+    ix = max(0.0, min(predicted[2], reference[2]) - max(predicted[0], reference[0]))
+    iy = max(0.0, min(predicted[3], reference[3]) - max(predicted[1], reference[1]))
+    inter = ix * iy
+    area_p = (predicted[2] - predicted[0]) * (predicted[3] - predicted[1])
+    area_r = (reference[2] - reference[0]) * (reference[3] - reference[1])
+    union = area_p + area_r - inter
+    return inter / union if union > 0 else 0.0
+
+
 def move_boxes_in_text(
     text: str, width: int, height: int, *, to_padded: bool, decimals: int = 3
 ) -> tuple[str, list[tuple[tuple[int, int], tuple[int, int]]]]:

@@ -255,11 +255,37 @@ def test_referring_metrics_count_missing_predictions_wrong():
         [0.0, 0.0, 1.0, 1.0],
         [0.0, 0.0, 1.0, 1.0],
     ]
-    # IoUs 0, 0, 1, 1, 0 (missing), 0.5: ACC@0.5 3/6 (>= 0.5 counts), mean 2.5 / 6
-    expected = {"acc@0.5": 0.5, "mean_iou": 2.5 / 6, "missing": 1, "total": 6}
-    assert referring_metrics(predictions, references) == pytest.approx(expected)
-    module = load_metric("refcoco").compute(predictions=[p or [] for p in predictions], references=references)
-    assert module == pytest.approx(expected)
+    # lenient: IoUs 0, 0, 1 (clipped), 1 (corners ordered), 0 (missing), 0.5: ACC@0.5 3/6 (>= 0.5 counts)
+    lenient = {"acc@0.5": 0.5, "mean_iou": 2.5 / 6, "missing": 1, "total": 6, "protocol": "lenient"}
+    # strict, as written: 0, 0, 0.25 (0.25 / (1 + 0.25 - 0.25)), 0 (swapped: no intersection), 0, 0.5
+    strict = {"acc@0.5": 1 / 6, "mean_iou": 0.75 / 6, "missing": 1, "total": 6, "protocol": "strict"}
+    for expected in (lenient, strict):
+        protocol = expected["protocol"]
+        assert referring_metrics(predictions, references, protocol=protocol) == pytest.approx(expected)
+        module = load_metric("refcoco").compute(
+            predictions=[p or [] for p in predictions], references=references, protocol=protocol
+        )
+        assert module == pytest.approx(expected)
+    assert referring_metrics(predictions, references)["protocol"] == "strict"  # the default
+
+
+def test_a_box_reaching_into_the_padding_keeps_its_area_under_the_strict_protocol(tiny_processor):
+    """A 64x32 image sits in a 64x64 square with 16 rows of padding above and below. The model's box over the
+    whole square is, in the image's frame, [0, -0.5, 1, 1.5]: strict IoU with the whole image 1 / 2 = 0.5
+    exactly (ACC@0.5 counts it), lenient 1 (clipped)."""
+    from svit_model.evaluation.grounded_answers import first_box_as_written
+
+    box = first_box_as_written(tiny_processor, "<st>it<ed> [0.0, 0.0, 1.0, 1.0]", (64, 32))
+    assert box == [0.0, -0.5, 1.0, 1.5]
+    assert prediction_iou(box, [0, 0, 1, 1], "strict") == 0.5
+    assert prediction_iou(box, [0, 0, 1, 1], "lenient") == 1.0
+    assert referring_metrics([box], [[0, 0, 1, 1]])["acc@0.5"] == 1.0
+    # swapped corners, written in the padded frame: 0 strict, 1 lenient
+    swapped = first_box_as_written(tiny_processor, "[1.0, 0.75, 0.0, 0.25]", (64, 32))
+    assert swapped == [1.0, 1.0, 0.0, 0.0]
+    assert prediction_iou(swapped, [0, 0, 1, 1], "strict") == 0.0
+    assert prediction_iou(swapped, [0, 0, 1, 1], "lenient") == 1.0
+    assert first_box_as_written(tiny_processor, "no box here", (64, 32)) is None
 
 
 def test_grounded_answer_scores_per_entity():

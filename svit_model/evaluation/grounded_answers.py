@@ -1,5 +1,12 @@
 """What the two box benchmarks (`refcoco`, `svit_referring`) share: the boxes read out of a model's answer, and
-the IoU of a predicted box with a reference box.
+the IoU of a predicted box with a reference box under a scoring protocol.
+
+Protocols (results.json and the card name the one used):
+- `strict` (RefCOCO's default): the predicted box as written, only moved back to the original image's frame:
+  lmms-eval's RefCOCO task and the papers' scripts score it so (`svit_dataset.boxes.iou_as_written`). Swapped
+  corners score 0, a box reaching into the padding keeps its area.
+- `lenient`: corners ordered and the box clipped to the image before the IoU (svit's scoring before the
+  protocols had names); it scores a model higher, so its numbers are not comparable with published tables.
 
 Box frames, stated once: every IoU is taken on `[x1, y1, x2, y2]` in [0, 1] of the ORIGINAL image
 (`svit_dataset.boxes.iou`). The model reads and writes boxes in the padded square of its input (LLaVA-1.5's
@@ -13,26 +20,47 @@ from __future__ import annotations
 import copy
 from collections.abc import Sequence
 
-from svit_dataset.boxes import clamp_box, iou, is_valid_box
-from svit_dataset.grounded_text import END_TAG, START_TAG
+from svit_dataset.boxes import clamp_box, from_padded_square, iou, iou_as_written, is_valid_box
+from svit_dataset.grounded_text import END_TAG, START_TAG, parse_grounded_text
 
 BAD_BOX = "bad_box"  # why a reference is dropped before generation: a box that cannot be scored
 # The card's dataset name (and, for data not read from the Hub, its type) of both box benchmarks: what cards
 # have named these results since RefCOCO and SVIT's referring QAs were one `grounding` benchmark, so a card's
 # entries of earlier runs are replaced, not doubled, by a new run on the same data.
 GROUNDING_DATASET = "grounding"
+STRICT, LENIENT = "strict", "lenient"
+PROTOCOLS = (STRICT, LENIENT)
 
 
-def prediction_iou(prediction: Sequence[float] | None, reference: Sequence[float]) -> float:
-    """IoU of a predicted box (clamped, corners ordered; None or not 4 numbers: 0) with a reference box,
-    both `[x1, y1, x2, y2]` in [0, 1] of the original image."""
+def prediction_iou(
+    prediction: Sequence[float] | None, reference: Sequence[float], protocol: str = LENIENT
+) -> float:
+    """IoU of a predicted box with a reference box, both `[x1, y1, x2, y2]` in the original image's [0, 1]
+    frame, under `protocol` (`strict`: as written; `lenient`: clamped, corners ordered). None or not 4
+    numbers: 0."""
+    if protocol not in PROTOCOLS:
+        raise ValueError(f"protocol {protocol!r}: one of {', '.join(PROTOCOLS)}")
     if prediction is None or len(prediction) != 4:
         return 0.0
     if not is_valid_box(reference):
         raise ValueError(
             f"reference box {list(reference)} is not [x1, y1, x2, y2] in [0, 1] with x1 <= x2, y1 <= y2"
         )
+    if protocol == STRICT:
+        return iou_as_written(prediction, reference)
     return iou(clamp_box(prediction), reference)
+
+
+def first_box_as_written(parser, output: str, image_size) -> list[float] | None:
+    """The answer's first box as the model wrote it (not clamped, corners as written), moved from the frame the
+    model reads (the padded square, when `parser` pads) into [0, 1] of the original image; None without one."""
+    _, entities = parse_grounded_text(output)
+    box = next((boxes[0] for _, _, boxes in entities if boxes), None)
+    if box is None:
+        return None
+    if getattr(parser, "pads_images", False):
+        box = from_padded_square(box, *image_size)
+    return [float(v) for v in box]
 
 
 def grounding_processor(processor):

@@ -6,10 +6,11 @@ the original image, the expression in `expression` or `answer` (a string or a li
 A row without an expression or with an unusable box is dropped before generation and counted.
 
 Scoring: the first box of the answer against the reference box, both `[x1, y1, x2, y2]` in [0, 1] of the
-original image (the reference through `normalize_xywh`, the answer's through the processor:
-`grounded_answers`). Predicted boxes are clamped and their corners ordered; a missing or unparsable prediction
-has IoU 0 and is counted wrong, never dropped. ACC@0.5 counts IoU >= 0.5, as lmms-eval's RefCOCO task (Shikra
-uses > 0.5).
+original image (the reference through `normalize_xywh`, the answer's moved out of the model's padded square).
+`--protocol strict` (the default) takes the predicted box as written, as lmms-eval's RefCOCO task and the
+papers' scripts do; `--protocol lenient` clamps it and orders its corners first (`grounded_answers`). A missing
+or unparsable prediction has IoU 0 and is counted wrong, never dropped. ACC@0.5 counts IoU >= 0.5, as
+lmms-eval's RefCOCO task (Shikra uses > 0.5).
 """
 
 from __future__ import annotations
@@ -37,6 +38,9 @@ from svit_model.evaluation.benchmark import (
 from svit_model.evaluation.grounded_answers import (
     BAD_BOX,
     GROUNDING_DATASET,
+    PROTOCOLS,
+    STRICT,
+    first_box_as_written,
     grounding_processor,
     predicted_entities,
     prediction_iou,
@@ -60,19 +64,22 @@ def referring_metrics(
     predictions: Sequence[Sequence[float] | None],
     references: Sequence[Sequence[float]],
     threshold: float = 0.5,
+    protocol: str = STRICT,
 ) -> dict:
-    """ACC@threshold (IoU >= threshold) and mean IoU of one predicted box per referring expression."""
+    """ACC@threshold (IoU >= threshold) and mean IoU of one predicted box per referring expression, under
+    `protocol` (`grounded_answers.PROTOCOLS`), which the result names."""
     if len(predictions) != len(references):
         raise ValueError(
             f"referring_metrics: {len(predictions)} predictions for {len(references)} references"
         )
-    ious = [prediction_iou(p, r) for p, r in zip(predictions, references, strict=True)]
+    ious = [prediction_iou(p, r, protocol) for p, r in zip(predictions, references, strict=True)]
     total = len(ious)
     return {
         f"acc@{threshold:g}": sum(v >= threshold for v in ious) / total if total else 0.0,
         "mean_iou": sum(ious) / total if total else 0.0,
         "missing": sum(p is None or len(p) != 4 for p in predictions),
         "total": total,
+        "protocol": protocol,
     }
 
 
@@ -167,16 +174,20 @@ def check_prompt(prompt: str) -> None:
 
 
 def make_record(processor):
-    """The ledger fields of an answer: its first box and the reference box, both in [0, 1] of the original
-    image (no image: neither)."""
+    """The ledger fields of an answer: its first box clamped (`answer`) and as written (`box_as_written`), and
+    the reference box, all in [0, 1] of the original image (no image: none)."""
     parser = grounding_processor(processor)
 
     def record(item: EvalItem, output: str, image_size) -> dict:
         if image_size is None:
-            return {"answer": None, "reference": None}
+            return {"answer": None, "box_as_written": None, "reference": None}
         predicted = predicted_entities(parser, output, image_size)
         first = next((boxes[0] for _, boxes in predicted if boxes), None)
-        return {"answer": first, "reference": list(normalize_xywh(*item.reference, *image_size))}
+        return {
+            "answer": first,
+            "box_as_written": first_box_as_written(parser, output, image_size),
+            "reference": list(normalize_xywh(*item.reference, *image_size)),
+        }
 
     return record
 
@@ -190,6 +201,11 @@ class RefcocoOptions(EvalOptions):
     prompt: str = setting(REFCOCO_PROMPT, "RefCOCO question template with {expression}")
     prompt_suffix: str = setting("", "appended to each question after a newline")
     max_new_tokens: int = setting(64, f"longest answer, in tokens (1 to {MAX_NEW_TOKENS})")
+    protocol: str = setting(
+        STRICT,
+        "strict: the box as written, as lmms-eval and the papers score it; lenient: clamped, corners ordered",
+        choices=list(PROTOCOLS),
+    )
 
 
 @register
@@ -203,6 +219,7 @@ class Refcoco(Benchmark):
         IndexedMetric("mean_iou", "mean_iou", "mean IoU"),
     )
     drop_reasons = (NO_EXPRESSION, BAD_BOX)
+    not_in_signature = ("protocol",)  # scoring only: a rerun with another protocol reuses the predictions
 
     def check(self) -> None:
         check_prompt(self.options.prompt)
@@ -215,14 +232,22 @@ class Refcoco(Benchmark):
         return make_record(processor)
 
     def score(self, items: list[EvalItem], records: dict[str, dict], output: Path) -> dict:
-        """The shipped `refcoco` metric; an item whose image did not load scores 0."""
+        """The shipped `refcoco` metric under `--protocol`; an item whose image did not load scores 0."""
         from svit_model.evaluation.metrics import load_metric
 
+        protocol = self.options.protocol
         entries = [records.get(item.id) or {} for item in items]
+        field = "box_as_written" if protocol == STRICT else "answer"
+        older = [item.id for item, e in zip(items, entries, strict=True) if e and field not in e]
+        if older:
+            raise SvitInputError(
+                f"--output {output}: {len(older)} predictions (first {older[0]}) were written by an earlier svit "
+                f"without the box as written; score them with --protocol lenient, or evaluate into a new folder"
+            )
         # no image, no reference box in the ledger: an empty prediction against any box scores 0
         references = [e.get("reference") or [0.0, 0.0, 1.0, 1.0] for e in entries]
         return load_metric(self.name).compute(
-            predictions=[e.get("answer") or [] for e in entries], references=references
+            predictions=[e.get(field) or [] for e in entries], references=references, protocol=protocol
         )
 
     def dataset(self) -> dict:
@@ -231,3 +256,10 @@ class Refcoco(Benchmark):
 
     def headline(self, metrics: dict) -> dict[str, float]:
         return {k: v for k, v in flat_numbers(metrics).items() if k != "total"}
+
+    def model_index(self, dataset: dict, metrics: dict) -> list[dict]:
+        """The indexed metrics with the protocol that produced them (`metric_config`)."""
+        return [
+            {**entry, "metric_config": metrics.get("protocol", "lenient")}
+            for entry in super().model_index(dataset, metrics)
+        ]
