@@ -16,6 +16,9 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 	$(PY) -m pip install --quiet torch==2.13.0
 	# DS_BUILD_OPS=0: DeepSpeed (a dev extra) installs without compiling its CUDA ops.
 	DS_BUILD_OPS=0 $(PY) -m pip install --quiet -e ".[dev]"
+	# lmms-eval for the svit_llava plugin's tests, without the torchvision/video/judge packages it requires
+	# and its evaluator never imports (what it does import is in the dev extra).
+	$(PY) -m pip install --quiet --no-deps "lmms-eval==0.7.3"
 	touch $@
 
 # Debian's chromium, driven by Playwright in the Space's browser test (Playwright's own browser download needs

@@ -179,6 +179,28 @@ def test_layers_import_only_downwards():
     assert not offenders, offenders
 
 
+def test_only_the_plugin_imports_lmms_eval():
+    """lmms-eval is an optional extra: svit_model/lmms_eval_plugin is the one place that imports it, and
+    nothing of svit imports the plugin (lmms-eval finds it through the entry point)."""
+    plugin = "svit_model/lmms_eval_plugin/"
+    offenders, seen = [], 0
+    for package in PACKAGES:
+        for path in package_modules(package).values():
+            file = path.relative_to(REPO).as_posix()
+            tree = ast.parse(path.read_text())
+            names = {a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
+            names |= {n.module or "" for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)}
+            wanted = {
+                m
+                for m in names
+                if m.split(".")[0] == "lmms_eval" or m.startswith("svit_model.lmms_eval_plugin")
+            }
+            seen += bool(wanted) and file.startswith(plugin)
+            offenders += [f"{file} imports {m}" for m in sorted(wanted) if not file.startswith(plugin)]
+    assert not offenders, offenders
+    assert seen == 2  # the manifest and the model: the scan sees their imports
+
+
 def user_interface_calls(source: str) -> list[tuple[int, str]]:
     """(line, what) for each place in `source` that talks to the user or ends the process: `print` to stdout
     (no `file=`, or `file=sys.stdout`), `print` handed on as a value (`print_fn=print`: whoever calls it prints

@@ -208,11 +208,22 @@ def generate_batch(
     model, processor, prompts: Sequence[str], images: Sequence, max_new_tokens: int
 ) -> list[str]:
     """Greedy answers to one batch of (image, prompt) user turns, left-padded; raw decoded text (special tokens
-    skipped, `<st>`/`<ed>` kept)."""
+    skipped, `<st>`/`<ed>` kept). An entry of `images` may be a list: that prompt's images, in order."""
     import torch
 
     conversations = [
-        [{"role": "user", "content": [{"type": "image", "image": image}, {"type": "text", "text": prompt}]}]
+        [
+            {
+                "role": "user",
+                "content": [
+                    *(
+                        {"type": "image", "image": im}
+                        for im in (image if isinstance(image, list) else [image])
+                    ),
+                    {"type": "text", "text": prompt},
+                ],
+            }
+        ]
         for prompt, image in zip(prompts, images, strict=True)
     ]
     tokenizer = processor.tokenizer
