@@ -30,6 +30,7 @@ import yaml
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
 from huggingface_hub.repocard_data import eval_results_to_model_index, model_index_to_eval_results
 
+from hub_cards.lmms_eval_results import as_svit_results, is_lmms_eval_results
 from svit_dataset.errors import SvitInputError
 from svit_dataset.facts import (
     MODEL_INDEX_KEY,
@@ -93,6 +94,8 @@ def _eval_rows(results: list[EvalResult]) -> list[dict]:
             "split": e.dataset_split or "-",
             "metric": e.metric_name or e.metric_type,
             "value": f"{e.metric_value:g}" if isinstance(e.metric_value, float) else e.metric_value,
+            "protocol": e.metric_config or "-",
+            "tool": e.source_name or "svit eval",
         }
         for e in results
     ]
@@ -243,7 +246,9 @@ def _results_entries(
     `owner`'s model (unless `force`)."""
     indexed, unindexed = [], []
     for path in results_files:
-        results = read_json_object(path, "pass a results.json written by `svit eval`")
+        results = read_json_object(path, "pass a results.json written by `svit eval` or lmms-eval")
+        if is_lmms_eval_results(results):
+            results = as_svit_results(results)
         for key in ("dataset", "metrics"):
             if results.get(key) is not None and not isinstance(results[key], dict):
                 raise SvitInputError(
@@ -367,7 +372,15 @@ def write_run_card(
 # Each entry of results.json's `MODEL_INDEX_KEY` list holds `EvalResult`'s keyword arguments and `whole` (False: a
 # score of part of the benchmark, table-only).
 _ENTRY_NAMES = ("task_type", "dataset_type", "dataset_name", "metric_type")  # each a string
-_ENTRY_OPTIONAL = ("dataset_config", "dataset_split", "metric_name")  # each a string or null
+# metric_config: the scoring protocol (RefCOCO's strict or lenient); source_*: the tool, when not svit eval
+_ENTRY_OPTIONAL = (
+    "dataset_config",
+    "dataset_split",
+    "metric_name",
+    "metric_config",
+    "source_name",
+    "source_url",
+)
 
 
 def evaluation_entries(results: dict) -> tuple[list[EvalResult], list[EvalResult]]:

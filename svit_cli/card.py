@@ -38,7 +38,7 @@ def register(sub) -> None:
         nargs="+",
         default=[],
         metavar="F",
-        help="results.json files of `svit eval` runs (model-index)",
+        help="results.json files of `svit eval` runs, or lmms-eval results files (model-index)",
     )
     model.add_argument(
         "--model-id",

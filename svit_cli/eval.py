@@ -67,7 +67,9 @@ def eval_parser() -> argparse.ArgumentParser:
     score.set_defaults(func=_mme_score)
 
     card = eval_sub.add_parser("card", help="add results.json files to a model folder's card as model-index")
-    card.add_argument("results", nargs="+", help="results.json files of svit eval runs")
+    card.add_argument(
+        "results", nargs="+", help="results.json files of svit eval runs, or lmms-eval results files"
+    )
     card.add_argument(
         "--model-dir",
         required=True,

@@ -98,6 +98,14 @@ def test_the_entries_a_benchmark_states_card_as_an_earlier_results_json(results)
     """A results.json of an earlier version (no `model_index`) cards to the entries its benchmark now states:
     the same `model-index` and table as before, for each benchmark and for MME on part of its subtasks."""
     now = stated(results)
+    # POPE states more than it did: each category's precision and recall (issue 18); the rest is as before
+    added = {"precision", "recall"} if results["benchmark"] == "pope" else set()
+    assert {e["metric_type"] for e in now["model_index"]} >= added
+    now["model_index"] = [e for e in now["model_index"] if e["metric_type"] not in added]
+    # RefCOCO's entries name their protocol (issue 18): results of earlier versions were scored leniently
+    for entry in now["model_index"]:
+        if entry.get("metric_config") is not None:
+            assert entry.pop("metric_config") == "lenient"
     assert now["model_index"] and evaluation_entries(now) == evaluation_entries(results)
 
 
@@ -246,3 +254,34 @@ def test_broken_inputs_name_their_file(tmp_path):
     (tmp_path / "mme.json").write_text(json.dumps(MME))
     with pytest.raises(SvitInputError, match="README.md: its metadata does not parse .*fix its YAML"):
         add_eval_results(tmp_path / "model", [tmp_path / "mme.json"])  # not a run: nothing to write it from
+
+
+def test_lmms_eval_results_become_entries_of_the_tool_lmms_eval():
+    from hub_cards.lmms_eval_results import as_svit_results, is_lmms_eval_results
+
+    document = {
+        "results": {
+            "mme": {
+                "alias": "mme",
+                "mme_perception_score,none": 1500.5,
+                "mme_perception_score_stderr,none": "N/A",
+            },
+            "local_pope": {"pope_f1_score,none": 0.85, "pope_f1_score_stderr,none": 0.01},
+        },
+        "configs": {
+            "mme": {"dataset_path": "lmms-lab/MME", "test_split": "test"},
+            "local_pope": {"dataset_path": "/data/pope", "test_split": "test"},  # a path: never on a card
+        },
+        "config": {"model_args": "pretrained=out/run,box_frame=original", "limit": None},
+    }
+    assert is_lmms_eval_results(document) and not is_lmms_eval_results({"benchmark": "mme", **document})
+    svit = as_svit_results(document)
+    assert svit["model"] == "out/run"
+    entries = {(e["dataset_type"], e["metric_type"]): e for e in svit["model_index"]}
+    assert set(entries) == {("lmms-lab/MME", "mme_perception_score"), ("local_pope", "pope_f1_score")}
+    assert entries[("lmms-lab/MME", "mme_perception_score")]["metric_value"] == 1500.5
+    assert all(e["source_name"] == "lmms-eval" and e["whole"] for e in entries.values())
+    indexed, table = evaluation_entries(svit)
+    assert len(indexed) == 2 and not table and indexed[0].source_name == "lmms-eval"
+    document["config"]["limit"] = 8  # part of each benchmark: the table only
+    assert evaluation_entries(as_svit_results(document)) == ([], indexed)

@@ -13,7 +13,7 @@ from svit_model.evaluation.grounded_answers import prediction_iou
 from svit_model.evaluation.harness import EvalItem
 from svit_model.evaluation.metrics import load_metric
 from svit_model.evaluation.mme import MME_SUBTASKS, mme_parse_answer, score_results_folder
-from svit_model.evaluation.pope import pope_metrics, pope_parse_answer
+from svit_model.evaluation.pope import pope_mean_f1, pope_metrics, pope_parse_answer
 from svit_model.evaluation.refcoco import referring_metrics
 from svit_model.evaluation.svit_referring import grounded_answer_scores, grounded_qa_metrics
 
@@ -210,6 +210,20 @@ def test_pope_metrics_hand_computed_with_a_missing_answer():
         predictions=[p or "" for p in predictions], references=labels, missing=missing
     )
     assert {k: module[k] for k in expected} == pytest.approx(expected)
+
+
+def test_pope_mean_f1_is_the_mean_of_the_categories_f1_whatever_their_sizes():
+    """LLaVA's POPE number. random: 4 questions, TP 2, FP 1, FN 0 -> P 2/3, R 1, F1 0.8; popular: 2 questions,
+    TP 1, FN 1 -> P 1, R 1/2, F1 2/3. Mean 0.7333; pooled over the 6 questions (TP 3, FP 1, FN 1) F1 is 0.75."""
+    labels = ["yes", "yes", "no", "no", "yes", "yes"]
+    predictions = ["Yes", "Yes", "Yes", "No", "Yes", "No"]
+    categories = ["random"] * 4 + ["popular"] * 2
+    result = load_metric("pope").compute(predictions=predictions, references=labels, categories=categories)
+    assert result["categories"]["random"]["f1"] == pytest.approx(0.8)
+    assert result["categories"]["popular"]["f1"] == pytest.approx(2 / 3)
+    assert result["mean_f1"] == pytest.approx((0.8 + 2 / 3) / 2)
+    assert result["f1"] == pytest.approx(0.75)  # the pooled F1 stays, reported apart
+    assert pope_mean_f1({"random": {"f1": 0.5}}) == 0.5
 
 
 def test_pope_metrics_never_divide_by_zero():

@@ -300,3 +300,41 @@ def test_a_lora_run_unmerged_answers_as_its_merged_llava_export_under_llava_hf(
     for task in tasks:
         assert _predictions(ours, task) == _predictions(stock, task), task
     assert any(_predictions(ours, "svit_test_mme"))  # answers, not empty strings
+
+    # lmms-eval's results file (what `--output_path` writes: the returned document, samples aside) on the card
+    from hub_cards.model_card import add_eval_results
+
+    document = {key: value for key, value in ours.items() if key != "samples"}
+    results_file = tmp_path / "lmms_results.json"
+    results_file.write_text(json.dumps(document, default=str))
+    card = add_eval_results(run, [results_file]).read_text()
+    iou = ours["results"]["svit_test_refcoco"]["refcoco_IoU,none"]
+    assert (
+        f"| svit_test_refcoco | - | test | refcoco_IoU (svit_test_refcoco) | {iou:.4g} | - | lmms-eval |"
+        in card
+    )
+    assert "name: lmms-eval" in card and "refcoco_ACC@0.5" in card  # the model-index, its source named
+
+
+@pytest.mark.slow
+def test_loglikelihood_prefers_the_taught_answer_and_knows_it_is_greedy(taught_run):
+    """lmms-eval's multiple-choice tasks pick the continuation of least loss."""
+    from lmms_eval.api.instance import Instance
+
+    from svit_model.lmms_eval_plugin.model import SvitLlava
+
+    model = SvitLlava(pretrained=str(taught_run))
+    model.task_dict = {"t": {"test": [{"image": _image(WIDE, (200, 20, 20))}]}}
+    question = LMMS_REFCOCO_PROMPT.format(expression=TAUGHT_EXPRESSION)
+    visual = lambda doc: [doc["image"]]  # noqa: E731
+    requests = [
+        Instance(
+            "loglikelihood",
+            (question, continuation, visual, 0, "t", "test"),
+            idx=i,
+            metadata={"task": "t", "doc_id": 0, "repeats": 1},
+        )
+        for i, continuation in enumerate([TAUGHT_ANSWER, "A dog on a sofa."])
+    ]
+    (taught_loss, taught_greedy), (other_loss, other_greedy) = model.loglikelihood(requests)
+    assert taught_loss < other_loss and taught_greedy and not other_greedy

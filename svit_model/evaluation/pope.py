@@ -8,7 +8,8 @@ Forms read (`read_pope`):
 Scoring: keep the text before the first ".", drop commas, split on single spaces; `no` if "No", "not" or "no"
 is one of the words, else `yes` (an empty answer is `yes`, as there). A missing prediction (no answer at all for
 a question) is not LLaVA's case: we count it wrong, in the denominators of accuracy and recall, never as `yes`
-or `no`.
+or `no`. Each category (split) gets accuracy, precision, recall, F1 and yes-ratio; LLaVA's headline POPE number
+is the mean F1 over the categories evaluated (`mean_f1`).
 """
 
 from __future__ import annotations
@@ -92,6 +93,13 @@ def pope_metrics(predictions: Sequence[str | None], labels: Sequence[str]) -> di
         "missing": missing,
         "total": total,
     }
+
+
+def pope_mean_f1(categories: dict[str, dict]) -> float:
+    """LLaVA's POPE number: the mean of the categories' F1 (each category weighs the same, whatever its size)."""
+    if not categories:
+        raise ValueError("pope_mean_f1: no categories")
+    return sum(values["f1"] for values in categories.values()) / len(categories)
 
 
 # --- Reading --------------------------------------------------------------------------------------------
@@ -218,6 +226,8 @@ class Pope(Benchmark):
     task_type = "visual-question-answering"
     indexed = (
         IndexedMetric("accuracy", "accuracy", "POPE accuracy"),
+        IndexedMetric("precision", "precision", "POPE precision"),
+        IndexedMetric("recall", "recall", "POPE recall"),
         IndexedMetric("f1", "f1", "POPE F1"),
         IndexedMetric("yes_ratio", "yes_ratio", "POPE yes-ratio"),
     )
@@ -247,15 +257,32 @@ class Pope(Benchmark):
         )
 
     def headline(self, metrics: dict) -> dict[str, float]:
-        return {
+        mean = {"mean_f1": metrics["mean_f1"]} if "mean_f1" in metrics else {}
+        return mean | {
             f"{category}/{name}": values[name]
             for category, values in metrics["categories"].items()
             for name in HEADLINE
         }
 
     def model_index(self, dataset: dict, metrics: dict) -> list[dict]:
-        """One group of entries per category, the category as the dataset config."""
-        return [
+        """LLaVA's headline (the mean F1 over the categories evaluated, named with them), then one group of
+        entries per category, the category as the dataset config."""
+        categories = list(metrics["categories"])
+        mean = (
+            [
+                model_index_entry(
+                    self.task_type,
+                    dataset,
+                    IndexedMetric("mean_f1", "f1", "POPE F1"),
+                    metrics["mean_f1"],
+                    dataset_config=",".join(categories),
+                    metric_name=f"POPE F1 (mean of {', '.join(categories)})",
+                )
+            ]
+            if "mean_f1" in metrics
+            else []
+        )
+        return mean + [
             model_index_entry(
                 self.task_type,
                 dataset,

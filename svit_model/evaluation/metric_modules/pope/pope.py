@@ -6,13 +6,13 @@
 Predictions are the model's answers (stripped); `missing` (one bool per prediction) marks answers that do
 not exist (an image that did not load), counted wrong; evaluate's inputs cannot hold None. Returns accuracy,
 precision, recall, F1, yes_ratio and the confusion counts; with `categories`, the same per category under
-`categories` too.
+`categories` too, and `mean_f1`: the mean of the categories' F1, LLaVA's POPE number.
 """
 
 import datasets
 import evaluate
 
-from svit_model.evaluation.pope import pope_metrics
+from svit_model.evaluation.pope import pope_mean_f1, pope_metrics
 
 _CITATION = """@inproceedings{li2023pope, title={Evaluating Object Hallucination in Large Vision-Language Models},
 author={Li, Yifan and others}, booktitle={EMNLP}, year={2023}}"""
@@ -40,4 +40,5 @@ class Pope(evaluate.Metric):
                 split[category][0].append(pred)
                 split[category][1].append(label)
             result["categories"] = {name: pope_metrics(p, lab) for name, (p, lab) in split.items()}
+            result["mean_f1"] = pope_mean_f1(result["categories"])
         return result
