@@ -42,6 +42,24 @@ TAUGHT_EXPRESSION = "the red block"
 TAUGHT_ANSWER = f"<st>{TAUGHT_EXPRESSION.capitalize()}<ed> [0.25, 0.2, 0.75, 0.8]"  # original frame
 
 
+@pytest.fixture(scope="module", autouse=True)
+def process_state_kept():
+    """lmms-eval changes this process for good when it runs: PIL loads truncated images without an error
+    (lmms_eval/api/task.py, on import) and file locks become process-wide singletons (its evaluator's
+    `_enable_reentrant_filelocks`, which a forked process then refuses). Both are put back after this module, so
+    the tests that follow (a truncated training image is refused; `svit train` in a fork) see svit's own world."""
+    import filelock._api
+    from PIL import ImageFile
+
+    truncated, lock_call = ImageFile.LOAD_TRUNCATED_IMAGES, filelock._api.FileLockMeta.__call__
+    yield
+    ImageFile.LOAD_TRUNCATED_IMAGES = truncated
+    filelock._api.FileLockMeta.__call__ = lock_call
+    from lmms_eval import evaluator
+
+    evaluator._enable_reentrant_filelocks._patched = False
+
+
 def _image(size, color):
     image = Image.new("RGB", size, (30, 30, 30))
     image.paste(color, (size[0] // 4, size[1] // 4, 3 * size[0] // 4, 3 * size[1] // 4))
