@@ -8,6 +8,7 @@ in the padded square of its input image (`svit_dataset.boxes.from_padded_square`
 
 from __future__ import annotations
 
+import copy
 import logging
 import os
 from pathlib import Path
@@ -50,14 +51,33 @@ def to_llava_model(model: SvitLlavaForConditionalGeneration) -> LlavaForConditio
     return llava.eval()
 
 
+def without_bos_text(templates):
+    """Chat templates that do not write the tokenizer's `<s>`: llava-hf's convention for stock `llava`
+    checkpoints, whose tools (lmms-eval's llava_hf, the model cards' `processor(text=apply_chat_template(...))`)
+    tokenize the rendered prompt with special tokens, the tokenizer adding `<s>` itself. A template writing it
+    too would reach them with two. `apply_chat_template(tokenize=True)` adds it when the text lacks it, so every
+    path sees one `<s>`, as LLaVA-1.5 trained."""
+    if isinstance(templates, dict):
+        return {name: without_bos_text(template) for name, template in templates.items()}
+    if isinstance(templates, str):
+        return templates.replace(_BOS_TEXT, "", 1)
+    return templates
+
+
+_BOS_TEXT = "{{ bos_token }}"
+
+
 def to_llava_processor(processor: SvitLlavaProcessor) -> LlavaProcessor:
-    """A stock `LlavaProcessor` with the same tokenizer, image processor and chat templates."""
+    """A stock `LlavaProcessor` with the same image processor, a copy of the tokenizer, and the chat templates
+    without the `<s>` they write (`without_bos_text`)."""
+    tokenizer = copy.deepcopy(processor.tokenizer)
+    tokenizer.chat_template = without_bos_text(tokenizer.chat_template)
     return LlavaProcessor(
         image_processor=processor.image_processor,
-        tokenizer=processor.tokenizer,
+        tokenizer=tokenizer,
         patch_size=processor.patch_size,
         vision_feature_select_strategy=processor.vision_feature_select_strategy,
-        chat_template=processor.chat_template,
+        chat_template=without_bos_text(processor.chat_template),
         image_token=processor.image_token,
         num_additional_image_tokens=processor.num_additional_image_tokens,
     )
@@ -95,4 +115,10 @@ def export_llava_checkpoint(
     )
 
 
-__all__ = ["export_llava_checkpoint", "to_llava_config", "to_llava_model", "to_llava_processor"]
+__all__ = [
+    "export_llava_checkpoint",
+    "to_llava_config",
+    "to_llava_model",
+    "to_llava_processor",
+    "without_bos_text",
+]

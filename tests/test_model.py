@@ -184,7 +184,8 @@ def test_batched_generation_with_left_padding(tiny):
 @pytest.mark.slow
 def test_plain_llava_export_and_remote_code_load_without_svit(tiny, saved, tmp_path):
     """In a process where svit cannot be imported: our folder loads with trust_remote_code=True, the exported
-    folder with stock LlavaForConditionalGeneration; both give our logits exactly."""
+    folder with stock LlavaForConditionalGeneration, used as llava-hf's cards use theirs; both give our logits
+    exactly."""
     model, processor = tiny
     exported = export_llava_checkpoint(saved, tmp_path / "llava")
     assert json.loads((exported / "config.json").read_text())["model_type"] == "llava"
@@ -220,7 +221,9 @@ def test_plain_llava_export_and_remote_code_load_without_svit(tiny, saved, tmp_p
                 _, entities = processor.post_process_generation("<st>a<ed> [0.25, 0.5, 0.75, 0.75]", image_size=(200, 100))
                 assert entities == [("a", (0, 1), [(50.0, 50.0, 150.0, 100.0)])], entities
             texts = [processor.apply_chat_template([{"role": "user", "content": p}], add_generation_prompt=True) for p in prompts]
-            inputs = processor(images=images, text=texts, padding=True, add_special_tokens=False, return_tensors="pt")
+            # ours writes <s> in its template; the llava export leaves it to the tokenizer, as llava-hf's checkpoints
+            # (their cards: `processor(images=..., text=apply_chat_template(...))`): one <s> either way
+            inputs = processor(images=images, text=texts, padding=True, add_special_tokens=not remote, return_tensors="pt")
             with torch.no_grad():
                 logits[name] = model(**inputs).logits
         torch.save(logits, out)
