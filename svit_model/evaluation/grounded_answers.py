@@ -51,6 +51,12 @@ def prediction_iou(
     return iou(clamp_box(prediction), reference)
 
 
+def with_protocol(entries: list[dict], metrics: dict) -> list[dict]:
+    """Model-index entries naming the protocol that produced their numbers (`metric_config`; results without
+    one were scored leniently)."""
+    return [{**entry, "metric_config": metrics.get("protocol", LENIENT)} for entry in entries]
+
+
 def first_box_as_written(parser, output: str, image_size) -> list[float] | None:
     """The answer's first box as the model wrote it (not clamped, corners as written), moved from the frame the
     model reads (the padded square, when `parser` pads) into [0, 1] of the original image; None without one."""

@@ -44,6 +44,7 @@ from svit_model.evaluation.grounded_answers import (
     grounding_processor,
     predicted_entities,
     prediction_iou,
+    with_protocol,
 )
 from svit_model.evaluation.harness import EvalItem, with_suffix
 from svit_model.evaluation.tables import load_table, row_image
@@ -259,7 +260,4 @@ class Refcoco(Benchmark):
 
     def model_index(self, dataset: dict, metrics: dict) -> list[dict]:
         """The indexed metrics with the protocol that produced them (`metric_config`)."""
-        return [
-            {**entry, "metric_config": metrics.get("protocol", "lenient")}
-            for entry in super().model_index(dataset, metrics)
-        ]
+        return with_protocol(super().model_index(dataset, metrics), metrics)

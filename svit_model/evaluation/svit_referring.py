@@ -38,9 +38,11 @@ from svit_model.evaluation.benchmark import (
 from svit_model.evaluation.grounded_answers import (
     BAD_BOX,
     GROUNDING_DATASET,
+    LENIENT,
     grounding_processor,
     predicted_entities,
     prediction_iou,
+    with_protocol,
 )
 from svit_model.evaluation.harness import EvalItem, with_suffix
 from svit_model.evaluation.tables import load_table, row_image
@@ -227,9 +229,11 @@ class SvitReferring(Benchmark):
             if reference is None:  # no image: every entity of the written answer missed
                 reference = _reference_entities(item.reference)
             references.append(_as_dicts(reference))
-        return load_metric(self.name).compute(
+        metrics = load_metric(self.name).compute(
             predictions=[_as_dicts(e.get("answer") or []) for e in entries], references=references
         )
+        # SVIT's own benchmark, no published protocol to match: boxes clamped, corners ordered
+        return {**metrics, "protocol": LENIENT}
 
     def dataset(self) -> dict:
         config, split = self.options.config, self.options.split
@@ -239,3 +243,7 @@ class SvitReferring(Benchmark):
 
     def headline(self, metrics: dict) -> dict[str, float]:
         return {k: v for k, v in flat_numbers(metrics).items() if k != "entities"}
+
+    def model_index(self, dataset: dict, metrics: dict) -> list[dict]:
+        """The indexed metrics with the protocol that produced them (`metric_config`)."""
+        return with_protocol(super().model_index(dataset, metrics), metrics)
