@@ -346,3 +346,45 @@ def test_loglikelihood_prefers_the_taught_answer_and_knows_it_is_greedy(taught_r
     ]
     (taught_loss, taught_greedy), (other_loss, other_greedy) = model.loglikelihood(requests)
     assert taught_loss < other_loss and taught_greedy and not other_greedy
+
+
+def test_mme_totals_agree_on_answers_both_parsers_read_alike(tmp_path):
+    """lmms-eval's MME scoring (process_results + aggregation) and `svit eval mme-score` on the same answers,
+    chosen among those both parsers read alike: the same perception and cognition totals (acc + acc+ per
+    category, summed)."""
+    from lmms_eval.tasks.mme.utils import mme_aggregate_results, mme_process_results
+
+    from svit_model.evaluation.mme import mme_results_field, mme_results_line, score_mme_folder
+
+    agreed = [a for a in ANSWERS if a not in PARSERS_DIFFER]
+    docs = []  # 3 categories, 2 images each, 2 questions per image, answers drawn in turn from `agreed`
+    for c, category in enumerate(["existence", "count", "code_reasoning"]):
+        for image in range(2):
+            for q, gt in enumerate(["Yes", "No"]):
+                answer = agreed[(4 * c + 2 * image + q) % len(agreed)]
+                docs.append(
+                    {
+                        "question_id": f"{image}.png",
+                        "question": f"Q{q}?",
+                        "answer": gt,
+                        "category": category,
+                        "pred": answer,
+                    }
+                )
+    theirs: dict[str, list] = {}
+    for doc in docs:
+        for key, value in mme_process_results(doc, [doc["pred"]]).items():
+            theirs.setdefault(key, []).append(value)
+    folder = tmp_path / "results"
+    folder.mkdir()
+    for category in dict.fromkeys(d["category"] for d in docs):
+        lines = [
+            mme_results_line(d["question_id"], d["question"], d["answer"], mme_results_field(d["pred"]))
+            for d in docs
+            if d["category"] == category
+        ]
+        (folder / f"{category}.txt").write_text("".join(lines))
+    ours = score_mme_folder(str(folder), str(tmp_path / "scores.json"), "existence,count,code_reasoning")
+    assert mme_aggregate_results(theirs["mme_perception_score"]) == pytest.approx(ours["perception"])
+    assert mme_aggregate_results(theirs["mme_cognition_score"]) == pytest.approx(ours["cognition"])
+    assert 0 < ours["perception"] < 400  # some right, some wrong: the comparison means something
