@@ -275,9 +275,10 @@ def process_state():
     world = int(os.environ.get("WORLD_SIZE", "1"))
     state = PartialState(cpu=world > 1 and not torch.cuda.is_available())
     if state.num_processes != world:
+        on_cpu = "" if torch.cuda.is_available() else " (on CPU, with ACCELERATE_USE_CPU=true)"
         raise SvitInputError(
             f"WORLD_SIZE is {world} but accelerate sees {state.num_processes} process(es); launch with "
-            "`accelerate launch` (or torchrun) and one device per process"
+            f"`accelerate launch` (or torchrun) and one device per process{on_cpu}"
         )
     return state
 
