@@ -340,8 +340,10 @@ def test_run_card_parses_back_with_its_model_index(tmp_path):
     assert name == "svit-v1.5-7b-lora" and parsed == produced
     assert data["model-index"] == eval_results_to_model_index(name, produced)
     evaluation = section(card.text, "Evaluation")
-    assert "| MME | - | test | MME perception | 1560.31 |" in evaluation
-    assert "| grounding | - | val | ACC@0.5 (IoU >= 0.5) | 0.7123 |" in evaluation
+    assert "| MME | - | test | MME perception | 1560.31 | - | svit eval |" in evaluation
+    # results of an earlier version name no protocol (they were scored leniently)
+    assert "| grounding | - | val | ACC@0.5 (IoU >= 0.5) | 0.7123 | - | svit eval |" in evaluation
+    assert "| benchmark | config | split | metric | value | protocol | tool |" in evaluation
     assert "| `lora_r` | 128 |" in card.text and "![training loss](loss_curve.png)" in card.text
     assert "## Limitations" in card.text
 

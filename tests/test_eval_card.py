@@ -285,3 +285,18 @@ def test_lmms_eval_results_become_entries_of_the_tool_lmms_eval():
     assert len(indexed) == 2 and not table and indexed[0].source_name == "lmms-eval"
     document["config"]["limit"] = 8  # part of each benchmark: the table only
     assert evaluation_entries(as_svit_results(document)) == ([], indexed)
+
+
+def test_a_strict_refcoco_result_names_its_protocol_on_the_card():
+    results = {**GROUNDING, "metrics": {**GROUNDING["metrics"], "protocol": "strict"}}
+    indexed, _ = evaluation_entries(stated(results))
+    assert {e.metric_config for e in indexed} == {"strict"} and len(indexed) == 2
+
+
+def test_pope_mean_f1_is_a_model_index_entry_of_its_own():
+    results = {**POPE, "metrics": {**POPE["metrics"], "mean_f1": 0.85}}
+    indexed, _ = evaluation_entries(stated(results))
+    categories = list(POPE["metrics"]["categories"])
+    mean = [e for e in indexed if e.metric_name == f"POPE F1 (mean of {', '.join(categories)})"]
+    assert len(mean) == 1 and mean[0].metric_value == 0.85 and mean[0].dataset_config == ",".join(categories)
+    assert {e.metric_type for e in indexed} >= {"accuracy", "precision", "recall", "f1", "yes_ratio"}

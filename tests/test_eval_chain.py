@@ -315,6 +315,7 @@ def test_a_lora_run_evaluates_unmerged_on_svit_referring_qas(
     assert main(argv) == 0
     entries = ModelCard.load(card / "README.md").data.eval_results
     assert {r.metric_type for r in entries} == {"phrase_recall", "mean_entity_iou", "entity_acc@0.5"}
+    assert {r.metric_config for r in entries} == {"lenient"}  # the protocol that produced them
     assert {(r.dataset_type, r.dataset_config, r.dataset_split) for r in entries} == {
         ("grounding", "referring_qa", "test")
     }
