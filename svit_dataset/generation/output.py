@@ -142,7 +142,11 @@ def _read_prices(path: Path) -> dict[str, dict[str, float]]:
     try:
         models = loads_json(path.read_bytes(), f"--prices {path}")["models"]
         return {
-            str(name): {"input": float(p["input"]), "output": float(p["output"])}
+            str(name): {
+                "input": float(p["input"]),
+                "output": float(p["output"]),
+                **{k: float(p[k]) for k in ("batch_input", "batch_output") if k in p},
+            }
             for name, p in models.items()
         }
     except (ValueError, KeyError, TypeError, AttributeError):
@@ -160,6 +164,17 @@ def price_for(model: str, table: dict[str, dict[str, float]]) -> tuple[str, dict
         return None
     name = max(matches, key=len)
     return name, table[name]
+
+
+# The Batch API's discount on the online price (OpenAI: half), for a model whose entry names no batch price.
+BATCH_DISCOUNT = 0.5
+
+
+def batch_price(price: dict[str, float] | None) -> dict[str, float] | None:
+    """The Batch API price of a table entry: its `batch_input`/`batch_output`, else the online price halved."""
+    if price is None:
+        return None
+    return {side: price.get(f"batch_{side}", price[side] * BATCH_DISCOUNT) for side in ("input", "output")}
 
 
 def cost_usd(prompt_tokens: int, completion_tokens: int, price: dict[str, float] | None) -> float | None:

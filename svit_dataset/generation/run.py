@@ -37,6 +37,7 @@ from svit_dataset.generation.annotations import (
     scene_from_json,
     select_images,
 )
+from svit_dataset.generation.batch_files import BatchLimits
 from svit_dataset.generation.client import (
     ChatClient,
     ClientSettings,
@@ -47,7 +48,9 @@ from svit_dataset.generation.client import (
 )
 from svit_dataset.generation.ledger import Ledger, item_key, ledger_files, ledger_name, scan
 from svit_dataset.generation.output import (
+    BATCH_DISCOUNT,
     SUMMARY_FILE,
+    batch_price,
     check_run_folder,
     collect_outputs,
     cost_usd,
@@ -623,10 +626,27 @@ def plan_generation(source: SceneSource, config: GenerationConfig) -> dict:
         "prompt_tokens": total["prompt_tokens"],
         "completion_tokens": total["completion_tokens"],
         "cost_usd": cost_usd(total["prompt_tokens"], total["completion_tokens"], price[1] if price else None),
+        "batch_cost_usd": cost_usd(
+            total["prompt_tokens"], total["completion_tokens"], batch_price(price[1] if price else None)
+        ),
+        # one Batch API file (and batch) per 50,000 requests: the line limit binds first for SVIT's prompts
+        "batch_files": -(-total["requests"] // BatchLimits().max_lines),
         "price_usd_per_1m": {"matched": price[0], **price[1]} if price else None,
         "per_task": {t: dict(c) for t, c in per_task.items()},
         "input": dict(sorted(input_counts.items())),
     }
+
+
+def _batch_cost(plan: dict) -> str:
+    price = plan["price_usd_per_1m"]
+    if plan.get("batch_cost_usd") is None or not price:
+        return "unknown (no price for this model)"
+    halved = (
+        ""
+        if "batch_input" in price
+        else f" (the online price x {BATCH_DISCOUNT:g}: no batch price in the table)"
+    )
+    return f"~${plan['batch_cost_usd']:,.2f}{halved}"
 
 
 _SKIP_COUNTS = ("bad_", "malformed_", "duplicate_", "unnamed_", "empty_", "without_")
@@ -651,6 +671,8 @@ def format_plan(plan: dict) -> str:
         f"  prompt tokens (estimated): {plan['prompt_tokens']:,}   completion tokens (expected): {plan['completion_tokens']:,}",
         f"  prompts trimmed to the budget: {plan['trimmed']:,}   over budget (would fail): {plan['over_budget']:,}",
         f"  cost: {cost}",
+        f"  at Batch API prices: {_batch_cost(plan)} in {plan['batch_files']:,} request file(s) of at most "
+        f"{BatchLimits().max_lines:,} requests, one batch each",
         "  regenerations (source mentions, short or invalid answers) add to this; nothing was sent.",
     ]
     skipped = {k: v for k, v in plan.get("input", {}).items() if v and k.startswith(_SKIP_COUNTS)}
