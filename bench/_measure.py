@@ -80,3 +80,15 @@ def measure(results: dict, name: str, interval: float = 0.05):
             "peak_tree_rss_mb": round(max(tree_peak[0], tree_rss_mb()), 1),
             "load": [round(load, 2), round(os.getloadavg()[0], 2)],
         }
+
+
+def save_results(results: dict, out_dir: str | Path, name: str) -> Path:
+    """Write a bench's figures to `out_dir/name` (JSON) and print them."""
+    import json
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / name
+    path.write_text(json.dumps(results, indent=1))
+    print(json.dumps(results, indent=1))
+    return path

@@ -12,7 +12,6 @@ bench/out/batch.json; the files go to a temporary folder, removed at the end.
 from __future__ import annotations
 
 import argparse
-import json
 import shutil
 import sys
 import tempfile
@@ -22,7 +21,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import orjson  # noqa: E402
-from _measure import current_rss_mb  # noqa: E402
+from _measure import current_rss_mb, save_results  # noqa: E402
 
 from svit_dataset.generation.batch_files import RequestFiles, read_output_file  # noqa: E402
 
@@ -136,10 +135,7 @@ def main() -> None:
         }
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "batch.json").write_text(json.dumps(results, indent=1))
-    print(json.dumps(results, indent=1))
+    save_results(results, args.out, "batch.json")
 
 
 if __name__ == "__main__":

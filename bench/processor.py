@@ -15,13 +15,12 @@ list walk (`SvitLlavaProcessor._adjust_assistant_masks_indices`). Writes bench/o
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _measure import current_rss_mb  # noqa: E402
+from _measure import current_rss_mb, save_results  # noqa: E402
 from PIL import Image  # noqa: E402
 from transformers import LlavaProcessor  # noqa: E402
 from transformers.processing_utils import ProcessorMixin  # noqa: E402
@@ -135,10 +134,7 @@ def main() -> None:
     results["chat"]["time_ratio_svit_over_tensor_walk"] = round(
         best["svit_chat"] / best["svit_tensor_walk_chat"], 3
     )
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "processor.json").write_text(json.dumps(results, indent=1))
-    print(json.dumps(results, indent=1))
+    save_results(results, args.out, "processor.json")
 
 
 if __name__ == "__main__":
