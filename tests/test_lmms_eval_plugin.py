@@ -388,3 +388,21 @@ def test_mme_totals_agree_on_answers_both_parsers_read_alike(tmp_path):
     assert mme_aggregate_results(theirs["mme_perception_score"]) == pytest.approx(ours["perception"])
     assert mme_aggregate_results(theirs["mme_cognition_score"]) == pytest.approx(ours["cognition"])
     assert 0 < ours["perception"] < 400  # some right, some wrong: the comparison means something
+
+
+@pytest.mark.parametrize(
+    "model_args, message",
+    [
+        ({"batch_size": "auto"}, "batch_size=auto; pass a whole number"),
+        ({"batch_size": 0}, "batch_size=0; pass a whole number"),
+        ({"dtype": "float8"}, "dtype=float8; pass one of float32, bfloat16, float16"),
+        ({"box_frame": "padded"}, "box_frame=padded; pass one of original, model"),
+        ({"temperature": 0}, "unknown model_args temperature"),
+    ],
+)
+def test_bad_model_args_are_one_clear_error_before_the_model_loads(model_args, message):
+    from svit_dataset.errors import SvitInputError
+    from svit_model.lmms_eval_plugin.model import SvitLlava
+
+    with pytest.raises(SvitInputError, match=message):
+        SvitLlava(pretrained="/nonexistent", **model_args)

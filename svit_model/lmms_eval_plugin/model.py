@@ -32,6 +32,7 @@ from svit_model.evaluation.harness import generate_batch, load_for_eval, process
 logger = logging.getLogger(__name__)
 
 BOX_FRAMES = ("original", "model")
+DTYPES = ("float32", "bfloat16", "float16")
 # Decimals of a box moved back to the original image: enough that lmms-eval's IoU of the text equals the IoU
 # of the exact box to 1e-5.
 ANSWER_BOX_DECIMALS = 6
@@ -94,9 +95,11 @@ class SvitLlava(lmms):
             )
         if box_frame not in BOX_FRAMES:
             raise SvitInputError(f"svit_llava: box_frame={box_frame}; pass one of {', '.join(BOX_FRAMES)}")
+        if not str(batch_size).isdigit() or int(batch_size) < 1:
+            raise SvitInputError(f"svit_llava: batch_size={batch_size}; pass a whole number, 1 or more")
+        if dtype is not None and dtype not in DTYPES:
+            raise SvitInputError(f"svit_llava: dtype={dtype}; pass one of {', '.join(DTYPES)}")
         self.batch_size = int(batch_size)
-        if self.batch_size < 1:
-            raise SvitInputError(f"svit_llava: batch_size={batch_size}; pass 1 or more")
         self.box_frame = box_frame
         state = process_state()
         self._rank, self._world_size = state.process_index, state.num_processes
