@@ -13,6 +13,7 @@ from __future__ import annotations
 import math
 
 from svit_dataset.facts import MODEL_INDEX_KEY
+from svit_dataset.hub_push import hub_repo_id
 
 LMMS_EVAL = "lmms-eval"
 LMMS_EVAL_URL = "https://github.com/EvolvingLMMs-Lab/lmms-eval"
@@ -41,9 +42,7 @@ def pretrained_of(model_args) -> str | None:
 def _dataset_type(path, task: str) -> str:
     """The task's Hub dataset id; a local dataset (a builder name such as `parquet`, or a path) goes by the task's
     name: a card never names a path."""
-    if isinstance(path, str) and path.count("/") == 1 and not path.startswith((".", "/", "~")):
-        return path
-    return task
+    return (hub_repo_id(path) if isinstance(path, str) else None) or task
 
 
 def _metrics(values: dict) -> dict[str, float]:

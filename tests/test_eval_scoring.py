@@ -349,3 +349,41 @@ def test_grounding_record_moves_boxes_out_of_the_padded_square(tiny_processor, t
         [0.25, 0.25, 0.75, 0.75]
     )
     assert record["reference"] == [("kite", [[0.25, 0.25, 0.75, 0.75]])]
+
+
+def test_strict_scoring_of_predictions_from_an_earlier_version_is_refused_naming_the_way_out(tmp_path):
+    """A rerun into an eval folder written before the protocols: its ledger has no box as written."""
+    from svit_dataset.errors import SvitInputError
+    from svit_model.evaluation.harness import EvalItem
+    from svit_model.evaluation.refcoco import Refcoco, RefcocoOptions
+
+    items = [EvalItem(id="1#0", question="q", prompt="q", image=lambda: None, reference=[0, 0, 10, 10])]
+    records = {"1#0": {"id": "1#0", "answer": [0.1, 0.1, 0.5, 0.5], "reference": [0.0, 0.0, 0.5, 0.5]}}
+    options = RefcocoOptions(model="m", data="d", output=str(tmp_path))
+    with pytest.raises(
+        SvitInputError, match="earlier svit without the box as written; score them with --protocol lenient"
+    ):
+        Refcoco(options).score(items, records, tmp_path)
+    lenient = Refcoco(RefcocoOptions(model="m", data="d", output=str(tmp_path), protocol="lenient"))
+    assert lenient.score(items, records, tmp_path)["mean_iou"] == pytest.approx(0.16 / 0.25)
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        "<st>it<ed> [0.0, 0.0, 1.0, 1.0]",
+        "[1.0, 0.75, 0.0, 0.25]",
+        "x [-0.2, 0.1, 1.3, 0.9] y",
+        "[0.4, 0.3, 0.6, 0.5]",
+    ],
+)
+def test_the_clamped_answer_is_the_box_as_written_clamped(tiny_processor, answer):
+    """RefCOCO's ledger derives its clamped `answer` from the box as written: what post_process_generation
+    gives (clamped in the padded square, moved out, clamped again)."""
+    from svit_dataset.boxes import clamp_box
+    from svit_model.evaluation.grounded_answers import first_box_as_written, predicted_entities
+
+    for size in ((64, 32), (32, 64), (40, 40)):
+        written = first_box_as_written(tiny_processor, answer, size)
+        expected = next(boxes[0] for _, boxes in predicted_entities(tiny_processor, answer, size) if boxes)
+        assert list(clamp_box(written)) == expected

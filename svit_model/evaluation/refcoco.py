@@ -22,7 +22,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from svit_dataset.boxes import normalize_xywh
+from svit_dataset.boxes import clamp_box, normalize_xywh
 from svit_dataset.errors import SvitInputError
 from svit_dataset.settings import setting
 from svit_model.evaluation.benchmark import (
@@ -42,7 +42,6 @@ from svit_model.evaluation.grounded_answers import (
     STRICT,
     first_box_as_written,
     grounding_processor,
-    predicted_entities,
     prediction_iou,
     with_protocol,
 )
@@ -182,11 +181,11 @@ def make_record(processor):
     def record(item: EvalItem, output: str, image_size) -> dict:
         if image_size is None:
             return {"answer": None, "box_as_written": None, "reference": None}
-        predicted = predicted_entities(parser, output, image_size)
-        first = next((boxes[0] for _, boxes in predicted if boxes), None)
+        written = first_box_as_written(parser, output, image_size)
         return {
-            "answer": first,
-            "box_as_written": first_box_as_written(parser, output, image_size),
+            # clamping after the move out of the padded square is what post_process_generation gives
+            "answer": None if written is None else list(clamp_box(written)),
+            "box_as_written": written,
             "reference": list(normalize_xywh(*item.reference, *image_size)),
         }
 
