@@ -4,7 +4,7 @@
     python bench/batch.py [--requests 1000000] [--prompt-bytes 1500] [--out bench/out]
 
 Each request is a chat body of `--prompt-bytes` of scene text (an SVIT prompt with its annotations is 1-3 KB),
-its custom_id `<image_id>/<task>/<attempt>`; the output lines are what the Batch API returns for them (a reply
+its custom_id `<run id>/<image_id>/<task>/<attempt>` (batch_run.custom_id); the output lines are what the Batch API returns for them (a reply
 of about 400 bytes, usage counts). Streaming both ways: memory should stay flat as the count grows. Writes
 bench/out/batch.json; the files go to a temporary folder, removed at the end.
 """
@@ -24,8 +24,10 @@ import orjson  # noqa: E402
 from _measure import current_rss_mb, save_results  # noqa: E402
 
 from svit_dataset.generation.batch_files import RequestFiles, read_output_file  # noqa: E402
+from svit_dataset.generation.batch_run import custom_id  # noqa: E402
 
 TASKS = ("conversation", "complex_reasoning", "referring_qa", "detail_description")
+RUN = "c522969b9deb"  # a run id, as batch_run.run_id makes them
 REPLY = (
     "Question: What is on the table?\nAnswer: A red <st>cup<ed> [0.21, 0.40, 0.35, 0.62] next to a plate. "
     * 4
@@ -47,13 +49,12 @@ def requests(n: int, prompt_bytes: int):
             "seed": i,
             "temperature": 1.0,
         }
-        yield f"{image_id}/{TASKS[task]}/1", body
+        yield custom_id(RUN, f"{image_id}/{TASKS[task]}", 1), body
 
 
 def output_lines(n: int):
     for i in range(n):
         image_id, task = divmod(i, len(TASKS))
-        custom_id = f"{image_id}/{TASKS[task]}/1"
         body = {
             "id": f"chatcmpl-{i}",
             "object": "chat.completion",
@@ -64,7 +65,7 @@ def output_lines(n: int):
         }
         record = {
             "id": f"batch_req_{i}",
-            "custom_id": custom_id,
+            "custom_id": custom_id(RUN, f"{image_id}/{TASKS[task]}", 1),
             "response": {"status_code": 200, "body": body},
             "error": None,
         }

@@ -7,6 +7,7 @@ and parsed values (`RecipeParams.core_split`). This is the same idea for them, i
 - one flag per field, `--field-name` unless `metadata["flag"]` names another (`images_dir` -> `--images`);
 - the type from the annotation (`int`, `float`, `str`, `bool`, `X | None`), or `metadata["parse"]`;
 - `metadata["help"]`, `metadata["choices"]`; the default from the field (shown in `--help`);
+- `metadata["repeat"]`: the flag given again adds a value; `metadata["many"]`: also several after one flag;
 - a field without a default is a required flag; `skip` leaves fields out (set by the caller).
 
     add_dataclass_flags(parser, BuildOptions)
@@ -64,8 +65,16 @@ def add_dataclass_flags(
             kwargs["metavar"] = meta.get("metavar") or flag_of(field).lstrip("-").replace("-", "_").upper()
             if meta.get("repeat"):  # `--flag A --flag B`; argparse appends to a fresh list
                 kwargs["action"], kwargs["default"] = "append", None
+            elif meta.get("many"):  # `--flag A B C` (and `--flag A --flag B`)
+                kwargs["action"], kwargs["nargs"], kwargs["default"] = "extend", "+", None
         default = kwargs.get("default")
-        if not (default is None or default is False or default in ("", ()) or meta.get("repeat")):
+        if not (
+            default is None
+            or default is False
+            or default in ("", ())
+            or meta.get("repeat")
+            or meta.get("many")
+        ):
             shown = meta.get("show_default", kwargs["default"])
             kwargs["help"] = f"{kwargs['help']} (default: {shown})".lstrip()
         parser.add_argument(flag_of(field), **kwargs)
@@ -94,7 +103,7 @@ def dataclass_from_args(cls: type, args: argparse.Namespace, **given: Any):
         if not f.init or f.name in given or not hasattr(args, f.name):
             continue
         value = getattr(args, f.name)
-        if f.metadata.get("repeat"):
+        if f.metadata.get("repeat") or f.metadata.get("many"):
             if value is None:
                 continue  # not given: the field's default
             value = tuple(value)

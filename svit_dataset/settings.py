@@ -21,7 +21,7 @@ from svit_dataset.errors import SvitInputError
 
 def setting(default: Any = dataclasses.MISSING, help: str = "", **meta: Any) -> Any:
     """A field with `default` (none: a required setting) and flag metadata: help, flag, choices, parse,
-    metavar, repeat, show_default."""
+    metavar, repeat, many, show_default."""
     return dataclasses.field(default=default, metadata={"help": help, **meta})
 
 

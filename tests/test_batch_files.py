@@ -13,6 +13,7 @@ from svit_dataset.generation.batch_files import (
     BatchLimits,
     OutputLine,
     RequestFiles,
+    output_line_at,
     read_output_file,
     request_line,
     write_request_files,
@@ -102,8 +103,10 @@ def test_output_and_error_lines_are_read_in_any_order_and_bad_lines_counted(tmp_
     read = list(read_output_file(path, problems))
     assert read == [
         OutputLine("2/conversation/1", "Q: a?\nA: b.", "stop", (100, 20), None),
-        OutputLine("1/conversation/1", None, None, (0, 0), "HTTP 500: server overloaded"),
-        OutputLine("3/detail/1", None, None, (0, 0), "error: expired"),
+        OutputLine("1/conversation/1", None, None, (0, 0), "HTTP 500: server overloaded", "500"),
+        OutputLine("3/detail/1", None, None, (0, 0), "error: expired", "batch_expired"),
         OutputLine("5/detail/1", "A photo.", "stop", (100, 20), None),
     ]
     assert problems == Counter(not_json=1, no_custom_id=1, unreadable_body=1, cut_line=1)
+    # an index keeps where each answer is; the answer is read back from there
+    assert [output_line_at(path, line.offset, line.length) for line in read] == read

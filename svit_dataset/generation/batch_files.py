@@ -107,32 +107,45 @@ def write_request_files(
 
 @dataclasses.dataclass(frozen=True)
 class OutputLine:
-    """One answered request of an output or error file: the reply text and token usage when the request
-    succeeded, else `error` (why, in a few words)."""
+    """One answered request of an output or error file: the reply text, token usage and answering model when
+    the request succeeded, else `error` (why, in a few words) and `error_code` (the HTTP status or the error
+    object's code, e.g. `batch_expired`). `offset` and `length` place the line in its file (`output_line_at`)."""
 
     custom_id: str
     content: str | None
     finish_reason: str | None
     usage: tuple[int, int]  # (prompt, completion) tokens
     error: str | None
+    error_code: str | None = None
+    model: str | None = None
+    offset: int = dataclasses.field(default=0, compare=False)
+    length: int = dataclasses.field(default=0, compare=False)
 
 
-def _parsed(record: dict) -> OutputLine | str:
-    """The OutputLine of one output record, or why it is not one."""
+# Error codes of requests the batch never ran (its window ran out, it was cancelled): not the request's fault.
+NOT_RUN_CODES = frozenset({"batch_expired", "batch_cancelled"})
+
+
+def _parsed(record: dict, offset: int = 0, length: int = 0) -> OutputLine | str:
+    """The OutputLine of one output record (at `offset`, `length` bytes), or why it is not one."""
     custom_id = record.get("custom_id")
     if not isinstance(custom_id, str) or not custom_id:
         return "no_custom_id"
     if record.get("error"):
         error = record["error"]
-        message = error.get("message") or error.get("code") if isinstance(error, dict) else str(error)
-        return OutputLine(custom_id, None, None, (0, 0), f"error: {message}"[:300])
+        code = str(error.get("code") or "") or None if isinstance(error, dict) else None
+        message = error.get("message") or code if isinstance(error, dict) else str(error)
+        return OutputLine(
+            custom_id, None, None, (0, 0), f"error: {message}"[:300], code, None, offset, length
+        )
     response = record.get("response")
     if not isinstance(response, dict) or not isinstance(response.get("body"), dict):
         return "no_response"
     status, body = response.get("status_code"), response["body"]
     if status != 200:
         message = body.get("error", {}).get("message") if isinstance(body.get("error"), dict) else None
-        return OutputLine(custom_id, None, None, (0, 0), f"HTTP {status}: {message or 'no message'}"[:300])
+        error = f"HTTP {status}: {message or 'no message'}"[:300]
+        return OutputLine(custom_id, None, None, (0, 0), error, str(status), None, offset, length)
     try:
         choice = body["choices"][0]
         content = choice["message"]["content"]
@@ -142,7 +155,19 @@ def _parsed(record: dict) -> OutputLine | str:
         return "unreadable_body"
     if not isinstance(content, str):
         return "unreadable_body"
-    return OutputLine(custom_id, content, choice.get("finish_reason"), tokens, None)
+    model = body.get("model")
+    model = model if isinstance(model, str) and model else None
+    return OutputLine(
+        custom_id, content, choice.get("finish_reason"), tokens, None, None, model, offset, length
+    )
+
+
+def _parsed_line(line: bytes, offset: int = 0) -> OutputLine | str:
+    try:
+        record = orjson.loads(line)
+    except orjson.JSONDecodeError:
+        return "not_json"
+    return _parsed(record, offset, len(line)) if isinstance(record, dict) else "not_json"
 
 
 def read_output_file(path: str | Path, problems: Counter | None = None) -> Iterator[OutputLine]:
@@ -150,33 +175,45 @@ def read_output_file(path: str | Path, problems: Counter | None = None) -> Itera
     record is counted in `problems` under its reason (`not_json`, `no_custom_id`, `no_response`,
     `unreadable_body`, `cut_line` for a last line without its newline) and skipped."""
     problems = Counter() if problems is None else problems
+    offset = 0
     with open(path, "rb") as f:
         for number, line in enumerate(f, 1):
+            start, offset = offset, offset + len(line)
             if not line.strip():
                 continue
             if not line.endswith(b"\n"):
                 problems["cut_line"] += 1
                 logger.warning(
-                    "%s:%d: the last line is cut short; its request is answered again", path, number
+                    "%s:%d: the last line is cut short (%d bytes, no newline); its request is sent again",
+                    path,
+                    number,
+                    len(line),
                 )
                 continue
-            try:
-                record = orjson.loads(line)
-            except orjson.JSONDecodeError:
-                problems["not_json"] += 1
-                continue
-            parsed = _parsed(record) if isinstance(record, dict) else "not_json"
+            parsed = _parsed_line(line, start)
             if isinstance(parsed, str):
                 problems[parsed] += 1
                 continue
             yield parsed
 
 
+def output_line_at(path: str | Path, offset: int, length: int) -> OutputLine:
+    """The output line `read_output_file` found at `offset` (read again: an index holds places, not replies)."""
+    with open(path, "rb") as f:
+        f.seek(offset)
+        parsed = _parsed_line(f.read(length), offset)
+    if isinstance(parsed, str):
+        raise ValueError(f"{path}: the line at byte {offset} changed since it was read ({parsed})")
+    return parsed
+
+
 __all__ = [
     "BatchLimits",
     "CHAT_COMPLETIONS",
+    "NOT_RUN_CODES",
     "OutputLine",
     "RequestFiles",
+    "output_line_at",
     "read_output_file",
     "request_line",
     "write_request_files",

@@ -111,6 +111,11 @@ class ClientSettings:
         return params
 
 
+def chat_body(settings: ClientSettings, messages: Sequence[dict], seed: int | None) -> dict:
+    """The `/v1/chat/completions` body of one request: posted online, or written to a batch file."""
+    return {"model": settings.model, "messages": list(messages), "seed": seed, **settings.request_params()}
+
+
 def check_base_url(url: str) -> None:
     """An http(s) URL with a host; the message never repeats a credential the URL may carry."""
     try:
@@ -260,7 +265,7 @@ class ChatClient:
                 raw = await self._client.post(
                     "/chat/completions",
                     cast_to=bytes,
-                    body={"model": s.model, "messages": list(messages), "seed": seed, **s.request_params()},
+                    body=chat_body(s, messages, seed),
                     options=self._options(request_id),
                 )
                 result = self._result(orjson.loads(raw), estimated_tokens)

@@ -6,6 +6,15 @@ One line is written (one `write` on an `O_APPEND` file) as soon as a response is
     {"t": "done",    "key": "1/referring_qa", "attempts": 2, "usage": [p, c], "record": {...release record...}}
     {"t": "failed",  "key": "1/referring_qa", "attempts": 3, "usage": [p, c], "reason": "...", "detail": "..."}
 
+Lines from a batch output (`svit generate --batch`, `--read-batch`) carry `"batch": <batch id or output
+file mark>`, so an output read twice (a kill before its batch was closed) is judged once. A request the batch
+answered with an error is an `attempt` line with reason `batch_error` that leaves `attempt` as it was (the
+same request is sent again) and counts `errors` since the last answer.
+
+The batch path also writes lines about the run rather than an item (no `key`): request files uploaded, batches
+created and closed, files written or read (`RUN_LINES`; see batch_run.py). They are written before anything
+waits on what they name, so a killed run resumes polling its batches instead of sending their requests again.
+
 `usage` is the key's running total of (prompt, completion) tokens. An `attempt` line's reason and
 detail are kept: a run killed after an item's last attempt but before its `failed` line writes that
 line on resume with them. A killed process loses at most
@@ -35,6 +44,7 @@ logger = logging.getLogger(__name__)
 
 LEDGER_GLOB = "ledger*.jsonl"
 RETRY_ON_RESUME = frozenset({"api_error"})
+RUN_LINES = frozenset({"upload", "batch", "batch_closed", "written", "read"})
 
 
 def ledger_name(shard: tuple[int, int] | None) -> str:
@@ -56,14 +66,26 @@ class KeyState:
     detail: str = ""
     offset: int = -1  # of the `done` line, to read its record back
     length: int = 0
+    batch: str = ""  # the batch (or output file) the line came from, if any
+    errors: int = 0  # batch error lines since the last answer
+
+    @classmethod
+    def of_line(cls, line: dict) -> KeyState:
+        kind = line["t"]
+        state = cls(kind, int(line.get("attempts", line.get("attempt", 0))), tuple(line["usage"]))
+        if kind in ("failed", "attempt"):
+            state.reason, state.detail = line.get("reason", ""), line.get("detail", "")
+        state.batch, state.errors = line.get("batch", ""), int(line.get("errors", 0))
+        return state
 
     @property
     def final(self) -> bool:
         return self.status == "done" or (self.status == "failed" and self.reason not in RETRY_ON_RESUME)
 
 
-def scan(path: Path, repair: bool = False) -> dict[str, KeyState]:
-    """The state of every key in a ledger file. With `repair`, a torn last line is cut off."""
+def scan(path: Path, repair: bool = False, run_lines: list | None = None) -> dict[str, KeyState]:
+    """The state of every key in a ledger file. With `repair`, a torn last line is cut off. The lines about
+    the run (`RUN_LINES`) go to `run_lines` when given."""
     states: dict[str, KeyState] = {}
     if not path.exists():
         return states
@@ -75,17 +97,19 @@ def scan(path: Path, repair: bool = False) -> dict[str, KeyState]:
                 break  # torn last line: the process died mid-write; the request was not finished
             try:
                 line = loads_json(raw, path)
+                if isinstance(line, dict) and line.get("t") in RUN_LINES:
+                    if run_lines is not None:
+                        run_lines.append(line)
+                    offset += len(raw)
+                    data_end = offset
+                    continue
                 key, kind = line["key"], line["t"]
-                state = KeyState(
-                    kind, int(line.get("attempts", line.get("attempt", 0))), tuple(line["usage"])
-                )
+                state = KeyState.of_line(line)
             except (orjson.JSONDecodeError, KeyError, TypeError, ValueError):
                 raise SvitFormatError(
                     f"{path}: line at byte {offset} is not a ledger line; the file was edited or damaged. "
                     "Move it away to start over (finished work in it would be generated again)."
                 ) from None
-            if kind in ("failed", "attempt"):
-                state.reason, state.detail = line.get("reason", ""), line.get("detail", "")
             if kind == "done":
                 state.offset, state.length = offset, len(raw)
             previous = states.get(key)
@@ -113,7 +137,8 @@ class Ledger:
 
     def __init__(self, path: Path, fsync_every: float = 1.0):
         self.path = path
-        self.states = scan(path, repair=True)
+        self.run_lines: list[dict] = []
+        self.states = scan(path, repair=True, run_lines=self.run_lines)
         self._fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
         self._fsync_every = fsync_every
         self._last_sync = time.monotonic()
@@ -132,15 +157,24 @@ class Ledger:
         state = self.states.get(key)
         return (state.reason, state.detail) if state else ("", "")
 
+    def state(self, key: str) -> KeyState | None:
+        return self.states.get(key)
+
     def append(self, line: dict) -> None:
-        data = orjson.dumps(line) + b"\n"
-        os.write(self._fd, data)
-        key = line["key"]
-        kind = line["t"]
-        state = KeyState(kind, line.get("attempts", line.get("attempt", 0)), tuple(line["usage"]))
-        if kind in ("failed", "attempt"):
-            state.reason, state.detail = line.get("reason", ""), line.get("detail", "")
-        self.states[key] = state
+        self._write(line)
+        self.states[line["key"]] = KeyState.of_line(line)
+
+    def note(self, line: dict) -> None:
+        """A line about the run (`RUN_LINES`), made durable at once: what it names is then waited on."""
+        if line["t"] not in RUN_LINES:
+            raise ValueError(f"not a run line: {line['t']}")
+        self._write(line)
+        self.run_lines.append(line)
+        os.fsync(self._fd)
+        self._last_sync = time.monotonic()
+
+    def _write(self, line: dict) -> None:
+        os.write(self._fd, orjson.dumps(line) + b"\n")
         now = time.monotonic()
         if now - self._last_sync >= self._fsync_every:
             os.fsync(self._fd)

@@ -40,6 +40,7 @@ from svit_dataset.generation.annotations import (
 from svit_dataset.generation.batch_files import BatchLimits
 from svit_dataset.generation.client import (
     ChatClient,
+    ChatResult,
     ClientSettings,
     ClientStats,
     FatalAPIError,
@@ -308,22 +309,150 @@ class _Work:
     detail: str = ""
 
 
-class _Run:
-    """The async part: workers take items from a bounded queue, ask, judge, and write the ledger."""
+class ItemJudge:
+    """Judges the answer to an item's next attempt and writes its ledger line; the online run and the batch
+    run (batch_run.py) share it, so both write the same records for the same answers."""
 
     def __init__(self, config: GenerationConfig, templates: PromptTemplates, ledger: Ledger, bar):
         self.config = config
         self.templates = templates
         self.ledger = ledger
         self.bar = bar
-        self.stats = ClientStats()
         self.finished = Counter()
-        self.consecutive_api_failures = 0
-        self.identity = config.identity(templates)
-        self.run_id = hashlib.blake2b(
-            json.dumps(self.identity, sort_keys=True).encode(), digest_size=6
-        ).hexdigest()
         self._last_postfix = 0.0
+        self.postfix: Callable[[], dict] = dict
+
+    def finish(self, key: str, line: dict) -> None:
+        self.ledger.append({"key": key, **line})
+        self.finished[line["t"] if line["t"] == "done" else line.get("reason", "failed")] += 1
+        self.bar.update(1)
+        now = time.monotonic()
+        if now - self._last_postfix > 0.5:
+            self._last_postfix = now
+            failed = sum(v for k, v in self.finished.items() if k != "done")
+            self.bar.set_postfix(failed=failed, **self.postfix(), refresh=False)
+
+    def over_budget(self, key: str, detail: str, extra: dict | None = None) -> None:
+        _, usage = self.ledger.resume_point(key)
+        self.finish(
+            key,
+            {
+                "t": "failed",
+                "attempts": 0,
+                "usage": list(usage),
+                "reason": PROMPT_OVER_BUDGET,
+                "detail": detail,
+                **(extra or {}),
+            },
+        )
+
+    def out_of_attempts(self, key: str) -> bool:
+        """Writes the `failed` line of an item with no attempt left (a run killed after its last `attempt`
+        line): the failure is that attempt's judgement. False when attempts are left."""
+        attempts, usage = self.ledger.resume_point(key)
+        if attempts < self.config.max_attempts:
+            return False
+        reason, detail = self.ledger.last_judgement(key)
+        self.finish(
+            key,
+            {"t": "failed", "attempts": attempts, "usage": list(usage), "reason": reason, "detail": detail},
+        )
+        return True
+
+    def seed(self, key: str) -> int:
+        image_id, task = key.split("/", 1)
+        return derive_seed(self.config.seed, int(image_id), task, self.ledger.resume_point(key)[0])
+
+    def judge(self, item: _Work, result: ChatResult, extra: dict | None = None) -> bool:
+        """Judge `result`, the answer to the item's next attempt; True when the item is final (done, or out of
+        attempts). `extra` rides on every line written (the batch a reply came from)."""
+        config, scene, task, prompt = self.config, item.scene, item.task, item.prompt
+        key = item_key(scene.image_id, task)
+        seed = self.seed(key)
+        attempts, usage = self.ledger.resume_point(key)
+        attempts += 1
+        usage = (usage[0] + result.prompt_tokens, usage[1] + result.completion_tokens)
+        extra = extra or {}
+        reason, detail, shaped = judge_response(
+            task, result.text, result.finish_reason, prompt.scene, config.iou_threshold
+        )
+        if shaped is not None:
+            provenance = {
+                "model": config.client.model,
+                "response_model": result.response_model,
+                "prompt_version": self.templates.version,
+                "params": {**config.client.request_params(), "seed": seed},
+                "attempts": attempts,
+                "usage": {"prompt_tokens": usage[0], "completion_tokens": usage[1]},
+            }
+            if prompt.trimmed:
+                provenance["trimmed"] = prompt.trimmed
+            instruction = (
+                detail_instruction(self.templates, scene.image_id, config.seed)
+                if task == DETAIL_DESCRIPTION
+                else ""
+            )
+            record = release_record(scene.image_id, task, shaped, instruction, provenance)
+            self.finish(
+                key, {"t": "done", "attempts": attempts, "usage": list(usage), "record": record, **extra}
+            )
+            return True
+        logger.debug("%s attempt %d: %s (%s)", key, attempts, reason, detail)
+        self.ledger.append(
+            {
+                "t": "attempt",
+                "key": key,
+                "attempt": attempts,
+                "usage": list(usage),
+                "reason": reason,
+                "detail": detail,
+                **extra,
+            }
+        )
+        if attempts < config.max_attempts:
+            return False
+        self.finish(
+            key,
+            {
+                "t": "failed",
+                "attempts": attempts,
+                "usage": list(usage),
+                "reason": reason,
+                "detail": detail,
+                **extra,
+            },
+        )
+        return True
+
+    def request_failed(self, key: str, kind: str, detail: str, extra: dict | None = None) -> None:
+        """The item's request failed for good in this run (`api_error` items are retried by a later run)."""
+        attempts, usage = self.ledger.resume_point(key)
+        self.finish(
+            key,
+            {
+                "t": "failed",
+                "attempts": attempts,
+                "usage": list(usage),
+                "reason": kind,
+                "detail": detail,
+                **(extra or {}),
+            },
+        )
+
+
+class _Run:
+    """The online run: workers take items from a bounded queue, ask, and hand the answers to the judge."""
+
+    def __init__(self, config: GenerationConfig, judge: ItemJudge):
+        self.config = config
+        self.judge = judge
+        self.stats = ClientStats()
+        self.consecutive_api_failures = 0
+        self.run_id = run_id(judge.config.identity(judge.templates))
+        judge.postfix = lambda: {
+            "tok": f"{(self.stats.prompt_tokens + self.stats.completion_tokens) / 1000:.0f}k",
+            "retries": sum(self.stats.retries.values()),
+        }
 
     async def run(self, work: Iterator[_Work]) -> None:
         queue: asyncio.Queue = asyncio.Queue(maxsize=2 * self.config.concurrency)
@@ -351,102 +480,29 @@ class _Run:
                 if t.exception() is not None:
                     raise t.exception()
 
-    def _finish(self, key: str, line: dict) -> None:
-        self.ledger.append({"key": key, **line})
-        self.finished[line["t"] if line["t"] == "done" else line.get("reason", "failed")] += 1
-        self.bar.update(1)
-        now = time.monotonic()
-        if now - self._last_postfix > 0.5:
-            self._last_postfix = now
-            self.bar.set_postfix(
-                tok=f"{(self.stats.prompt_tokens + self.stats.completion_tokens) / 1000:.0f}k",
-                failed=sum(v for k, v in self.finished.items() if k != "done"),
-                retries=sum(self.stats.retries.values()),
-                refresh=False,
-            )
-
     async def process(self, client: ChatClient, item: _Work) -> None:
-        config = self.config
-        scene, task, prompt = item.scene, item.task, item.prompt
-        key = item_key(scene.image_id, task)
-        attempts, usage = self.ledger.resume_point(key)
+        judge, task, prompt = self.judge, item.task, item.prompt
+        image_id = item.scene.image_id
+        key = item_key(image_id, task)
         if prompt is None:
-            self._finish(
-                key,
-                {
-                    "t": "failed",
-                    "attempts": 0,
-                    "usage": list(usage),
-                    "reason": PROMPT_OVER_BUDGET,
-                    "detail": item.detail,
-                },
-            )
+            judge.over_budget(key, item.detail)
             return
-        # a run killed after its last `attempt` line resumes here with no attempt left: the failure
-        # is that attempt's judgement
-        reason, detail = self.ledger.last_judgement(key)
-        while attempts < config.max_attempts:
-            seed = derive_seed(config.seed, scene.image_id, task, attempts)
+        while not judge.out_of_attempts(key):
+            attempt = judge.ledger.resume_point(key)[0]
             try:
                 result = await client.complete(
                     prompt.messages,
-                    seed=seed,
-                    request_id=f"svit-{self.run_id}-{scene.image_id}-{task}-{attempts}",
+                    seed=judge.seed(key),
+                    request_id=f"svit-{self.run_id}-{image_id}-{task}-{attempt}",
                     estimated_tokens=prompt.prompt_tokens + EXPECTED_COMPLETION_TOKENS[task],
                 )
             except RequestFailed as err:
-                self._finish(
-                    key,
-                    {
-                        "t": "failed",
-                        "attempts": attempts,
-                        "usage": list(usage),
-                        "reason": err.kind,
-                        "detail": err.detail,
-                    },
-                )
+                judge.request_failed(key, err.kind, err.detail)
                 self._count_api_failure(err)
                 return
             self.consecutive_api_failures = 0
-            attempts += 1
-            usage = (usage[0] + result.prompt_tokens, usage[1] + result.completion_tokens)
-            reason, detail, shaped = judge_response(
-                task, result.text, result.finish_reason, prompt.scene, config.iou_threshold
-            )
-            if shaped is not None:
-                provenance = {
-                    "model": config.client.model,
-                    "response_model": result.response_model,
-                    "prompt_version": self.templates.version,
-                    "params": {**config.client.request_params(), "seed": seed},
-                    "attempts": attempts,
-                    "usage": {"prompt_tokens": usage[0], "completion_tokens": usage[1]},
-                }
-                if prompt.trimmed:
-                    provenance["trimmed"] = prompt.trimmed
-                instruction = (
-                    detail_instruction(self.templates, scene.image_id, config.seed)
-                    if task == DETAIL_DESCRIPTION
-                    else ""
-                )
-                record = release_record(scene.image_id, task, shaped, instruction, provenance)
-                self._finish(key, {"t": "done", "attempts": attempts, "usage": list(usage), "record": record})
+            if judge.judge(item, result):
                 return
-            logger.debug("%s attempt %d: %s (%s)", key, attempts, reason, detail)
-            self.ledger.append(
-                {
-                    "t": "attempt",
-                    "key": key,
-                    "attempt": attempts,
-                    "usage": list(usage),
-                    "reason": reason,
-                    "detail": detail,
-                }
-            )
-        self._finish(
-            key,
-            {"t": "failed", "attempts": attempts, "usage": list(usage), "reason": reason, "detail": detail},
-        )
 
     def _count_api_failure(self, err: RequestFailed) -> None:
         if err.kind != "api_error":
@@ -457,6 +513,11 @@ class _Run:
                 f"{self.consecutive_api_failures} items in a row failed after all retries (last: {err.detail}). "
                 "The endpoint looks down; run the same command again later to resume."
             )
+
+
+def run_id(identity: dict) -> str:
+    """A short name of the run's settings: in request ids and batch custom_ids."""
+    return hashlib.blake2b(json.dumps(identity, sort_keys=True).encode(), digest_size=6).hexdigest()
 
 
 def _work_items(
@@ -482,118 +543,180 @@ def _quiet_http_logs() -> None:
                 logging.getLogger(name).setLevel(logging.WARNING)
 
 
+@dataclasses.dataclass
+class RunFolder:
+    """A run opened in its --output folder: settings checked against run.json, the selection, this process's
+    ledger and the keys finished elsewhere (other shards). Both the online and the batch run start here."""
+
+    config: GenerationConfig
+    source: SceneSource
+    templates: PromptTemplates
+    identity: dict
+    price: tuple[str, dict[str, float]] | None
+    image_ids: list[int]
+    scenes: Iterator[Scene]
+    input_counts: dict
+    ledger: Ledger
+    elsewhere: set[str]
+
+    @classmethod
+    def open(cls, source: SceneSource, config: GenerationConfig, create: bool = True) -> RunFolder:
+        _quiet_http_logs()
+        install_log_redaction()
+        output_dir = config.output_dir
+        check_output_apart(
+            output_dir,
+            "--output",
+            {
+                "--annotations": source.annotations,
+                "--scenes": source.scenes,
+                "--coco-captions": list(source.coco_captions),
+                "--templates": config.templates_dir,
+                "--prices": config.prices,
+            },
+        )
+        check_run_folder(output_dir, config.overwrite)
+        if create:
+            output_dir.mkdir(parents=True, exist_ok=True)
+        templates = load_templates(config.templates_dir, config.tasks)
+        identity = config.identity(templates)
+        _check_run_identity(output_dir, identity)
+        input_counts: dict = {}
+        image_ids, scenes = source.select(config.wanted(), config.max_images, input_counts)
+        ledger = Ledger(output_dir / ledger_name(config.shard))
+        return cls(
+            config,
+            source,
+            templates,
+            identity,
+            config.price(),
+            image_ids,
+            scenes,
+            input_counts,
+            ledger,
+            _final_elsewhere(output_dir, ledger.path),
+        )
+
+    def skip(self, key: str) -> bool:
+        """Finished here or in another ledger of the folder."""
+        return self.ledger.is_final(key) or key in self.elsewhere
+
+    @property
+    def total(self) -> int:
+        return len(self.image_ids) * len(self.config.tasks)
+
+    def finished_count(self) -> int:
+        return sum(self.skip(item_key(i, t)) for i in self.image_ids for t in self.config.tasks)
+
+    def work(self, skip: Callable[[str], bool] | None = None) -> Iterator[_Work]:
+        """The selection's items not skipped, with their prompts; a second call streams the scenes again."""
+        if self.scenes is None:
+            _, self.scenes = self.source.select(self.config.wanted(), self.config.max_images)
+        scenes, self.scenes = self.scenes, None
+        return _work_items(scenes, self.config, self.templates, skip or self.skip)
+
+    def progress_bar(self, desc: str = "generate"):
+        return tqdm(
+            total=self.total,
+            initial=self.finished_count(),
+            unit="item",
+            desc=desc,
+            disable=not self.config.progress,
+            mininterval=0.5,
+        )
+
+    def close_and_summarize(self, started: float, session: dict, error: BaseException | None) -> dict:
+        """Close the ledger, rewrite the release files and write the summary (whatever stopped the run)."""
+        self.ledger.close()
+        session = {"seconds": round(time.monotonic() - started, 2), **session}
+        session["stopped_by"] = redact(f"{type(error).__name__}: {error}") if error else None
+        try:
+            summary = _summarize(self, session)
+            write_json_atomic(self.config.output_dir / SUMMARY_FILE, summary)
+        except Exception:
+            if error is None:
+                raise
+            # the error that stopped the run is the one to report; this one is only logged
+            logger.exception("could not write %s after the run stopped", SUMMARY_FILE)
+            return {}
+        return summary
+
+
 def generate(source: SceneSource, config: GenerationConfig) -> dict:
     """Run (or resume) a generation into `config.output_dir`; returns the summary it also writes."""
     started = time.monotonic()
-    _quiet_http_logs()
-    install_log_redaction()
-    output_dir = config.output_dir
-    check_output_apart(
-        output_dir,
-        "--output",
-        {
-            "--annotations": source.annotations,
-            "--scenes": source.scenes,
-            "--coco-captions": list(source.coco_captions),
-            "--templates": config.templates_dir,
-            "--prices": config.prices,
-        },
-    )
-    check_run_folder(output_dir, config.overwrite)
-    output_dir.mkdir(parents=True, exist_ok=True)
-    templates = load_templates(config.templates_dir, config.tasks)
-    identity = config.identity(templates)
-    _check_run_identity(output_dir, identity)
-    price = config.price()
-    input_counts: dict = {}
-    image_ids, scenes = source.select(config.wanted(), config.max_images, input_counts)
-    ledger = Ledger(output_dir / ledger_name(config.shard))
-    elsewhere = _final_elsewhere(output_dir, ledger.path)
-
-    def skip(key: str) -> bool:
-        return ledger.is_final(key) or key in elsewhere
-
-    total = len(image_ids) * len(config.tasks)
-    resumed = sum(skip(item_key(i, t)) for i in image_ids for t in config.tasks)
+    folder = RunFolder.open(source, config)
+    total, resumed = folder.total, folder.finished_count()
     logger.info(
         "generating %d items (%d images x %d tasks; %d already finished) with %s at %s, concurrency %d",
         total - resumed,
-        len(image_ids),
+        len(folder.image_ids),
         len(config.tasks),
         resumed,
         config.client.model,
         redact(_public_url(config.client.base_url)),
         config.concurrency,
     )
-    bar = tqdm(
-        total=total,
-        initial=resumed,
-        unit="item",
-        desc="generate",
-        disable=not config.progress,
-        mininterval=0.5,
-    )
-    runner = _Run(config, templates, ledger, bar)
+    bar = folder.progress_bar()
+    judge = ItemJudge(config, folder.templates, folder.ledger, bar)
+    runner = _Run(config, judge)
     error: BaseException | None = None
     try:
-        asyncio.run(runner.run(_work_items(scenes, config, templates, skip)))
+        asyncio.run(runner.run(folder.work()))
     except BaseException as err:  # noqa: BLE001 - the summary is written whatever stopped the run
         error = err
         raise
     finally:
         bar.close()
-        ledger.close()
-        seconds = time.monotonic() - started
-        try:
-            summary = _summarize(config, templates, runner, price, total, input_counts, seconds, error)
-            write_json_atomic(output_dir / SUMMARY_FILE, summary)
-        except Exception:
-            if error is None:
-                raise
-            # the error that stopped the run is the one to report; this one is only logged
-            logger.exception("could not write %s after the run stopped", SUMMARY_FILE)
+        stats = runner.stats
+        seconds = max(time.monotonic() - started, 1e-9)
+        summary = folder.close_and_summarize(
+            started,
+            {
+                "path": "online",
+                "items_finished": sum(judge.finished.values()),
+                "requests_sent": stats.requests,
+                "responses": stats.ok,
+                "retries": dict(sorted(stats.retries.items())),
+                "requests_per_second": round(stats.requests / seconds, 2),
+            },
+            error,
+        )
     return summary
 
 
-def _summarize(
-    config, templates, runner: _Run, price, selected: int, input_counts: dict, seconds: float, error
-) -> dict:
+def _summarize(folder: RunFolder, session: dict) -> dict:
+    config, price = folder.config, folder.price
     collected = collect_outputs(config.output_dir, config.tasks)
-    stats = runner.stats
+    tokens = collected["prompt_tokens"], collected["completion_tokens"]
     return {
         "model": config.client.model,
-        "prompt_version": templates.version,
+        "prompt_version": folder.templates.version,
         "tasks": list(config.tasks),
         "shard": f"{config.shard[0]}/{config.shard[1]}" if config.shard else None,
         "items": {
-            "selected": selected,
+            "selected": folder.total,
             "done": sum(collected["done"].values()),
             "failed": collected["failed"],
             "pending": collected["pending"],
         },
         # what the input reader of this session skipped (bad_*, malformed_*) or found missing
-        "input": dict(sorted(input_counts.items())),
+        "input": dict(sorted(folder.input_counts.items())),
         "done_by_task": collected["done"],
         "failed_by_reason": collected["failed_by_reason"],
-        "tokens": {"prompt": collected["prompt_tokens"], "completion": collected["completion_tokens"]},
-        "cost_usd": cost_usd(
-            collected["prompt_tokens"], collected["completion_tokens"], price[1] if price else None
-        ),
+        "tokens": {"prompt": tokens[0], "completion": tokens[1]},
+        # what the tokens cost online and through the Batch API (whichever way they were sent)
+        "cost_usd": cost_usd(*tokens, price[1] if price else None),
+        "batch_cost_usd": cost_usd(*tokens, batch_price(price[1] if price else None)),
         "price_usd_per_1m": {"matched": price[0], **price[1]} if price else None,
-        "session": {
-            "seconds": round(seconds, 2),
-            "items_finished": sum(runner.finished.values()),
-            "requests_sent": stats.requests,
-            "responses": stats.ok,
-            "retries": dict(sorted(stats.retries.items())),
-            "requests_per_second": round(stats.requests / seconds, 2) if seconds > 0 else None,
-            "stopped_by": redact(f"{type(error).__name__}: {error}") if error else None,
-        },
+        "session": session,
     }
 
 
-def plan_generation(source: SceneSource, config: GenerationConfig) -> dict:
-    """`--dry-run`: render every prompt of the selection; count requests, tokens and cost; call nothing."""
+def plan_generation(source: SceneSource, config: GenerationConfig, limits: BatchLimits | None = None) -> dict:
+    """`--dry-run`: render every prompt of the selection; count requests, tokens and cost; call nothing.
+    `limits`: of the batch files the requests would fill (the Batch API's by default)."""
+    limits = limits or BatchLimits()
     templates = load_templates(config.templates_dir, config.tasks)
     input_counts: dict = {}
     image_ids, scenes = source.select(config.wanted(), config.max_images, input_counts)
@@ -630,7 +753,8 @@ def plan_generation(source: SceneSource, config: GenerationConfig) -> dict:
             total["prompt_tokens"], total["completion_tokens"], batch_price(price[1] if price else None)
         ),
         # one Batch API file (and batch) per 50,000 requests: the line limit binds first for SVIT's prompts
-        "batch_files": -(-total["requests"] // BatchLimits().max_lines),
+        "batch_files": -(-total["requests"] // limits.max_lines),
+        "batch_max_requests": limits.max_lines,
         "price_usd_per_1m": {"matched": price[0], **price[1]} if price else None,
         "per_task": {t: dict(c) for t, c in per_task.items()},
         "input": dict(sorted(input_counts.items())),
@@ -672,7 +796,7 @@ def format_plan(plan: dict) -> str:
         f"  prompts trimmed to the budget: {plan['trimmed']:,}   over budget (would fail): {plan['over_budget']:,}",
         f"  cost: {cost}",
         f"  at Batch API prices: {_batch_cost(plan)} in {plan['batch_files']:,} request file(s) of at most "
-        f"{BatchLimits().max_lines:,} requests, one batch each",
+        f"{plan['batch_max_requests']:,} requests, one batch each",
         "  regenerations (source mentions, short or invalid answers) add to this; nothing was sent.",
     ]
     skipped = {k: v for k, v in plan.get("input", {}).items() if v and k.startswith(_SKIP_COUNTS)}
