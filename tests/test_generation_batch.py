@@ -95,7 +95,8 @@ def test_sigkill_while_polling_then_rerun_submits_nothing_twice(online, tmp_path
         "--output", str(out), "--model", MODEL, "--batch", "--batch-max-requests", "50",
         "--poll-interval", "0.01", "--max-poll-interval", "0.05", "--no-progress",
     ]  # fmt: skip
-    with FakeOpenAI(CONTENT_FAULTS, batches={"steps": 1000}) as server:  # batches that stay validating
+    # batches that stay validating, each poll answered slowly: the kill lands while polling
+    with FakeOpenAI(CONTENT_FAULTS, batches={"steps": 1000, "poll_delay": 0.05}) as server:
         argv += ["--base-url", server.base_url]
         killed = run_svit_forked(argv)
         deadline = time.monotonic() + 60
@@ -106,7 +107,7 @@ def test_sigkill_while_polling_then_rerun_submits_nothing_twice(online, tmp_path
         wait_forked(killed)
         assert server.batches.created == 3  # 144 requests, 50 a file
         assert [line["t"] for line in _ledger_lines(out)] == ["upload", "batch"] * 3
-        server.batches.configure(steps=1)
+        server.batches.configure(steps=1, poll_delay=0.0)
         rerun = run_svit(argv)
         assert rerun.returncode == 0, rerun.stderr[-2000:]
         round_one = [c for c in server.batches.submitted if parse_custom_id(c)[2] == 0]
