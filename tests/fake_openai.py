@@ -178,6 +178,15 @@ def apply_content_fault(fault: str | None, task: str, answer: str) -> tuple[str,
     return answer, "stop"
 
 
+def _request_facts(request: dict) -> tuple[str, int, str, str]:
+    """(task, seed, scene hash, user message) of a chat request body."""
+    messages = request["messages"]
+    system = next((m["content"] for m in messages if m["role"] == "system"), "")
+    user = next((m["content"] for m in messages if m["role"] == "user"), "")
+    scene_hash = hashlib.blake2b(user.encode(), digest_size=8).hexdigest()
+    return task_of(system), request.get("seed") or 0, scene_hash, user
+
+
 # --- the server -----------------------------------------------------------------------------------
 
 
@@ -315,11 +324,7 @@ class FakeOpenAI:
         if self.known_models is not None and request.get("model") not in self.known_models:
             return 404, {"error": {"message": f"The model {request.get('model')} does not exist"}}, None
         messages = request["messages"]
-        system = next((m["content"] for m in messages if m["role"] == "system"), "")
-        user = next((m["content"] for m in messages if m["role"] == "user"), "")
-        task = task_of(system)
-        seed = request.get("seed") or 0
-        scene_hash = hashlib.blake2b(user.encode(), digest_size=8).hexdigest()
+        task, seed, scene_hash, user = _request_facts(request)
         if _unit("bad_request", scene_hash, task) < self.rates.get("bad_request", 0.0):
             return (
                 400,
@@ -356,12 +361,7 @@ class FakeOpenAI:
         )
 
     async def _chat(self, request: dict, headers: dict, writer, now: float) -> bool:
-        messages = request["messages"]
-        system = next((m["content"] for m in messages if m["role"] == "system"), "")
-        user = next((m["content"] for m in messages if m["role"] == "user"), "")
-        task = task_of(system)
-        seed = request.get("seed") or 0
-        scene_hash = hashlib.blake2b(user.encode(), digest_size=8).hexdigest()
+        task, seed, scene_hash, _ = _request_facts(request)
         request_key = headers.get("idempotency-key") or f"{scene_hash}-{task}-{seed}"
         delivery = self._deliveries[request_key]
         self._deliveries[request_key] += 1

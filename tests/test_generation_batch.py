@@ -21,22 +21,10 @@ from svit_dataset.generation import batch_run as batch_module
 from svit_dataset.generation.batch_run import BatchSettings, generate_batch, parse_custom_id
 from svit_dataset.generation.client import FatalAPIError
 from svit_dataset.generation.run import generate
-from svit_dataset.schema import TASKS
 from tests.cli_runs import assert_one_clean_line_each, run_svit, run_svit_forked, wait_forked
 from tests.fake_openai import FakeOpenAI
-from tests.test_generation_run import CAPTIONS, MODEL, _config, _source, _task_files
+from tests.test_generation_run import CAPTIONS, CONTENT_FAULTS, MODEL, _config, _source, _task_files
 
-# Content faults only: a function of (scene, task, seed), the same through the chat route and a batch.
-CONTENT_FAULTS = {
-    "bad_request": 0.02,
-    "truncated": 0.04,
-    "malformed": 0.04,
-    "too_few": 0.04,
-    "captions": 0.05,
-    "bad_box": 0.12,
-    "failed_generation": 0.03,
-    "always_bad": 0.03,
-}
 FAST = {"poll_interval": 0.01, "max_poll_interval": 0.05}
 
 
@@ -292,54 +280,6 @@ def test_api_key_never_written_by_a_batch_run(tmp_path, monkeypatch, caplog, cap
     texts += [p.read_text(errors="replace") for p in tmp_path.rglob("*") if p.is_file()]
     for secret in (key, key[::-1]):
         assert not any(secret in t for t in texts)
-
-
-def test_dry_run_counts_batch_files_at_the_chosen_size(tmp_path, capsys):
-    from svit_cli.main import main as svit_main
-
-    rc = svit_main(
-        ["generate", "--annotations", str(bundled.ANNOTATIONS_DIR), "--output", str(tmp_path / "o"),
-         "--model", "gpt-4o", "--dry-run", "--batch-max-requests", "50"]
-    )  # fmt: skip
-    text = capsys.readouterr().out
-    assert rc == 0 and "in 3 request file(s) of at most 50 requests, one batch each" in text
-    assert Counter(TASKS) and not (tmp_path / "o").exists()
-
-
-def test_a_batch_judged_again_after_a_kill_counts_its_error_lines_once(tmp_path, monkeypatch):
-    out = tmp_path / "out"
-    note = batch_module.BatchRun._note
-
-    def killed_before_closing(self, line):
-        if line["t"] == "batch_closed":
-            raise KeyboardInterrupt("killed")  # the answers are judged; the batch is not closed
-        note(self, line)
-
-    config = {"tasks": ("referring_qa",), "max_attempts": 2}
-    with FakeOpenAI(batches={"error_rate": 0.5}) as server:
-        monkeypatch.setattr(batch_module.BatchRun, "_note", killed_before_closing)
-        with pytest.raises(KeyboardInterrupt):
-            generate_batch(_source(), _config(out, server.base_url, **config), _batch())
-        monkeypatch.setattr(batch_module.BatchRun, "_note", note)
-        summary = generate_batch(_source(), _config(out, server.base_url, **config), _batch())
-    errors = Counter(
-        (line["key"], line["batch"]) for line in _ledger_lines(out) if line.get("reason") == "batch_error"
-    )
-    assert errors and max(errors.values()) == 1  # the output read twice, each error line judged once
-    # one error in a row is under --max-attempts 2: every errored request was sent again and answered
-    assert summary["items"] == {"selected": 36, "done": 36, "failed": 0, "pending": 0}
-
-
-def test_requests_that_keep_failing_end_as_api_error_for_a_later_run(tmp_path):
-    out = tmp_path / "out"
-    config = {"tasks": ("referring_qa",), "max_images": 4, "max_attempts": 2}
-    with FakeOpenAI(batches={"error_rate": 1.0, "persistent_errors": True}) as server:  # every line errs
-        summary = generate_batch(_source(), _config(out, server.base_url, **config), _batch())
-        # two rounds: --max-attempts 2 errors in a row; no third round in this run
-        assert summary["failed_by_reason"] == {"api_error": 4} and server.batches.created == 2
-        server.batches.configure(persistent_errors=False)
-        later = generate_batch(_source(), _config(out, server.base_url, **config), _batch())
-    assert later["items"] == {"selected": 4, "done": 4, "failed": 0, "pending": 0}
 
 
 def test_polling_shows_progress_and_backs_off_while_nothing_moves(tmp_path, monkeypatch, caplog):

@@ -37,12 +37,8 @@ MODEL = "fake-model"
 IMAGE_IDS = [item["image_id"] for item in json.loads(bundled.IMAGE_DATA.read_text())]
 ALL_KEYS = {(i, t) for i in IMAGE_IDS for t in TASKS}
 
-FAULTS = {
-    "rate_limit": 0.04,
-    "server_error": 0.04,
-    "timeout": 0.02,
-    "drop": 0.04,
-    "garbled": 0.03,
+# Content faults are a function of (scene, task, seed): the same through the chat route and in a batch.
+CONTENT_FAULTS = {
     "bad_request": 0.02,
     "truncated": 0.04,
     "malformed": 0.04,
@@ -51,6 +47,14 @@ FAULTS = {
     "bad_box": 0.12,
     "failed_generation": 0.03,
     "always_bad": 0.03,
+}
+FAULTS = {
+    "rate_limit": 0.04,
+    "server_error": 0.04,
+    "timeout": 0.02,
+    "drop": 0.04,
+    "garbled": 0.03,
+    **CONTENT_FAULTS,
 }
 # Content faults are a function of (scene, task, seed): every run against a FakeOpenAI(FAULTS) gets
 # the same answers, whatever transport faults or kills happen on the way.
@@ -311,12 +315,15 @@ def test_dry_run_cli_and_demo_call_nothing(tmp_path, capsys):
     assert not (tmp_path / "out").exists()
     plan = run_generation_dry_run(print_fn=lambda *_: None)
     assert plan["requests"] == 144 and plan["cost_usd"] > 0 and plan["over_budget"] == 0
-    small = svit_main(
-        ["generate", "--annotations", str(bundled.ANNOTATIONS_DIR), "--output", str(tmp_path / "o"),
-         "--max-prompt-tokens", "300", "--dry-run", "--tasks", "referring_qa"]
-    )  # fmt: skip
-    text = capsys.readouterr().out
-    assert small == 0 and "over budget (would fail): 36" in text
+
+    def dry_run(*flags: str) -> str:
+        argv = ["generate", "--annotations", str(bundled.ANNOTATIONS_DIR), "--output", str(tmp_path / "o")]
+        assert svit_main([*argv, "--dry-run", *flags]) == 0
+        return capsys.readouterr().out
+
+    assert "over budget (would fail): 36" in dry_run("--max-prompt-tokens", "300", "--tasks", "referring_qa")
+    batched = dry_run("--model", "gpt-4o", "--batch-max-requests", "50")
+    assert "in 3 request file(s) of at most 50 requests, one batch each" in batched
 
 
 def test_replies_of_other_shapes_are_retried_not_fatal(tmp_path):
