@@ -2,7 +2,8 @@
 
 Everything after `train` is TrlParser's (TRL's and transformers' flag names, a YAML training recipe by name or
 path: `svit_cli/jobs/train.py`). `--list-recipes` lists the shipped training recipes and accelerate configs;
-`--accelerate-config NAME` prints one for `accelerate launch --config_file`.
+`--accelerate-config NAME` prints one for `accelerate launch --config_file`; `--plan` prints what the run will need
+(parameters, memory per GPU by ZeRO stage, steps, hours) without loading anything.
 """
 
 from __future__ import annotations
@@ -22,6 +23,14 @@ def _run(args) -> None:
 
         at = argv.index("--accelerate-config")
         print(accelerate_config_text(argv[at + 1] if at + 1 < len(argv) else ""), end="")
+        return
+    if "--plan" in argv:
+        from svit_cli.jobs.train import plan_training_run
+        from svit_model.training.plan import check_fits
+
+        plan = plan_training_run(argv)
+        print(plan.report())
+        check_fits(plan)
         return
     from svit_cli.jobs.train import parse_train_arguments, train_with_card
 

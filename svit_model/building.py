@@ -135,13 +135,14 @@ def make_processor(
 
 
 def svit_llava_config(
-    vision_config: CLIPVisionConfig, text_config, tokenizer: PreTrainedTokenizerBase, **overrides
+    vision_config: CLIPVisionConfig, text_config, image_token_id: int, **overrides
 ) -> SvitLlavaConfig:
-    """LLaVA-1.5's wiring of the two towers: layer -2 features without CLS, a GELU projector with bias."""
+    """LLaVA-1.5's wiring of the two towers: layer -2 features without CLS, a GELU projector with bias.
+    `image_token_id`: the tokenizer's id of `<image>` (`add_svit_tokens` adds it)."""
     settings = {
         "vision_config": vision_config,
         "text_config": text_config,
-        "image_token_id": tokenizer.convert_tokens_to_ids(IMAGE_TOKEN),
+        "image_token_id": image_token_id,
         "image_seq_length": (vision_config.image_size // vision_config.patch_size) ** 2,
         "projector_hidden_act": "gelu",
         "vision_feature_select_strategy": "default",
@@ -190,7 +191,7 @@ def build_svit_llava(
     added = add_svit_tokens(tokenizer)
     logger.info("added tokens %s", added)
 
-    config = svit_llava_config(vision_config, llm.config, tokenizer)
+    config = svit_llava_config(vision_config, llm.config, tokenizer.convert_tokens_to_ids(IMAGE_TOKEN))
     with init_empty_weights():  # parameters on meta: the towers below replace them without a copy
         model = SvitLlavaForConditionalGeneration(config)
     model.model.vision_tower = vision_tower

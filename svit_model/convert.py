@@ -27,6 +27,7 @@ from accelerate import init_empty_weights
 from transformers import AutoModelForCausalLM, AutoTokenizer, CLIPVisionModel, LlamaConfig
 
 from svit_dataset.errors import SvitFormatError, SvitInputError
+from svit_dataset.llava_format import IMAGE_TOKEN
 from svit_model.building import (
     add_svit_tokens,
     check_output_dir,
@@ -225,7 +226,7 @@ def convert_upstream_checkpoint(
     config = svit_llava_config(
         vision_config,
         text_config,
-        tokenizer,
+        tokenizer.convert_tokens_to_ids(IMAGE_TOKEN),
         vision_feature_layer=upstream.get("mm_vision_select_layer", -2),
         vision_feature_select_strategy=_SELECT_FEATURE[upstream.get("mm_vision_select_feature", "patch")],
     )

@@ -128,7 +128,9 @@ def tiny_svit_llava_config(
     """2-layer CLIP + mlp2x_gelu projector + 2-layer Llama, wired by `svit_model.building.svit_llava_config`
     exactly as a real SVIT-LLaVA (layer -2 features without CLS, GELU projector)."""
     return svit_llava_config(
-        tiny_vision_config(image_size, patch_size), tiny_text_config(tokenizer), tokenizer
+        tiny_vision_config(image_size, patch_size),
+        tiny_text_config(tokenizer),
+        tokenizer.convert_tokens_to_ids(IMAGE_TOKEN),
     )
 
 

@@ -51,6 +51,7 @@ ACTING: dict[str, str] = {
     "projector_lr": "ours: SvitTrainer.create_optimizer",
     "group_by_modality_length": "ours: arguments.modality_grouping, SvitTrainer._get_train_sampler",
     "train_vision_tower": "ours: model.trained_prefixes, model.lora_config",
+    "model_shape": "ours: plan.shape_config (svit train --plan)",
     "drop_missing_images": "ours: data.check_image_files",
     "overwrite_output_dir": "ours: train.resolve_resume, train.clear_output_dir",
     # SFTConfig: transformers' TrainingArguments

@@ -59,6 +59,14 @@ class SvitScriptArguments(ScriptArguments):
         },
     )
     train_vision_tower: bool = field(default=False, metadata={"help": "train the CLIP vision tower too"})
+    model_shape: str | None = field(
+        default=None,
+        metadata={
+            "help": "the model's shape for `--plan` while --model_name_or_path does not exist yet: llava-1.5-7b, "
+            "llava-1.5-13b, or a folder with an SVIT-LLaVA config.json (training itself loads "
+            "--model_name_or_path)"
+        },
+    )
     drop_missing_images: bool = field(
         default=False,
         metadata={"help": "train without samples whose image file is missing (counted) instead of stopping"},
