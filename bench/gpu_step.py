@@ -1,7 +1,7 @@
 """Stage-2 training steps of a LLaVA-1.5-7B-shaped SVIT-LLaVA on one GPU: tokens/s and model FLOPs utilisation.
 
-Random weights built from configs (CLIP ViT-L/14-336 + mlp2x_gelu + a Vicuna-7B-shaped Llama) through
-`svit_model.building.svit_llava_config`, as a real SVIT-LLaVA: nothing is downloaded. bf16, SDPA attention,
+Random weights built from configs (CLIP ViT-L/14-336 + mlp2x_gelu + a Vicuna-7B-shaped Llama: `svit train
+--plan`'s `MODEL_SHAPES`, `--shape llava-1.5-13b` for 13B), as a real SVIT-LLaVA: nothing is downloaded. bf16, SDPA attention,
 gradient checkpointing, sequences of `--seq-len` tokens (576 image tokens, the rest text, half of it trained),
 AdamW. `--mode full` trains projector + LLM (vision tower frozen, LLaVA-1.5's stage 2); `--mode lora` trains
 LoRA r128 on the LLM's linear layers (by module path) and the projector, as the SVIT-v1.5 LoRA recipe.
@@ -10,7 +10,8 @@ Model FLOPs per step: 6 x (trained-path LLM + projector parameters) x tokens for
 LLM) x tokens + 6 x (LoRA + projector) x tokens for LoRA (no weight gradients for frozen weights), plus
 causal attention (6 x layers x hidden x seq_len per token in training) and the frozen vision tower's forward
 (2 x its parameters x image tokens). MFU = model FLOPs / step time / `--peak-tflops` (H100/H200 SXM dense bf16:
-989).
+989). Beside what it measures it prints what `svit train --plan` predicts for the same step (one GPU, no ZeRO):
+memory (model states + activations) and the step time at `--mfu`.
 
     .venv/bin/python bench/gpu_step.py --mode full --batch-size 4 [--steps 10 --seq-len 2048]
     .venv/bin/python bench/gpu_step.py --mode lora --batch-size 8
@@ -27,47 +28,17 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import torch  # noqa: E402
-from transformers import CLIPVisionConfig, LlamaConfig  # noqa: E402
 
-from svit_model.building import svit_llava_config  # noqa: E402
 from svit_model.modeling_svit_llava import SvitLlavaForConditionalGeneration  # noqa: E402
 from svit_model.tiny import build_tiny_tokenizer, tiny_svit_llava_config  # noqa: E402
 from svit_model.training.model import lora_target_pattern  # noqa: E402
+from svit_model.training.plan import (  # noqa: E402
+    MODEL_SHAPES,
+    activation_bytes,
+    flops_per_token,
+    model_state_bytes,
+)
 from svit_model.training.stages import DEFAULT_LORA_TARGETS, LANGUAGE_MODEL  # noqa: E402
-
-VICUNA_VOCAB = 32000 + 3  # + <image>, <st>, <ed>
-
-
-class _Tokens:
-    """What `svit_llava_config` reads of a tokenizer: the `<image>` id (the first token added to Vicuna's)."""
-
-    def convert_tokens_to_ids(self, token: str) -> int:
-        return 32000
-
-
-def llava_7b_config():
-    vision = CLIPVisionConfig(
-        hidden_size=1024,
-        intermediate_size=4096,
-        num_hidden_layers=24,
-        num_attention_heads=16,
-        image_size=336,
-        patch_size=14,
-        projection_dim=768,
-        hidden_act="quick_gelu",
-    )
-    text = LlamaConfig(
-        vocab_size=VICUNA_VOCAB,
-        hidden_size=4096,
-        intermediate_size=11008,
-        num_hidden_layers=32,
-        num_attention_heads=32,
-        num_key_value_heads=32,
-        max_position_embeddings=4096,
-        tie_word_embeddings=False,
-        pad_token_id=0,
-    )
-    return svit_llava_config(vision, text, _Tokens())
 
 
 def build(args):
@@ -75,7 +46,7 @@ def build(args):
         tokenizer = build_tiny_tokenizer()
         config = tiny_svit_llava_config(tokenizer)
     else:
-        config = llava_7b_config()
+        config = MODEL_SHAPES[args.shape].config()
     config.text_config._attn_implementation = config.vision_config._attn_implementation = "sdpa"
     with torch.device(args.device):
         model = SvitLlavaForConditionalGeneration(config).to(args.dtype)
@@ -142,6 +113,8 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--peak-tflops", type=float, default=989.0, help="dense bf16 peak of the GPU")
     parser.add_argument("--tiny", action="store_true", help="the tiny model on CPU, fp32 (checks the script)")
+    parser.add_argument("--shape", choices=sorted(MODEL_SHAPES), default="llava-1.5-7b")
+    parser.add_argument("--mfu", type=float, default=0.4, help="the utilisation the plan's time assumes")
     args = parser.parse_args()
     if args.tiny:
         args.device, args.dtype = "cpu", torch.float32
@@ -196,6 +169,26 @@ def main() -> None:
     )
     if args.device == "cuda":
         print(f"  peak GPU memory {torch.cuda.max_memory_allocated() / 2**30:.1f} GiB")
+    print("  " + planned(model, config, args))
+
+
+def planned(model, config, args) -> str:
+    """What `svit train --plan` predicts for this step on one GPU without ZeRO: memory and time at --mfu."""
+    params = sum(p.numel() for p in model.parameters())
+    trained = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    largest = max(sum(p.numel() for p in m.parameters(recurse=False)) for m in model.modules())
+    checkpointing = not args.tiny
+    states = model_state_bytes(params, trained, largest, "ddp", 1)
+    activations = activation_bytes(config, args.batch_size, args.seq_len, checkpointing)
+    text = config.text_config
+    llm = sum(p.numel() for n, p in model.named_parameters() if "vision_tower" not in n and "lora_" not in n)
+    llm -= text.vocab_size * text.hidden_size  # the input embeddings: a lookup, no FLOPs
+    flops = flops_per_token(llm, args.mode if args.mode == "full" else "frozen", checkpointing)
+    seconds = flops * args.batch_size * args.seq_len / (args.peak_tflops * 1e12 * args.mfu)
+    return (
+        f"plan: {(states + activations) / 2**30:.1f} GiB (model states {states / 2**30:.1f} + activations "
+        f"{activations / 2**30:.1f}), {seconds * 1000:.0f} ms/step at {args.mfu:.0%} MFU of {args.peak_tflops:g} TFLOP/s"
+    )
 
 
 if __name__ == "__main__":

@@ -107,3 +107,15 @@ def test_bad_plan_input_is_one_clean_line_each(tmp_path):
         ("mfu out of range", ["train", "--config", "svit-v1.5-7b-lora", "--plan", "--mfu", "0"],
          "--mfu must be above 0 and at most 1"),
     ])  # fmt: skip
+
+
+def test_bench_gpu_step_runs_tiny_on_cpu_and_prints_the_plan_beside(capsys, monkeypatch):
+    import runpy
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parents[1] / "bench" / "gpu_step.py"
+    for mode in ("full", "lora"):
+        monkeypatch.setattr("sys.argv", [str(script), "--tiny", "--mode", mode])
+        runpy.run_path(str(script), run_name="__main__")
+        out = capsys.readouterr().out
+        assert f"tiny {mode}:" in out and "ms/step" in out and "plan: " in out and "at 40% MFU" in out
