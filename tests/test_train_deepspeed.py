@@ -1,5 +1,7 @@
 """The shipped accelerate and DeepSpeed configs, validated by accelerate's and DeepSpeed's own config classes with
-the trainer's `auto` values resolved, and a single-process ZeRO-3 run of `svit train` on CPU."""
+the trainer's `auto` values resolved; ZeRO-3 runs of `svit train` on CPU; LoRA under ZeRO-2 (the projector a
+module to save, the `<st>`/`<ed>` rows trainable) saved, resumed and merged equal to the same run without
+DeepSpeed, on one process and on two; LoRA under ZeRO-3 refused up front."""
 
 from __future__ import annotations
 
@@ -11,13 +13,16 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 from accelerate.commands.config.config_args import load_config_from_file
 from deepspeed.runtime.config import DeepSpeedConfig
+from safetensors.torch import load_file
 from transformers import AutoModelForImageTextToText
 from transformers.integrations.deepspeed import HfTrainerDeepSpeedConfig
 
 import svit_model  # noqa: F401  (registers svit_llava)
 from svit_cli.jobs.train import parse_train_arguments
+from svit_dataset.errors import SvitInputError
 from svit_model.tiny import build_tiny_svit_llava
 from svit_model.training.accelerate import (
     DEEPSPEED_DIR,
@@ -26,7 +31,8 @@ from svit_model.training.accelerate import (
     accelerate_configs,
     deepspeed_config_path,
 )
-from tests.train_fixtures import train_args
+from svit_model.training.checkpoint import merge_lora_run
+from tests.train_fixtures import run_svit_on_two_processes, train_args
 
 EXPECTED = {
     "single_gpu": ("NO", None),
@@ -138,3 +144,93 @@ def test_single_process_zero3_run_on_cpu(tiny_grounded_checkpoint, grounded_data
     assert any(
         not p.equal(reference.get_parameter(n)) for n, p in model.named_parameters() if "language_model" in n
     )
+
+
+def _zero_env() -> dict:
+    return {
+        **os.environ,
+        "RANK": "0",
+        "LOCAL_RANK": "0",
+        "WORLD_SIZE": "1",
+        "MASTER_ADDR": "127.0.0.1",
+        "MASTER_PORT": str(free_port()),
+        "OMP_NUM_THREADS": "1",
+    }
+
+
+def _train(argv: list[str], processes: int, tmp_path: Path) -> None:
+    """`svit train ARGV` in a process of its own (DeepSpeed's shared-memory op left unbuilt), or on two under
+    torchrun."""
+    if processes == 1:
+        done = subprocess.run(
+            [sys.executable, "-c", TRAIN_WITHOUT_SHM_OP, *argv],
+            env=_zero_env(),
+            capture_output=True,
+            text=True,
+            timeout=900,
+        )
+    else:
+        script = tmp_path / "train_without_shm_op.py"
+        script.write_text(TRAIN_WITHOUT_SHM_OP)
+        done = run_svit_on_two_processes([str(script), *argv], script=True)
+    assert done.returncode == 0, done.stderr[-3000:]
+
+
+def _merged_weights(run: Path, tmp_path: Path) -> dict:
+    merged = merge_lora_run(run, tmp_path / f"{run.name}-merged")
+    return {k: v for path in sorted(Path(merged).glob("*.safetensors")) for k, v in load_file(path).items()}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("processes", [1, 2])
+def test_lora_under_zero2_saves_resumes_and_merges_like_the_run_without_deepspeed(
+    tiny_grounded_checkpoint, grounded_dataset, tmp_path, processes
+):
+    def args(output: Path, steps: int, **extra) -> list[str]:
+        # constant learning rate: a run stopped at step 2 and resumed to 3 follows the 3-step run exactly
+        return train_args(
+            tiny_grounded_checkpoint, grounded_dataset, output, recipe="tiny-stage2-lora", max_steps=steps,
+            save_steps=2, lr_scheduler_type="constant", warmup_steps=0, per_device_train_batch_size=2, **extra,
+        )  # fmt: skip
+
+    plain, zero2 = tmp_path / "plain", tmp_path / "zero2"
+    _train(args(plain, 3), processes, tmp_path)
+    zero = {"deepspeed": deepspeed_config_path("zero2")}
+    _train(args(zero2, 2, **zero), processes, tmp_path)  # stops at its checkpoint-2
+    assert (zero2 / "checkpoint-2" / "adapter_model.safetensors").is_file()
+    _train(args(zero2, 3, resume_from_checkpoint="last", **zero), processes, tmp_path)
+    state = json.loads((zero2 / "checkpoint-3" / "trainer_state.json").read_text())
+    assert state["global_step"] == 3
+    adapter = load_file(zero2 / "adapter_model.safetensors")
+    assert any("multi_modal_projector" in k for k in adapter) and any(
+        "trainable_tokens" in k for k in adapter
+    )
+    expected, got = _merged_weights(plain, tmp_path), _merged_weights(zero2, tmp_path)
+    assert expected.keys() == got.keys()
+    base = AutoModelForImageTextToText.from_pretrained(tiny_grounded_checkpoint).state_dict()
+    changed = [k for k in expected if k in base and not expected[k].equal(base[k])]
+    assert any("lm_head" in k for k in changed) and any("multi_modal_projector" in k for k in changed)
+    for key in expected:
+        assert torch.allclose(expected[key], got[key], rtol=1e-4, atol=1e-6), key
+
+
+def test_lora_under_zero3_is_refused_before_the_model_loads(
+    tiny_grounded_checkpoint, grounded_dataset, tmp_path
+):
+    from svit_model.training.model import check_lora_under_zero3, lora_config
+    from svit_model.training.stages import STAGES
+
+    argv = train_args(
+        tiny_grounded_checkpoint, grounded_dataset, tmp_path / "out", recipe="tiny-stage2-lora",
+        deepspeed=deepspeed_config_path("zero3"),
+    )  # fmt: skip
+    _, training_args, model_args = parse_train_arguments(argv)  # the trainer's arguments turn ZeRO-3 on
+    peft_config = lora_config(model_args, STAGES["finetune"], False, [5, 6])
+    with pytest.raises(
+        SvitInputError, match="--use_peft under DeepSpeed ZeRO-3: .* launch LoRA runs with ZeRO-2"
+    ):
+        check_lora_under_zero3(peft_config)
+    check_lora_under_zero3(
+        lora_config(model_args, STAGES["finetune"], False, [])
+    )  # no trainable rows: passes
+    del training_args

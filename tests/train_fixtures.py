@@ -146,8 +146,9 @@ def write_tiny_with_new_grounding_rows(folder: Path, source: Path) -> Path:
     return save_checkpoint(model, processor, folder)
 
 
-def run_svit_on_two_processes(argv: list[str]) -> subprocess.CompletedProcess:
-    """`svit ARGV` under torchrun with 2 CPU processes (gloo: what `accelerate launch` runs), one thread each."""
+def run_svit_on_two_processes(argv: list[str], script: bool = False) -> subprocess.CompletedProcess:
+    """`svit ARGV` under torchrun with 2 CPU processes (gloo: what `accelerate launch` runs), one thread each.
+    `script`: ARGV starts with a Python file torchrun runs instead of `svit`."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
@@ -161,7 +162,7 @@ def run_svit_on_two_processes(argv: list[str]) -> subprocess.CompletedProcess:
         str(port),
     ]
     return subprocess.run(
-        [*launcher, "-m", "svit_cli.main", *argv],
+        [*launcher, *(argv if script else ["-m", "svit_cli.main", *argv])],
         env={**os.environ, "OMP_NUM_THREADS": "1"},
         capture_output=True,
         text=True,

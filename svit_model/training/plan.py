@@ -121,7 +121,12 @@ class PlanSettings:
 
     gpus: int = setting(8, "GPUs of the run, all nodes together")
     gpu: str = setting("A100-80GB", f"GPU model: {', '.join(GPUS)}")
-    zero: str = setting("zero3", "the run's DeepSpeed stage (ddp: none)", choices=ZERO_STAGES)
+    zero: str | None = setting(
+        None,
+        "the run's DeepSpeed stage (ddp: none)",
+        choices=ZERO_STAGES,
+        show_default="zero2 for LoRA, else zero3",
+    )
     mfu: float = setting(0.4, "model-FLOPs utilisation assumed for the hours")
     text_tokens: int | None = setting(
         None,
@@ -135,7 +140,7 @@ class PlanSettings:
         check_number("--text-tokens", self.text_tokens, 0, 1 << 20, optional=True)
         if self.gpu not in GPUS:
             raise SvitInputError(f"--gpu {self.gpu}: unknown GPU; known: {', '.join(GPUS)}")
-        if self.zero not in ZERO_STAGES:
+        if self.zero is not None and self.zero not in ZERO_STAGES:
             raise SvitInputError(f"--zero {self.zero}: one of {', '.join(ZERO_STAGES)}")
 
 
@@ -346,6 +351,8 @@ class TrainingPlan:
         )
         for zero, row in self.memory_gb.items():
             mark = " <- this run" if zero == s.zero else ""
+            if self.method == "lora" and zero.startswith("zero3"):
+                mark += " (not for LoRA yet: svit train refuses it)"
             verdict = "fits" if row["total"] <= self.usable_gb else "does not fit"
             lines.append(
                 f"    {zero:14s} model states {row['model_states']:7.1f} + activations {row['activations']:6.1f}"
@@ -377,6 +384,8 @@ def make_plan(script_args, training_args, model_args, settings: PlanSettings, re
         total[group_of(name)] += param.numel()
     counts = count_parameters(total, apply_recipe(model, stage, model_args, script_args.train_vision_tower))
     method = "lora" if model_args.use_peft else ("full" if stage.name == "finetune" else "projector")
+    if settings.zero is None:  # LoRA runs under ZeRO-2: see model.check_lora_under_zero3
+        settings = dataclasses.replace(settings, zero="zero2" if method == "lora" else "zero3")
     checkpointing = bool(training_args.activation_checkpointing or training_args.gradient_checkpointing)
     batch, length = training_args.per_device_train_batch_size, training_args.max_length
     memory = {}

@@ -31,6 +31,7 @@ from svit_model.training.arguments import (
 from svit_model.training.collator import DROP_REASONS, SvitCollator
 from svit_model.training.data import load_training_data
 from svit_model.training.model import (
+    check_lora_under_zero3,
     grounding_token_ids,
     load_model,
     load_processor,
@@ -302,6 +303,7 @@ def train(
     peft_config = lora_config(
         model_args, stage, script_args.train_vision_tower, grounding_token_ids(processor)
     )
+    check_lora_under_zero3(peft_config)
     lengths = modality_lengths(data.dataset, image_token_count(processor)) if grouping else None
 
     # 2. The model, and what of it trains (a used output folder is cleared only once it loaded).
