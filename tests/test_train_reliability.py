@@ -244,6 +244,30 @@ def test_another_runs_checkpoint_is_refused_naming_both():
         check_same_run("x", {**mine, "init_from": "other"}, mine)
 
 
+def test_resuming_on_another_number_of_processes_is_refused(tmp_path):
+    from types import SimpleNamespace
+
+    from svit_model.training.resume import checkpoint_processes
+    from svit_model.training.train import resolve_resume
+
+    out = tmp_path / "run"
+    two = _fake_checkpoint(out / "checkpoint-2", step=2, planned=4)
+    for rank in (0, 1):  # what the Trainer saves on two processes
+        torch.save({}, two / f"rng_state_{rank}.pth")
+    assert checkpoint_processes(two) == 2
+    args = SimpleNamespace(
+        output_dir=str(out), resume_from_checkpoint="last", max_steps=4, num_train_epochs=1
+    )
+    with pytest.raises(
+        SvitInputError, match=r"checkpoint-2 was written by 2 process\(es\), this run has 1; .* resume on 2 "
+    ):
+        resolve_resume(SimpleNamespace(**vars(args), world_size=1), False)
+    assert resolve_resume(SimpleNamespace(**vars(args), world_size=2), False).checkpoint == str(two)
+    alone = _fake_checkpoint(tmp_path / "alone" / "checkpoint-2", step=2, planned=4)
+    torch.save({}, alone / "rng_state.pth")
+    assert checkpoint_processes(alone) == 1 and checkpoint_processes(tmp_path) is None
+
+
 def test_resume_end_to_end_finished_half_written_and_foreign(files, tmp_path, no_model_load, monkeypatch):
     """All decided before the model loads (`load_model` is a trap until the last step)."""
     model_dir, data_dir = files

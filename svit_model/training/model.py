@@ -139,26 +139,7 @@ def lora_config(
     )
 
 
-def check_lora_under_zero3(peft_config: LoraConfig | None) -> None:
-    """Refuse, before the model loads, LoRA with the grounding tokens' trainable rows under DeepSpeed ZeRO-3.
-
-    Two things break there (found running the GPU code path on CPU, issue 20): peft gathers the rows of
-    partitioned embeddings onto `cuda` only, and TRL's fused LM head reads the trainable-tokens layer's merged
-    weight (a plain tensor, empty where the head is partitioned) as if it were a ZeRO parameter. ZeRO-2 keeps the
-    weights whole, and a 13B LoRA run fits there (`svit train --config svit-v1.5-13b-lora --plan --zero zero2`).
-    """
-    from transformers.integrations.deepspeed import is_deepspeed_zero3_enabled
-
-    if peft_config is not None and peft_config.trainable_token_indices and is_deepspeed_zero3_enabled():
-        raise SvitInputError(
-            "--use_peft under DeepSpeed ZeRO-3: the trainable <st>/<ed> rows of a LoRA run do not work with "
-            "partitioned embeddings yet (peft and TRL's fused LM head); launch LoRA runs with ZeRO-2 (svit train "
-            "--accelerate-config zero2, or --deepspeed zero2), where a 13B LoRA run fits on 80 GB GPUs"
-        )
-
-
 __all__ = [
-    "check_lora_under_zero3",
     "load_model",
     "load_processor",
     "lora_config",

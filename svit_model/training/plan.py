@@ -140,7 +140,7 @@ class PlanSettings:
         check_number("--text-tokens", self.text_tokens, 0, 1 << 20, optional=True)
         if self.gpu not in GPUS:
             raise SvitInputError(f"--gpu {self.gpu}: unknown GPU; known: {', '.join(GPUS)}")
-        if self.zero is not None and self.zero not in ZERO_STAGES:
+        if self.zero not in ZERO_STAGES:
             raise SvitInputError(f"--zero {self.zero}: one of {', '.join(ZERO_STAGES)}")
 
 
@@ -351,8 +351,6 @@ class TrainingPlan:
         )
         for zero, row in self.memory_gb.items():
             mark = " <- this run" if zero == s.zero else ""
-            if self.method == "lora" and zero.startswith("zero3"):
-                mark += " (not for LoRA yet: svit train refuses it)"
             verdict = "fits" if row["total"] <= self.usable_gb else "does not fit"
             lines.append(
                 f"    {zero:14s} model states {row['model_states']:7.1f} + activations {row['activations']:6.1f}"
@@ -384,8 +382,6 @@ def make_plan(script_args, training_args, model_args, settings: PlanSettings, re
         total[group_of(name)] += param.numel()
     counts = count_parameters(total, apply_recipe(model, stage, model_args, script_args.train_vision_tower))
     method = "lora" if model_args.use_peft else ("full" if stage.name == "finetune" else "projector")
-    if settings.zero is None:  # LoRA runs under ZeRO-2: see model.check_lora_under_zero3
-        settings = dataclasses.replace(settings, zero="zero2" if method == "lora" else "zero3")
     checkpointing = bool(training_args.activation_checkpointing or training_args.gradient_checkpointing)
     batch, length = training_args.per_device_train_batch_size, training_args.max_length
     memory = {}

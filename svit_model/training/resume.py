@@ -141,6 +141,27 @@ def _describe(identity: dict) -> str:
     return ", ".join(parts) or "unknown"
 
 
+def checkpoint_processes(folder: str | Path) -> int | None:
+    """How many processes wrote a checkpoint: transformers' Trainer saves one RNG state per process
+    (`rng_state_<rank>.pth`), `rng_state.pth` when it ran alone; None when it saved none."""
+    folder = Path(folder)
+    ranks = len(list(folder.glob("rng_state_*.pth")))
+    return ranks or (1 if (folder / "rng_state.pth").is_file() else None)
+
+
+def check_same_processes(flag_value: str, checkpoint: str | Path, processes: int) -> None:
+    """Refuse to resume on another number of processes: where the data resumes (steps x the global batch) and
+    DeepSpeed's per-process optimizer partitions both depend on it, so the run would go on silently wrong or
+    fail deep inside DeepSpeed."""
+    saved = checkpoint_processes(checkpoint)
+    if saved is not None and saved != processes:
+        raise SvitInputError(
+            f"--resume_from_checkpoint {flag_value}: {Path(checkpoint).name} was written by {saved} process(es), "
+            f"this run has {processes}; where the data resumes and DeepSpeed's partitioned states depend on the "
+            f"count: resume on {saved} (accelerate launch --num_processes {saved})"
+        )
+
+
 def check_same_run(flag_value: str, checkpoint: dict, this_run: dict) -> None:
     """Refuse a checkpoint whose recorded identity differs from this run's, naming both."""
     differs = [
@@ -184,7 +205,9 @@ __all__ = [
     "final_save_complete",
     "IDENTITY_FILE",
     "IDENTITY_KEYS",
+    "check_same_processes",
     "check_same_run",
+    "checkpoint_processes",
     "checkpoint_folders",
     "checkpoint_identity",
     "checkpoint_problem",

@@ -31,7 +31,6 @@ from svit_model.training.arguments import (
 from svit_model.training.collator import DROP_REASONS, SvitCollator
 from svit_model.training.data import load_training_data
 from svit_model.training.model import (
-    check_lora_under_zero3,
     grounding_token_ids,
     load_model,
     load_processor,
@@ -42,6 +41,7 @@ from svit_model.training.model import (
 from svit_model.training.plots import LOSS_CURVE_FILE, plot_loss_curve
 from svit_model.training.resume import (
     IDENTITY_KEYS,
+    check_same_processes,
     check_same_run,
     checkpoint_folders,
     checkpoint_identity,
@@ -54,6 +54,7 @@ from svit_model.training.resume import (
 from svit_model.training.sampler import modality_lengths
 from svit_model.training.stages import STAGES, Stage
 from svit_model.training.trainer import SvitTrainer
+from svit_model.training.zero3 import deepspeed_comm_on_the_process_group
 
 logger = logging.getLogger(__name__)
 
@@ -137,6 +138,7 @@ def resolve_resume(training_args: SFTConfig, overwrite: bool, this_run: dict | N
                 "checkpoint-* folder, or `last` for the newest complete one"
             )
         check_same_run(str(given), checkpoint_identity(resume), this_run or {})
+        check_same_processes(str(given), resume, training_args.world_size)
         finished = finished_step(resume, training_args.max_steps, training_args.num_train_epochs)
         if not final_save_complete(
             output_dir
@@ -303,10 +305,10 @@ def train(
     peft_config = lora_config(
         model_args, stage, script_args.train_vision_tower, grounding_token_ids(processor)
     )
-    check_lora_under_zero3(peft_config)
     lengths = modality_lengths(data.dataset, image_token_count(processor)) if grouping else None
 
     # 2. The model, and what of it trains (a used output folder is cleared only once it loaded).
+    deepspeed_comm_on_the_process_group()
     model = load_model(model_args, training_args.trust_remote_code)
     if clear:
         clear_output_dir(training_args)

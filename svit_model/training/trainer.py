@@ -27,6 +27,7 @@ from pathlib import Path
 
 import torch
 from peft import PeftModel
+from transformers import Trainer
 from trl import SFTTrainer
 
 from svit_dataset.errors import SvitInputError
@@ -39,6 +40,7 @@ from svit_model.training.plots import LOSS_CURVE_FILE, loss_points
 from svit_model.training.resume import IDENTITY_FILE, IDENTITY_KEYS
 from svit_model.training.sampler import ModalityLengthGroupedSampler
 from svit_model.training.stages import PROJECTOR
+from svit_model.training.zero3 import use_rows_gathered_without_cuda, uses_fused_lm_head
 
 logger = logging.getLogger(__name__)
 
@@ -102,8 +104,10 @@ class SvitTrainer(SFTTrainer):
         self._counts_restored = torch.zeros_like(
             self.svit_counts
         )  # totals read from a checkpoint (process 0)
+        use_rows_gathered_without_cuda()  # before TRL applies LoRA (zero3.py)
         super().__init__(*args, **kwargs)
         expose_lm_head_bias(self.model)
+        self._fused_lm_head = uses_fused_lm_head(self.model)
 
     # --- data -------------------------------------------------------------------------------------------------
 
@@ -218,6 +222,8 @@ class SvitTrainer(SFTTrainer):
             if dropped is not None:
                 self.svit_counts[: len(DROP_REASONS)] += dropped.cpu()
             self.svit_counts[-1] += int((inputs["labels"] != IGNORE_INDEX).sum())
+        if not self._fused_lm_head:  # the loss from the model's logits (zero3.py, gap 2)
+            return Trainer.compute_loss(self, model, inputs, return_outputs, num_items_in_batch)
         return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
 
     def prediction_step(self, model, inputs, prediction_loss_only, ignore_keys=None):
