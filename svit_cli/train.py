@@ -8,7 +8,10 @@ path: `svit_cli/jobs/train.py`). `--list-recipes` lists the shipped training rec
 
 from __future__ import annotations
 
-from svit_cli.args import add_passthrough_command
+import argparse
+
+from svit_cli.args import add_dataclass_flags, add_passthrough_command, dataclass_from_args
+from svit_dataset.errors import SvitInputError
 
 
 def _run(args) -> None:
@@ -28,7 +31,8 @@ def _run(args) -> None:
         from svit_cli.jobs.train import plan_training_run
         from svit_model.training.plan import check_fits
 
-        plan = plan_training_run(argv)
+        settings, rest = _plan_settings(argv)
+        plan = plan_training_run(rest, settings)
         print(plan.report())
         check_fits(plan)
         return
@@ -38,6 +42,22 @@ def _run(args) -> None:
     result = train_with_card(script_args, training_args, model_args)
     if training_args.process_index == 0:
         print(result.summary)
+
+
+class _PlanFlags(argparse.ArgumentParser):
+    def error(self, message):
+        raise SvitInputError(message)
+
+
+def _plan_settings(argv: list[str]):
+    """(PlanSettings of the `--plan` flags, the other flags): TrlParser reads the rest."""
+    from svit_model.training.plan import PlanSettings
+
+    parser = _PlanFlags(prog="svit train", add_help=False)
+    add_dataclass_flags(parser, PlanSettings)
+    parser.add_argument("--plan", action="store_true")
+    known, rest = parser.parse_known_args(argv)
+    return dataclass_from_args(PlanSettings, known), rest
 
 
 def register(sub) -> None:

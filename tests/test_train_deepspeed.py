@@ -105,46 +105,6 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.mark.slow
-def test_single_process_zero3_run_on_cpu(tiny_grounded_checkpoint, grounded_dataset, tmp_path):
-    model_dir, data_dir = tiny_grounded_checkpoint, grounded_dataset
-    output = tmp_path / "out"
-    argv = train_args(
-        model_dir, data_dir, output, max_steps=3, save_steps=2, deepspeed=deepspeed_config_path("zero3")
-    )
-    env = {
-        **os.environ,
-        "RANK": "0",
-        "LOCAL_RANK": "0",
-        "WORLD_SIZE": "1",
-        "MASTER_ADDR": "127.0.0.1",
-        "MASTER_PORT": str(free_port()),
-        "OMP_NUM_THREADS": "1",
-    }
-    # A process of its own: the process group lives as long as it does (and no fork: accelerate raises the
-    # thread count on CPU, which hangs a fork of a process whose OpenMP pool ran).
-    done = subprocess.run(
-        [sys.executable, "-c", TRAIN_WITHOUT_SHM_OP, *argv],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=900,
-    )
-    assert done.returncode == 0, done.stderr[-3000:]
-    assert "svit train: 3 steps" in done.stdout
-    # a ZeRO-3 checkpoint (partitioned states) to resume from, and a gathered model that loads
-    assert (output / "checkpoint-2" / "latest").is_file()
-    assert json.loads((output / "checkpoint-2" / "trainer_state.json").read_text())["global_step"] == 2
-    model = AutoModelForImageTextToText.from_pretrained(output)
-    reference = AutoModelForImageTextToText.from_pretrained(model_dir)
-    assert {n: p.shape for n, p in model.named_parameters()} == {
-        n: p.shape for n, p in reference.named_parameters()
-    }
-    assert any(
-        not p.equal(reference.get_parameter(n)) for n, p in model.named_parameters() if "language_model" in n
-    )
-
-
 def _zero_env() -> dict:
     return {
         **os.environ,
@@ -157,9 +117,10 @@ def _zero_env() -> dict:
     }
 
 
-def _train(argv: list[str], processes: int, tmp_path: Path) -> None:
+def _train(argv: list[str], processes: int, tmp_path: Path) -> subprocess.CompletedProcess:
     """`svit train ARGV` in a process of its own (DeepSpeed's shared-memory op left unbuilt), or on two under
-    torchrun."""
+    torchrun. A process of its own: the process group lives as long as it does (and no fork: accelerate raises
+    the thread count on CPU, which hangs a fork of a process whose OpenMP pool ran)."""
     if processes == 1:
         done = subprocess.run(
             [sys.executable, "-c", TRAIN_WITHOUT_SHM_OP, *argv],
@@ -173,6 +134,29 @@ def _train(argv: list[str], processes: int, tmp_path: Path) -> None:
         script.write_text(TRAIN_WITHOUT_SHM_OP)
         done = run_svit_on_two_processes([str(script), *argv], script=True)
     assert done.returncode == 0, done.stderr[-3000:]
+    return done
+
+
+@pytest.mark.slow
+def test_single_process_zero3_run_on_cpu(tiny_grounded_checkpoint, grounded_dataset, tmp_path):
+    model_dir, data_dir = tiny_grounded_checkpoint, grounded_dataset
+    output = tmp_path / "out"
+    argv = train_args(
+        model_dir, data_dir, output, max_steps=3, save_steps=2, deepspeed=deepspeed_config_path("zero3")
+    )
+    done = _train(argv, 1, tmp_path)
+    assert "svit train: 3 steps" in done.stdout
+    # a ZeRO-3 checkpoint (partitioned states) to resume from, and a gathered model that loads
+    assert (output / "checkpoint-2" / "latest").is_file()
+    assert json.loads((output / "checkpoint-2" / "trainer_state.json").read_text())["global_step"] == 2
+    model = AutoModelForImageTextToText.from_pretrained(output)
+    reference = AutoModelForImageTextToText.from_pretrained(model_dir)
+    assert {n: p.shape for n, p in model.named_parameters()} == {
+        n: p.shape for n, p in reference.named_parameters()
+    }
+    assert any(
+        not p.equal(reference.get_parameter(n)) for n, p in model.named_parameters() if "language_model" in n
+    )
 
 
 def _merged_weights(run: Path, tmp_path: Path) -> dict:

@@ -13,6 +13,7 @@ from svit_cli.jobs.train import plan_training_run
 from svit_model.training.plan import (
     ADDED_TOKENS,
     MODEL_SHAPES,
+    PlanSettings,
     activation_bytes,
     flops_per_token,
     meta_model,
@@ -32,7 +33,7 @@ def test_shapes_have_the_published_parameter_counts(name):
 
 
 def test_lora_r128_trains_what_llavas_lora_trains():
-    plan = plan_training_run(["--config", "svit-v1.5-7b-lora", "--plan"])
+    plan = plan_training_run(["--config", "svit-v1.5-7b-lora"], PlanSettings())
     # LLaVA-1.5's LoRA: r 128 on every linear layer of the 32 Vicuna-7B layers: q, k, v, o (4096 -> 4096),
     # gate, up (4096 -> 11008), down (11008 -> 4096); r (in + out) parameters each
     per_layer = 128 * (4 * (4096 + 4096) + 3 * (4096 + 11008))
@@ -87,7 +88,7 @@ def test_the_13b_plan_fits_on_a100_80gb_under_zero3_and_not_on_a10g(tmp_path):
 
 def test_a_plan_counts_the_data_when_it_is_here(tiny_grounded_checkpoint, grounded_dataset, tmp_path):
     argv = train_args(tiny_grounded_checkpoint, grounded_dataset, tmp_path / "out", max_length=700)
-    plan = plan_training_run([*argv, "--plan", "--gpus", "1"])
+    plan = plan_training_run(argv, PlanSettings(gpus=1))
     import datasets
 
     rows = datasets.load_dataset(str(grounded_dataset), split="train").num_rows

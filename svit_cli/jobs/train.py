@@ -9,7 +9,6 @@ The card is also written whenever the trainer saves or pushes a checkpoint (`Run
 
 from __future__ import annotations
 
-import argparse
 import math
 from pathlib import Path
 
@@ -56,25 +55,14 @@ def listing() -> str:
 _NAMED = ("--config", "--deepspeed")  # flags that take a shipped name as well as a path
 
 
-class _PlanFlags(argparse.ArgumentParser):
-    def error(self, message):
-        raise SvitInputError(message)
+def plan_training_run(argv: list[str], settings):
+    """`svit train ... --plan`: the run's plan (`svit_model.training.plan`) for the hardware in `settings`
+    (`PlanSettings`), made from the recipe and flags without loading or training anything."""
+    from svit_model.training.plan import make_plan
 
-
-def plan_training_run(argv: list[str]):
-    """`svit train ... --plan [--gpus N --gpu NAME --zero STAGE --mfu X]`: the run's plan
-    (`svit_model.training.plan`), made from the recipe and flags without loading or training anything."""
-    from svit_cli.args import add_dataclass_flags, dataclass_from_args
-    from svit_model.training.plan import PlanSettings, make_plan
-
-    parser = _PlanFlags(prog="svit train", add_help=False)
-    add_dataclass_flags(parser, PlanSettings)
-    parser.add_argument("--plan", action="store_true")
-    known, rest = parser.parse_known_args(argv)
-    settings = dataclass_from_args(PlanSettings, known)
     # A plan is made anywhere for a run on GPUs: transformers refuses `bf16` where no GPU is, unless told CPU.
-    script_args, training_args, model_args = parse_train_arguments([*rest, "--use_cpu", "true"])
-    recipe = rest[rest.index("--config") + 1] if "--config" in rest[:-1] else "the command line's run"
+    script_args, training_args, model_args = parse_train_arguments([*argv, "--use_cpu", "true"])
+    recipe = argv[argv.index("--config") + 1] if "--config" in argv[:-1] else "the command line's run"
     return make_plan(script_args, training_args, model_args, settings, recipe)
 
 

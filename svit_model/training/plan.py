@@ -121,12 +121,7 @@ class PlanSettings:
 
     gpus: int = setting(8, "GPUs of the run, all nodes together")
     gpu: str = setting("A100-80GB", f"GPU model: {', '.join(GPUS)}")
-    zero: str | None = setting(
-        None,
-        "the run's DeepSpeed stage (ddp: none)",
-        choices=ZERO_STAGES,
-        show_default="zero2 for LoRA, else zero3",
-    )
+    zero: str = setting("zero3", "the run's DeepSpeed stage (ddp: none)", choices=ZERO_STAGES)
     mfu: float = setting(0.4, "model-FLOPs utilisation assumed for the hours")
     text_tokens: int | None = setting(
         None,
