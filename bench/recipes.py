@@ -11,8 +11,9 @@ paths), the rest short VQA-style, region, OCR and text-only records.
 Then in this one process: (1) the baseline, a plain pass over the same inputs: the `messages`
 column of every train shard read into Arrow, and both LLaVA files stream-decoded to Python objects;
 (2) the recipe step, `build_recipes` for svit_80k, svit_80k_d, svit_80k_b, core_150k and mix_665k,
-writing their Parquet shards next to the task shards. Reports seconds, peak RSS and their ratio, the
-recipe step's phases, and writes bench/out/recipes.json. Goal: <= 60 s and <= 2 GB peak.
+writing their Parquet shards next to the task shards. Reports seconds, CPU seconds (mix workers included), the
+load average before and after (other work on the machine), peak RSS and their ratio, the recipe step's phases,
+and writes bench/out/recipes.json. Goal: <= 60 s and <= 2 GB peak.
 """
 
 from __future__ import annotations
@@ -217,9 +218,10 @@ def main() -> None:
     print(json.dumps(results, indent=2))
     r, p = results["recipes"], results["plain_pass"]
     print(
-        f"\nplain pass {p['seconds']}s / recipes {r['seconds']}s (x{results['recipes_over_plain']}); "
+        f"\nplain pass {p['seconds']}s (CPU {p['cpu_seconds']}s) / recipes {r['seconds']}s (CPU "
+        f"{r['cpu_seconds'] + r['child_cpu_seconds']:.2f}s, mix workers included) (x{results['recipes_over_plain']}); "
         f"peak RSS {r['peak_rss_mb']} MB, with the mix workers {r['peak_tree_rss_mb']} MB "
-        f"(plain {p['peak_rss_mb']} MB); goal <= 60 s, <= 2048 MB"
+        f"(plain {p['peak_rss_mb']} MB); load average {p['load'][0]} -> {r['load'][1]}; goal <= 60 s, <= 2048 MB"
     )
 
 
