@@ -275,7 +275,7 @@ def test_json_list_reader_as_ijson_alone(tmp_path, monkeypatch, chunk_bytes):
         }
         for i in range(400)
     ]
-    for indent in (None, 1):
+    for indent in (None, 1, 4):  # compact, and as json.dump(..., indent=N) writes (issue 21: both layouts)
         path = tmp_path / f"records-{indent}.json"
         data = json.dumps(records, indent=indent, ensure_ascii=rng.random() < 0.5).encode()
         path.write_bytes(data)
@@ -285,13 +285,15 @@ def test_json_list_reader_as_ijson_alone(tmp_path, monkeypatch, chunk_bytes):
             assert fast(path) == ijson_only(path), cut
 
 
-def test_json_list_reader_decodes_the_release_with_orjson(tmp_path):
-    """The fast path is taken: a release-shaped file is read without a hand-over to ijson."""
+@pytest.mark.parametrize("indent", [None, 4])
+def test_json_list_reader_decodes_the_release_with_orjson(tmp_path, indent):
+    """The fast path is taken: a release-shaped file, compact or indented, is read without a hand-over to
+    ijson."""
     path = tmp_path / "conversation.json"
     records = [
         {"image_id": i, "conversations": [{"content": [{"from": "user", "value": "v"}]}]} for i in range(50)
     ]
-    path.write_text(json.dumps(records))
+    path.write_text(json.dumps(records, indent=indent))
     with open(path, "rb") as f:
         reader = jsonlist._fast_records(f)
         assert list(reader) == records
