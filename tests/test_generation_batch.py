@@ -227,6 +227,7 @@ def test_bad_batch_input_is_one_clean_line_each(tmp_path):
             + json.dumps({"t": "batch", "batch_id": "batch_lost", "file_id": "file-9",
                           "file": "batches/round-001-00001.jsonl", "lines": 2, "round": 1}) + "\n"
         )  # fmt: skip
+        (root / "garbage.txt").write_text("not an output line\nnor this\n")
         url = ["--base-url", engine.base_url, "--poll-interval", "0.01"]
         assert_one_clean_line_each([
             ("output file of another run", [*common, "--output", str(root / "mine"), "--read-batch",
@@ -239,6 +240,12 @@ def test_bad_batch_input_is_one_clean_line_each(tmp_path):
              "batch batch_lost (in "),
             ("--forget-batch of no open batch", [*common, "--output", str(root / "mine"), "--batch",
              "--forget-batch", "batch_x", *url], "--forget-batch batch_x: no open batch"),
+            ("--read-batch of a folder", [*common, "--output", str(root / "mine"), "--read-batch", str(root)],
+             "a folder; pass the output files in it"),
+            ("--read-batch of a file that is no output", [*common, "--output", str(root / "mine"), "--read-batch",
+             str(root / "garbage.txt")], "no line of it is a batch output line (2 not_json)"),
+            ("--write-batch onto a file", [*common, "--output", str(root / "mine"), "--write-batch",
+             str(root / "garbage.txt")], "a file, not a folder"),
             ("--cancel without --batch", [*common, "--output", str(root / "mine"), "--cancel"],
              "--cancel and --forget-batch go with --batch"),
             ("--batch with --write-batch", [*common, "--output", str(root / "mine"), "--batch",

@@ -133,13 +133,16 @@ def parse_custom_id(text: str) -> tuple[str, str, int] | None:
     return parts[0], f"{parts[1]}/{parts[2]}", int(parts[3])
 
 
+FILE_MARK = "file:"
+
+
 def file_mark(path: Path) -> str:
     """An output file's name in the ledger: its content hash (a file read twice is judged once)."""
     digest = hashlib.blake2b(digest_size=12)
     with open(path, "rb") as f:
         while chunk := f.read(1 << 20):
             digest.update(chunk)
-    return "file:" + digest.hexdigest()
+    return FILE_MARK + digest.hexdigest()
 
 
 @dataclasses.dataclass
@@ -254,7 +257,8 @@ class BatchRun:
         answered = 0
         for mark, path in outputs:
             lines = ours = 0
-            for line in read_output_file(path, self.problems):
+            unread = Counter()
+            for line in read_output_file(path, unread):
                 lines += 1
                 parsed = parse_custom_id(line.custom_id)
                 if parsed is None or parsed[0] != self.run:
@@ -275,6 +279,13 @@ class BatchRun:
                     self.counts["not_run"] += 1
                 else:
                     self._batch_error(key, mark, line.error, line.error_code)
+            self.problems.update(unread)
+            if not lines and unread and mark.startswith(FILE_MARK):  # a file the user named, with no answer
+                reasons = ", ".join(f"{n} {why}" for why, n in sorted(unread.items()))
+                raise SvitInputError(
+                    f"--read-batch {path}: no line of it is a batch output line ({reasons}); pass the output file "
+                    "the engine wrote (one JSON object a line, with custom_id and response)"
+                )
             if lines and not ours:
                 raise SvitInputError(
                     f"{path}: none of its {lines} answers is for this run (their custom_ids do not start with "
@@ -352,8 +363,6 @@ class BatchRun:
         """`--read-batch FILE...`: output files of any engine, judged into the ledger."""
         outputs = []
         for path in map(Path, paths):
-            if not path.is_file():
-                raise SvitInputError(f"--read-batch {path}: no such file")
             mark = file_mark(path)
             if mark in self.book.read or mark in {m for m, _ in outputs}:
                 logger.info("%s was read before (same content); skipped", path)
@@ -634,9 +643,23 @@ class BatchRun:
             self._client.close()
 
 
+def check_batch_paths(settings: BatchSettings) -> None:
+    """The files and folder the batch flags name, before any work."""
+    for path in map(Path, settings.read_batch):
+        if not path.is_file():
+            what = "a folder; pass the output files in it" if path.is_dir() else "no such file"
+            raise SvitInputError(f"--read-batch {path}: {what}")
+    folder = settings.write_batch
+    if folder is not None and Path(folder).exists() and not Path(folder).is_dir():
+        raise SvitInputError(
+            f"--write-batch {folder}: a file, not a folder; pass a folder for the request files"
+        )
+
+
 def generate_batch(source: SceneSource, config: GenerationConfig, settings: BatchSettings) -> dict:
     """`svit generate` with --batch, --write-batch or --read-batch: returns the summary it also writes."""
     started = time.monotonic()
+    check_batch_paths(settings)
     ledger_path = config.output_dir / ledger_name(config.shard)
     if settings.read_batch and not ledger_path.exists():
         raise SvitInputError(
@@ -644,7 +667,7 @@ def generate_batch(source: SceneSource, config: GenerationConfig, settings: Batc
             "--shard) of the run whose requests --write-batch wrote; the answers are judged into its ledger"
         )
     folder = RunFolder.open(source, config)
-    bar = folder.progress_bar("batch")
+    bar = folder.progress_bar(folder.finished_count(), "batch")
     runner = BatchRun(folder, settings, bar)
     error: BaseException | None = None
     try:

@@ -333,30 +333,14 @@ class ItemJudge:
             self.bar.set_postfix(failed=failed, **self.postfix(), refresh=False)
 
     def over_budget(self, key: str, detail: str, extra: dict | None = None) -> None:
-        _, usage = self.ledger.resume_point(key)
-        self.finish(
-            key,
-            {
-                "t": "failed",
-                "attempts": 0,
-                "usage": list(usage),
-                "reason": PROMPT_OVER_BUDGET,
-                "detail": detail,
-                **(extra or {}),
-            },
-        )
+        self.request_failed(key, PROMPT_OVER_BUDGET, detail, extra, attempts=0)
 
     def out_of_attempts(self, key: str) -> bool:
         """Writes the `failed` line of an item with no attempt left (a run killed after its last `attempt`
         line): the failure is that attempt's judgement. False when attempts are left."""
-        attempts, usage = self.ledger.resume_point(key)
-        if attempts < self.config.max_attempts:
+        if self.ledger.resume_point(key)[0] < self.config.max_attempts:
             return False
-        reason, detail = self.ledger.last_judgement(key)
-        self.finish(
-            key,
-            {"t": "failed", "attempts": attempts, "usage": list(usage), "reason": reason, "detail": detail},
-        )
+        self.request_failed(key, *self.ledger.last_judgement(key))
         return True
 
     def seed(self, key: str) -> int:
@@ -411,33 +395,17 @@ class ItemJudge:
         )
         if attempts < config.max_attempts:
             return False
-        self.finish(
-            key,
-            {
-                "t": "failed",
-                "attempts": attempts,
-                "usage": list(usage),
-                "reason": reason,
-                "detail": detail,
-                **extra,
-            },
-        )
+        self.request_failed(key, reason, detail, extra)
         return True
 
-    def request_failed(self, key: str, kind: str, detail: str, extra: dict | None = None) -> None:
-        """The item's request failed for good in this run (`api_error` items are retried by a later run)."""
-        attempts, usage = self.ledger.resume_point(key)
-        self.finish(
-            key,
-            {
-                "t": "failed",
-                "attempts": attempts,
-                "usage": list(usage),
-                "reason": kind,
-                "detail": detail,
-                **(extra or {}),
-            },
-        )
+    def request_failed(
+        self, key: str, kind: str, detail: str, extra: dict | None = None, attempts: int | None = None
+    ) -> None:
+        """The item failed for good in this run, for `kind` (`api_error` items are retried by a later run); the
+        one place a `failed` line is written. `attempts`: as the ledger holds them unless given."""
+        held, usage = self.ledger.resume_point(key)
+        line = {"t": "failed", "attempts": held if attempts is None else attempts, "usage": list(usage)}
+        self.finish(key, {**line, "reason": kind, "detail": detail, **(extra or {})})
 
 
 class _Run:
@@ -615,10 +583,10 @@ class RunFolder:
         scenes, self.scenes = self.scenes, None
         return _work_items(scenes, self.config, self.templates, skip or self.skip)
 
-    def progress_bar(self, desc: str = "generate"):
+    def progress_bar(self, finished: int, desc: str = "generate"):
         return tqdm(
             total=self.total,
-            initial=self.finished_count(),
+            initial=finished,
             unit="item",
             desc=desc,
             disable=not self.config.progress,
@@ -657,7 +625,7 @@ def generate(source: SceneSource, config: GenerationConfig) -> dict:
         redact(_public_url(config.client.base_url)),
         config.concurrency,
     )
-    bar = folder.progress_bar()
+    bar = folder.progress_bar(resumed)
     judge = ItemJudge(config, folder.templates, folder.ledger, bar)
     runner = _Run(config, judge)
     error: BaseException | None = None
