@@ -367,6 +367,25 @@ class TrainingPlan:
         return "\n".join(lines)
 
 
+def memory_table(
+    counts: ParameterCounts, config, batch: int, length: int, checkpointing: bool, gpus: int
+) -> dict[str, dict[str, float]]:
+    """GB per GPU under each ZeRO stage: model states, activations and their sum (activations do not depend on
+    the stage), and the activations without checkpointing, for the report."""
+    activations = activation_bytes(config, batch, length, checkpointing) / GB
+    without = activation_bytes(config, batch, length, False) / GB
+    table = {}
+    for zero in ZERO_STAGES:
+        states = model_state_bytes(counts.held, counts.held_trained, counts.largest_module, zero, gpus) / GB
+        table[zero] = {
+            "model_states": states,
+            "activations": activations,
+            "total": states + activations,
+            "activations_without_checkpointing": without,
+        }
+    return table
+
+
 def make_plan(script_args, training_args, model_args, settings: PlanSettings, recipe: str) -> TrainingPlan:
     """The plan of a parsed `svit train` command line (`--plan`)."""
     stage = STAGES[script_args.stage]
@@ -379,20 +398,8 @@ def make_plan(script_args, training_args, model_args, settings: PlanSettings, re
     method = "lora" if model_args.use_peft else ("full" if stage.name == "finetune" else "projector")
     checkpointing = bool(training_args.activation_checkpointing or training_args.gradient_checkpointing)
     batch, length = training_args.per_device_train_batch_size, training_args.max_length
-    memory = {}
-    for zero in ZERO_STAGES:
-        states = model_state_bytes(
-            counts.held, counts.held_trained, counts.largest_module, zero, settings.gpus
-        )
-        acts = activation_bytes(config, batch, length, checkpointing)
-        memory[zero] = {
-            "model_states": states / GB,
-            "activations": acts / GB,
-            "total": (states + acts) / GB,
-            "activations_without_checkpointing": activation_bytes(config, batch, length, False) / GB,
-        }
-    vision = config.vision_config
-    image_tokens = (vision.image_size // vision.patch_size) ** 2
+    memory = memory_table(counts, config, batch, length, checkpointing, settings.gpus)
+    image_tokens = config.image_seq_length  # LLaVA-1.5 at 336 px: 576
     data = count_data(script_args, length, image_tokens, settings.text_tokens)
     per_step = batch * training_args.gradient_accumulation_steps * settings.gpus
     steps = -(-data.samples // per_step)
@@ -406,9 +413,8 @@ def make_plan(script_args, training_args, model_args, settings: PlanSettings, re
     flops += 2 * vision_params * (image_tokens + 1) * data.images  # the frozen tower, forward only
     peak = GPUS[settings.gpu][0]
     hours = flops / (settings.gpus * peak * settings.mfu) / 3600
-    published = None
-    if source.startswith("model_shape "):
-        published = MODEL_SHAPES[script_args.model_shape].published_parameters
+    shape = MODEL_SHAPES.get(script_args.model_shape) if source.startswith("model_shape") else None
+    published = shape.published_parameters if shape else None
     return TrainingPlan(
         recipe,
         source,
